@@ -1,0 +1,135 @@
+#include "launcher/accel.h"
+
+#include "launcher/macro.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+static bool cpu_has_virt_flag(void)
+{
+    _cleanup_fclose_ FILE *f = fopen("/proc/cpuinfo", "re");
+    char line[4096];
+    if (!f)
+        return false;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "flags", 5) == 0)
+            return strstr(line, " vmx") || strstr(line, " svm");
+    return false;
+}
+
+int accel_kvm_probe(const char **why)
+{
+    _cleanup_close_ int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (kvm < 0) {
+        *why = "/dev/kvm does not open";
+        return negative_errno();
+    }
+    if (ioctl(kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+        *why = "/dev/kvm has an unexpected API version";
+        return -ENODEV;
+    }
+    _cleanup_close_ int vm = ioctl(kvm, KVM_CREATE_VM, 0UL);
+    if (vm < 0) {
+        *why = "KVM_CREATE_VM failed";
+        return negative_errno();
+    }
+    /* One page of guest memory at 0x1000 holding "hlt". */
+    void *mem = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        *why = "cannot map probe memory";
+        return negative_errno();
+    }
+    int r = -ENODEV;
+    ((unsigned char *)mem)[0] = 0xf4; /* hlt */
+    struct kvm_userspace_memory_region region = {
+        .slot = 0, .guest_phys_addr = 0x1000, .memory_size = 0x1000, .userspace_addr = (uintptr_t)mem};
+    _cleanup_close_ int vcpu = -1;
+    struct kvm_run *run = MAP_FAILED;
+    long run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0 || run_size <= 0 ||
+        (vcpu = ioctl(vm, KVM_CREATE_VCPU, 0UL)) < 0) {
+        *why = "KVM cannot create a probe vCPU";
+        goto out;
+    }
+    run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+    struct kvm_sregs sregs;
+    struct kvm_regs regs = {.rip = 0x1000, .rflags = 0x2};
+    if (run == MAP_FAILED || ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0) {
+        *why = "KVM cannot read probe vCPU state";
+        goto out;
+    }
+    sregs.cs.base = 0;
+    sregs.cs.selector = 0;
+    if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu, KVM_SET_REGS, &regs) < 0) {
+        *why = "KVM cannot set probe vCPU state";
+        goto out;
+    }
+    for (int i = 0; i < 4; i++) { /* tolerate spurious interrupted runs */
+        if (ioctl(vcpu, KVM_RUN, 0) < 0) {
+            if (errno == EINTR)
+                continue;
+            *why = "KVM_RUN fails (a nested or restricted KVM)";
+            break;
+        }
+        if (run->exit_reason == KVM_EXIT_HLT) {
+            r = 0;
+        } else {
+            *why = "the KVM probe guest did not halt cleanly";
+        }
+        break;
+    }
+out:
+    if (run != MAP_FAILED)
+        munmap(run, (size_t)run_size);
+    munmap(mem, 0x1000);
+    return r;
+}
+
+int accel_resolve(enum accel want, enum accel *ret, const char **why)
+{
+    *why = NULL;
+    if (want == ACCEL_TCG) {
+        *ret = ACCEL_TCG;
+        return 0;
+    }
+    const char *probe_why = NULL;
+    bool ok = cpu_has_virt_flag();
+    if (!ok)
+        probe_why = "the CPU advertises neither vmx nor svm";
+    else if (accel_kvm_probe(&probe_why) < 0)
+        ok = false;
+    if (ok) {
+        *ret = ACCEL_KVM;
+        return 0;
+    }
+    *why = probe_why;
+    if (want == ACCEL_KVM)
+        return -ENODEV;
+    *ret = ACCEL_TCG;
+    return 0;
+}
+
+int accel_vsock_resolve(enum vsock_backend want, enum vsock_backend *ret, const char **why)
+{
+    *why = NULL;
+    if (want == VSOCK_BACKEND_USER) {
+        *ret = VSOCK_BACKEND_USER;
+        return 0;
+    }
+    _cleanup_close_ int fd = open("/dev/vhost-vsock", O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        *ret = VSOCK_BACKEND_KERNEL;
+        return 0;
+    }
+    *why = errno == ENOENT ? "/dev/vhost-vsock does not exist (no vhost_vsock module)"
+                           : "/dev/vhost-vsock does not open";
+    if (want == VSOCK_BACKEND_KERNEL)
+        return -ENODEV;
+    *ret = VSOCK_BACKEND_USER;
+    return 0;
+}

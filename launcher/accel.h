@@ -1,0 +1,15 @@
+/* accel: decides the facts about this host that the QEMU command line depends on, so that
+ * qemu_argv stays pure. KVM is chosen for "auto" only when the CPU advertises vmx/svm and a
+ * probe VM really runs on /dev/kvm (a KVM that opens but cannot run a guest is not chosen); the
+ * kernel vsock backend only when /dev/vhost-vsock opens. */
+#pragma once
+
+#include "launcher/vm_config.h"
+
+/* Resolves WANT (auto/kvm/tcg) to KVM or TCG. For an explicit "kvm" that cannot work, returns
+ * -ENODEV and sets *why (static string). For "auto", *why says why TCG was picked, if it was. */
+int accel_resolve(enum accel want, enum accel *ret, const char **why);
+/* Runs a tiny real-mode guest (one HLT) on /dev/kvm; 0 if it exited with KVM_EXIT_HLT. */
+int accel_kvm_probe(const char **why);
+/* Resolves WANT (auto/kernel/user) to KERNEL or USER; -ENODEV for "kernel" without /dev/vhost-vsock. */
+int accel_vsock_resolve(enum vsock_backend want, enum vsock_backend *ret, const char **why);

@@ -1,0 +1,126 @@
+/* `ocvm up`: validate, check the host can run this VM, optionally detach, then supervise. */
+#include "launcher/accel.h"
+#include "launcher/cli.h"
+#include "launcher/macro.h"
+#include "launcher/supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+/* True when BIN names an executable (as a path, or found in $PATH). */
+static bool executable_exists(const char *bin)
+{
+    if (strchr(bin, '/'))
+        return access(bin, X_OK) == 0;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    _cleanup_free_ char *copy = strdup(path);
+    char *save = NULL;
+    for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save)) {
+        _cleanup_free_ char *p = NULL;
+        if (asprintf(&p, "%s/%s", d, bin) >= 0 && access(p, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The parent of `up -d`: waits for the supervisor's one-byte verdict. */
+static int wait_for_detached(pid_t child, int fd, const char *name)
+{
+    char status = 0;
+    ssize_t n;
+    do
+        n = read(fd, &status, 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n == 1 && status == 'R') {
+        printf("%s: running in the background (ocvm status %s; ocvm down %s)\n", name, name, name);
+        return EXIT_OK;
+    }
+    fprintf(stderr, "ocvm: %s: failed to start (see the messages above)\n", name);
+    return EXIT_FAILED;
+}
+
+int verb_up(int argc, char **argv)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t t0 = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    struct cli_args a;
+    int r = cli_parse(argc, argv, CLI_DETACH, &a);
+    if (r)
+        return r;
+    struct vm_config *c;
+    if ((r = cli_load_config(a.name, a.config, &c)))
+        return r;
+    struct supervisor_options o = {.t0_usec = t0, .ready_fd = -1, .vsock = VSOCK_BACKEND_USER};
+    const char *why;
+    r = EXIT_FAILED;
+    if (accel_resolve(c->machine.accel, &o.accel, &why) < 0) {
+        fprintf(stderr, "ocvm: %s: machine.accel is \"kvm\" but %s\n", c->name, why);
+        goto out;
+    }
+    if (why)
+        fprintf(stderr, "ocvm: %s: using TCG (software emulation): %s\n", c->name, why);
+    if (c->vsock.enabled) {
+        if (accel_vsock_resolve(c->vsock.backend, &o.vsock, &why) < 0) {
+            fprintf(stderr, "ocvm: %s: vsock.backend is \"kernel\" but %s\n", c->name, why);
+            goto out;
+        }
+        if (o.vsock == VSOCK_BACKEND_USER) {
+            fprintf(stderr, "ocvm: %s: vsock: the user (vhost-user) backend is not built yet%s%s; "
+                            "set \"vsock\": null to boot without the gateway relay\n",
+                    c->name, why ? " and " : "", why ? why : "");
+            goto out;
+        }
+    }
+    if (c->network) {
+        fprintf(stderr, "ocvm: %s: network: TAP and bridge set-up is not built yet; "
+                        "set \"network\": null to boot without one\n", c->name);
+        goto out;
+    }
+    if (!executable_exists(c->machine.qemu)) {
+        fprintf(stderr, "ocvm: %s: machine.qemu: \"%s\" is not an executable (install qemu-system-x86)\n",
+                c->name, c->machine.qemu);
+        goto out;
+    }
+    if (a.detach) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            fprintf(stderr, "ocvm: %s: pipe: %s\n", c->name, strerror(errno));
+            goto out;
+        }
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "ocvm: %s: fork: %s\n", c->name, strerror(errno));
+            close(p[0]);
+            close(p[1]);
+            goto out;
+        }
+        if (pid > 0) {
+            close(p[1]);
+            r = wait_for_detached(pid, p[0], c->name);
+            goto out;
+        }
+        close(p[0]);
+        setsid();
+        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            dup2(devnull, STDOUT_FILENO);
+            close(devnull);
+        }
+        o.ready_fd = p[1];
+        o.detached = 1;
+    }
+    r = supervisor_run(c, &o);
+out:
+    vm_config_free(c);
+    return r;
+}

@@ -1,0 +1,275 @@
+#include "launcher/qemu_argv.h"
+
+#include "launcher/macro.h"
+
+#include <errno.h>
+#include <string.h>
+
+unsigned qemu_tap_queues(const struct vm_config *c)
+{
+    if (!c->network)
+        return 0;
+    return c->machine.vcpu > 8 ? 8 : c->machine.vcpu;
+}
+
+int qemu_opt_escape(const char *value, char **ret)
+{
+    size_t n = 0;
+    for (const char *p = value; *p; p++) {
+        if (*p == '\n' || *p == '\r')
+            return -EINVAL;
+        n += *p == ',' ? 2 : 1;
+    }
+    char *s = malloc(n + 1), *q = s;
+    if (!s)
+        return -ENOMEM;
+    for (const char *p = value; *p; p++) {
+        *q++ = *p;
+        if (*p == ',')
+            *q++ = ',';
+    }
+    *q = '\0';
+    *ret = s;
+    return 0;
+}
+
+/* Appends PREFIX VALUE SUFFIX as one argument, with VALUE's commas doubled. */
+static void add_escaped(struct argv *a, const char *prefix, const char *value, const char *suffix)
+{
+    _cleanup_free_ char *e = NULL;
+    int r = qemu_opt_escape(value, &e);
+    if (r < 0) {
+        argv_fail(a, r);
+        return;
+    }
+    argv_addf(a, "%s%s%s", prefix, e, suffix);
+}
+
+int qemu_kernel_cmdline(const struct vm_config *c, char **ret)
+{
+    _cleanup_free_ char *net = NULL;
+    if (c->network) {
+        const char *slash = strchr(c->network->bridge_address, '/');
+        size_t gwlen = slash ? (size_t)(slash - c->network->bridge_address) : 0;
+        if (asprintf(&net, " ocvm.ip=%s%s ocvm.gw=%.*s ocvm.dns=%s", c->network->guest_address,
+                     slash ? slash : "/24", (int)gwlen, c->network->bridge_address,
+                     c->network->dns) < 0)
+            return -ENOMEM;
+    }
+    /* reboot=t: a guest reboot or panic becomes a triple fault, which -no-reboot turns into a
+     * QEMU exit the supervisor sees (and restarts from). */
+    bool has_reboot = strstr(c->boot.cmdline, "reboot=") != NULL;
+    if (asprintf(ret, "%s%s%s", c->boot.cmdline, has_reboot ? "" : " reboot=t", net ? net : "") < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static const char *dev(const struct vm_config *c, const char *base)
+{
+    /* microvm has only virtio-mmio; q35 uses PCI. Callers pass the "virtio-X" stem. */
+    static const struct {
+        const char *stem, *mmio, *pci;
+    } names[] = {
+        {"rng", "virtio-rng-device", "virtio-rng-pci"},
+        {"net", "virtio-net-device", "virtio-net-pci"},
+        {"vhost-vsock", "vhost-vsock-device", "vhost-vsock-pci"},
+        {"vhost-user-vsock", "vhost-user-vsock-device", "vhost-user-vsock-pci"},
+        {"vhost-user-fs", "vhost-user-fs-device", "vhost-user-fs-pci"},
+        {"9p", "virtio-9p-device", "virtio-9p-pci"},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(names); i++)
+        if (strcmp(names[i].stem, base) == 0)
+            return c->machine.type == MACHINE_MICROVM ? names[i].mmio : names[i].pci;
+    return NULL;
+}
+
+static bool needs_shared_memory(const struct vm_config *c, const struct qemu_plan *p)
+{
+    if (c->vsock.enabled && p->vsock == VSOCK_BACKEND_USER)
+        return true;
+    for (size_t i = 0; i < c->n_shares; i++)
+        if (c->shares[i].proto == SHARE_VIRTIOFS)
+            return true;
+    return false;
+}
+
+static void add_machine(const struct vm_config *c, const struct qemu_plan *p, struct argv *a)
+{
+    bool kvm = p->accel == ACCEL_KVM;
+    bool memfd = needs_shared_memory(c, p);
+    if (c->machine.type == MACHINE_MICROVM)
+        /* pit=off hangs the boot under TCG; isa-serial stays on for the console. */
+        argv_addf(a, "microvm,acpi=on,rtc=on,pic=off%s%s", kvm ? ",pit=off" : "",
+                  memfd ? ",memory-backend=mem0" : "");
+    else
+        argv_addf(a, "q35%s", memfd ? ",memory-backend=mem0" : "");
+    argv_add(a, "-accel");
+    argv_add(a, kvm ? "kvm" : "tcg");
+    argv_add(a, "-cpu");
+    argv_add(a, kvm ? "host" : "max");
+    argv_add(a, "-smp");
+    argv_addf(a, "%u", c->machine.vcpu);
+    argv_add(a, "-m");
+    argv_addf(a, "%lluM", (unsigned long long)c->machine.memory_mib);
+    if (memfd) {
+        /* vhost-user backends (vsock, virtiofsd) map guest RAM: it must be a shareable fd. */
+        argv_add(a, "-object");
+        argv_addf(a, "memory-backend-memfd,id=mem0,size=%lluM,share=on",
+                  (unsigned long long)c->machine.memory_mib);
+    }
+    if (c->machine.type == MACHINE_MICROVM) {
+        /* vhost-user refuses legacy virtio-mmio devices */
+        argv_add(a, "-global");
+        argv_add(a, "virtio-mmio.force-legacy=false");
+    }
+}
+
+static void add_boot(const struct vm_config *c, struct argv *a)
+{
+    argv_add(a, "-kernel");
+    argv_add(a, c->boot.kernel);
+    if (c->boot.initrd) {
+        argv_add(a, "-initrd");
+        argv_add(a, c->boot.initrd);
+    }
+    _cleanup_free_ char *cmdline = NULL;
+    int r = qemu_kernel_cmdline(c, &cmdline);
+    if (r < 0) {
+        argv_fail(a, r);
+        return;
+    }
+    argv_add(a, "-append");
+    argv_add(a, cmdline);
+}
+
+static void add_control(const struct qemu_plan *p, struct argv *a)
+{
+    int qmp = argv_add_fd(a, "qmp", p->qmp_fd);
+    int con = argv_add_fd(a, "console", p->console_fd);
+    _cleanup_free_ char *log = NULL;
+    if (asprintf(&log, "%s/console.log", p->runtime_dir) < 0) {
+        argv_fail(a, -ENOMEM);
+        return;
+    }
+    argv_add(a, "-chardev");
+    argv_addf(a, "socket,id=qmp,fd=%d,server=on,wait=off", qmp);
+    argv_add(a, "-mon");
+    argv_add(a, "chardev=qmp,mode=control");
+    argv_add(a, "-chardev");
+    char prefix[80];
+    snprintf(prefix, sizeof(prefix), "socket,id=console,fd=%d,server=on,wait=off,logfile=", con);
+    add_escaped(a, prefix, log, ",logappend=on");
+    argv_add(a, "-serial");
+    argv_add(a, "chardev:console");
+}
+
+static void add_network(const struct vm_config *c, const struct qemu_plan *p, struct argv *a)
+{
+    if (!c->network || p->tap_queues == 0)
+        return;
+    char fds[8 * 12] = "";
+    size_t off = 0;
+    static const char *const roles[8] = {"tap0", "tap1", "tap2", "tap3",
+                                         "tap4", "tap5", "tap6", "tap7"};
+    for (unsigned q = 0; q < p->tap_queues && q < 8; q++) {
+        int child = argv_add_fd(a, roles[q], p->tap_fds ? p->tap_fds[q] : -1);
+        int w = snprintf(fds + off, sizeof(fds) - off, "%s%d", q ? ":" : "", child);
+        if (w < 0 || (size_t)w >= sizeof(fds) - off) {
+            argv_fail(a, -ENOBUFS);
+            return;
+        }
+        off += (size_t)w;
+    }
+    argv_add(a, "-netdev");
+    if (p->tap_queues > 1)
+        argv_addf(a, "tap,id=net0,fds=%s,queues=%u", fds, p->tap_queues);
+    else
+        argv_addf(a, "tap,id=net0,fd=%s", fds);
+    argv_add(a, "-device");
+    bool pci = c->machine.type == MACHINE_Q35;
+    char mq[48] = "";
+    if (p->tap_queues > 1 &&
+        snprintf(mq, sizeof(mq), pci ? ",mq=on,vectors=%u" : ",mq=on", 2 * p->tap_queues + 2) < 0)
+        argv_fail(a, -EINVAL);
+    /* romfile= skips the iPXE option ROM on PCI (QEMU refuses it on virtio-mmio) */
+    argv_addf(a, "%s,netdev=net0,mac=%s%s%s", dev(c, "net"), c->network->mac, mq,
+              pci ? ",romfile=" : "");
+}
+
+static void add_vsock(const struct vm_config *c, const struct qemu_plan *p, struct argv *a)
+{
+    if (!c->vsock.enabled)
+        return;
+    if (p->vsock == VSOCK_BACKEND_KERNEL) {
+        argv_add(a, "-device");
+        argv_addf(a, "%s,guest-cid=%u", dev(c, "vhost-vsock"), c->vsock.guest_cid);
+        return;
+    }
+    _cleanup_free_ char *sock = NULL;
+    if (asprintf(&sock, "%s/vhost-user-vsock.sock", p->runtime_dir) < 0) {
+        argv_fail(a, -ENOMEM);
+        return;
+    }
+    argv_add(a, "-chardev");
+    add_escaped(a, "socket,id=vsock0,path=", sock, "");
+    argv_add(a, "-device");
+    argv_addf(a, "%s,chardev=vsock0", dev(c, "vhost-user-vsock"));
+}
+
+static void add_shares(const struct vm_config *c, const struct qemu_plan *p, struct argv *a)
+{
+    for (size_t i = 0; i < c->n_shares; i++) {
+        const struct vm_share *s = &c->shares[i];
+        if (s->proto == SHARE_VIRTIOFS) {
+            _cleanup_free_ char *sock = NULL;
+            if (asprintf(&sock, "%s/virtiofs-%s.sock", p->runtime_dir, s->tag) < 0) {
+                argv_fail(a, -ENOMEM);
+                return;
+            }
+            char prefix[48];
+            snprintf(prefix, sizeof(prefix), "socket,id=fs%zu,path=", i);
+            argv_add(a, "-chardev");
+            add_escaped(a, prefix, sock, "");
+            argv_add(a, "-device");
+            argv_addf(a, "%s,chardev=fs%zu,tag=%s", dev(c, "vhost-user-fs"), i, s->tag);
+        } else {
+            char prefix[48];
+            snprintf(prefix, sizeof(prefix), "local,id=fsdev%zu,path=", i);
+            argv_add(a, "-fsdev");
+            add_escaped(a, prefix, s->source,
+                        s->read_only ? ",security_model=none,readonly=on" : ",security_model=none");
+            argv_add(a, "-device");
+            argv_addf(a, "%s,fsdev=fsdev%zu,mount_tag=%s", dev(c, "9p"), i, s->tag);
+        }
+    }
+}
+
+int qemu_argv_build(const struct vm_config *c, const struct qemu_plan *p, struct argv *a)
+{
+    argv_add(a, c->machine.qemu);
+    argv_add(a, "-name");
+    argv_addf(a, "%s,process=ocvm-%s", c->name, c->name);
+    argv_add(a, "-nodefaults");
+    argv_add(a, "-no-user-config");
+    argv_add(a, "-no-reboot");
+    argv_add(a, "-display");
+    argv_add(a, "none");
+    argv_add(a, "-M");
+    add_machine(c, p, a);
+    add_boot(c, a);
+    add_control(p, a);
+    argv_add(a, "-device");
+    argv_add(a, dev(c, "rng"));
+    add_network(c, p, a);
+    add_vsock(c, p, a);
+    add_shares(c, p, a);
+    argv_add(a, "-sandbox");
+    argv_add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+    if (c->machine.user) {
+        argv_add(a, "-runas");
+        argv_add(a, c->machine.user);
+    }
+    for (char **e = c->machine.extra_args; e && *e; e++)
+        argv_add(a, *e);
+    return argv_error(a);
+}

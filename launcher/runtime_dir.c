@@ -1,0 +1,163 @@
+#include "launcher/runtime_dir.h"
+
+#include "launcher/macro.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+int runtime_dir_base(char **ret)
+{
+    const char *env = getenv("OCVM_RUNTIME_DIR");
+    int r;
+    if (env && *env)
+        r = asprintf(ret, "%s", env);
+    else if (geteuid() == 0)
+        r = asprintf(ret, "/run/ocvm");
+    else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
+        r = asprintf(ret, "%s/ocvm", env);
+    else
+        return -ENXIO; /* an unprivileged user without a runtime directory */
+    return r < 0 ? -ENOMEM : 0;
+}
+
+int runtime_dir_path(const char *name, char **ret)
+{
+    _cleanup_free_ char *base = NULL;
+    int r = runtime_dir_base(&base);
+    if (r < 0)
+        return r;
+    return asprintf(ret, "%s/%s", base, name) < 0 ? -ENOMEM : 0;
+}
+
+static int remove_contents(const char *path)
+{
+    _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (dfd < 0)
+        return negative_errno();
+    DIR *d = fdopendir(dfd);
+    if (!d)
+        return negative_errno();
+    dfd = -1; /* owned by d */
+    int r = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            strcmp(de->d_name, "lock") == 0)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && r == 0)
+            r = negative_errno();
+    }
+    closedir(d);
+    return r;
+}
+
+int runtime_dir_acquire(const char *name, struct runtime_dir *ret)
+{
+    _cleanup_free_ char *base = NULL, *path = NULL, *lock = NULL;
+    int r = runtime_dir_base(&base);
+    if (r < 0)
+        return r;
+    if (mkdir(base, 0711) < 0 && errno != EEXIST)
+        return negative_errno();
+    if (asprintf(&path, "%s/%s", base, name) < 0 || asprintf(&lock, "%s/lock", path) < 0)
+        return -ENOMEM;
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return negative_errno();
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return negative_errno();
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+        return -EPERM; /* not ours: refuse to put sockets there */
+    if (chmod(path, 0700) < 0)
+        return negative_errno();
+    _cleanup_close_ int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return negative_errno();
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+        return errno == EWOULDBLOCK ? -EBUSY : negative_errno();
+    r = remove_contents(path); /* whatever a dead supervisor left */
+    if (r < 0)
+        return r;
+    ret->path = TAKE_PTR(path);
+    ret->lock_fd = TAKE_FD(fd);
+    return 0;
+}
+
+void runtime_dir_release(struct runtime_dir *rd)
+{
+    if (!rd->path)
+        return;
+    remove_contents(rd->path);
+    _cleanup_free_ char *lock = NULL;
+    if (asprintf(&lock, "%s/lock", rd->path) >= 0)
+        unlink(lock);
+    rmdir(rd->path);
+    if (rd->lock_fd >= 0)
+        close(rd->lock_fd);
+    free(rd->path);
+    *rd = (struct runtime_dir){.lock_fd = -1};
+}
+
+int runtime_dir_is_locked(const char *path)
+{
+    _cleanup_free_ char *lock = NULL;
+    if (asprintf(&lock, "%s/lock", path) < 0)
+        return -ENOMEM;
+    _cleanup_close_ int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : negative_errno();
+    if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+        return errno == EWOULDBLOCK ? 1 : negative_errno();
+    return 0;
+}
+
+int runtime_dir_clean_stale(const char *path)
+{
+    _cleanup_free_ char *lock = NULL;
+    if (asprintf(&lock, "%s/lock", path) < 0)
+        return -ENOMEM;
+    _cleanup_close_ int fd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno != ENOENT)
+        return negative_errno();
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
+        return errno == EWOULDBLOCK ? -EBUSY : negative_errno();
+    int r = remove_contents(path);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    unlink(lock);
+    if (rmdir(path) < 0 && errno != ENOENT)
+        return negative_errno();
+    return 0;
+}
+
+char *runtime_dir_file(const struct runtime_dir *rd, const char *file)
+{
+    char *s;
+    return asprintf(&s, "%s/%s", rd->path, file) < 0 ? NULL : s;
+}
+
+int runtime_dir_listen(const char *path, int *ret_fd)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return negative_errno();
+    if (unlink(path) < 0 && errno != ENOENT)
+        return negative_errno();
+    mode_t old = umask(0177);
+    int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0)
+        return negative_errno();
+    *ret_fd = TAKE_FD(fd);
+    return 0;
+}

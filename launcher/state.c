@@ -1,0 +1,86 @@
+#include "launcher/state.h"
+
+#include "launcher/macro.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+
+int state_write(const char *path, const struct vm_state *s)
+{
+    json_t *stages = json_array();
+    for (unsigned i = 0; stages && i < s->n_stages; i++)
+        json_array_append_new(stages, json_pack("{s:s,s:I}", "name", s->stages[i].name, "ms",
+                                                (json_int_t)s->stages[i].ms));
+    json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:I,s:i,s:s,s:s,s:o,s:s}", "phase", s->phase,
+                          "supervisor_pid", (int)s->supervisor_pid, "qemu_pid", (int)s->qemu_pid,
+                          "started_at_us", (json_int_t)s->started_at_us, "qemu_started_at_us",
+                          (json_int_t)s->qemu_started_at_us, "restarts", (int)s->restarts,
+                          "accel", s->accel, "vsock", s->vsock, "stages", stages, "last_exit",
+                          s->last_exit);
+    if (!o)
+        return -ENOMEM;
+    _cleanup_free_ char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp", path) < 0) {
+        json_decref(o);
+        return -ENOMEM;
+    }
+    int r = json_dump_file(o, tmp, JSON_INDENT(2));
+    json_decref(o);
+    if (r < 0 || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return -EIO;
+    }
+    return 0;
+}
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+int state_read(const char *path, struct vm_state *ret)
+{
+    json_error_t err;
+    json_t *o = json_load_file(path, 0, &err), *stages = NULL;
+    if (!o)
+        return access(path, F_OK) < 0 ? -ENOENT : -EINVAL;
+    struct vm_state s = {0};
+    const char *phase, *accel, *vsock, *last_exit;
+    int spid, qpid, restarts;
+    json_int_t started, qstarted;
+    int r = json_unpack_ex(o, &err, JSON_STRICT, "{s:s,s:i,s:i,s:I,s:I,s:i,s:s,s:s,s:o,s:s}",
+                           "phase", &phase, "supervisor_pid", &spid, "qemu_pid", &qpid,
+                           "started_at_us", &started, "qemu_started_at_us", &qstarted, "restarts",
+                           &restarts, "accel", &accel, "vsock", &vsock, "stages", &stages,
+                           "last_exit", &last_exit);
+    if (r < 0 || !json_is_array(stages) || spid < 0 || qpid < 0 || restarts < 0) {
+        json_decref(o);
+        return -EINVAL;
+    }
+    copy_str(s.phase, sizeof(s.phase), phase);
+    copy_str(s.accel, sizeof(s.accel), accel);
+    copy_str(s.vsock, sizeof(s.vsock), vsock);
+    copy_str(s.last_exit, sizeof(s.last_exit), last_exit);
+    s.supervisor_pid = spid;
+    s.qemu_pid = qpid;
+    s.started_at_us = (uint64_t)started;
+    s.qemu_started_at_us = (uint64_t)qstarted;
+    s.restarts = (unsigned)restarts;
+    size_t i;
+    json_t *st;
+    json_array_foreach(stages, i, st) {
+        const char *name;
+        json_int_t ms;
+        if (i >= STATE_MAX_STAGES || json_unpack(st, "{s:s,s:I}", "name", &name, "ms", &ms) < 0) {
+            json_decref(o);
+            return -EINVAL;
+        }
+        copy_str(s.stages[i].name, sizeof(s.stages[i].name), name);
+        s.stages[i].ms = (uint64_t)ms;
+        s.n_stages = (unsigned)i + 1;
+    }
+    json_decref(o);
+    *ret = s;
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* state: the supervisor's public record of one VM, RUNDIR/state.json, rewritten atomically on every
+ * change and read by `ocvm status` and `ocvm down`. Only the supervisor writes it. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum { STATE_MAX_STAGES = 12 };
+
+struct vm_stage {
+    char name[32];
+    uint64_t ms; /* since `ocvm up` started */
+};
+
+struct vm_state {
+    char phase[16]; /* starting, running, ready, restarting, stopping, stopped, failed */
+    pid_t supervisor_pid, qemu_pid;
+    uint64_t started_at_us;      /* CLOCK_REALTIME, when `up` began */
+    uint64_t qemu_started_at_us; /* CLOCK_REALTIME, the current QEMU's start */
+    unsigned restarts;
+    char accel[8], vsock[8];
+    struct vm_stage stages[STATE_MAX_STAGES];
+    unsigned n_stages;
+    char last_exit[160];
+};
+
+int state_write(const char *path, const struct vm_state *s);
+/* Reads PATH strictly: -EINVAL when it is not a state file this version wrote. */
+int state_read(const char *path, struct vm_state *ret);

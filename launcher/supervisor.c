@@ -1,0 +1,583 @@
+#include "launcher/supervisor.h"
+
+#include "launcher/macro.h"
+#include "launcher/notify.h"
+#include "launcher/qemu_argv.h"
+#include "launcher/qmp.h"
+#include "launcher/runtime_dir.h"
+#include "launcher/state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+enum { KILL_GRACE_S = 5, STABLE_RESET_S = 60 };
+
+enum phase { PHASE_STARTING, PHASE_READY, PHASE_RESTARTING, PHASE_STOPPING };
+static const char *const phase_table[] = {
+    [PHASE_STARTING] = "starting", [PHASE_READY] = "ready",
+    [PHASE_RESTARTING] = "restarting", [PHASE_STOPPING] = "stopping"};
+
+enum stop_step { STOP_NONE, STOP_POWERDOWN, STOP_QUIT, STOP_KILL };
+
+struct supervisor {
+    const struct vm_config *c;
+    const struct supervisor_options *o;
+    sd_event *event;
+    struct runtime_dir rd;
+    char *state_path, *qmp_path, *console_path;
+    int qmp_listen_fd, console_listen_fd;
+    pid_t qemu_pid;
+    uint64_t boot_t0; /* CLOCK_MONOTONIC usec of this boot's start (the first: `up`'s start) */
+    sd_event_source *child, *err_src, *timer, *ready_timer;
+    char err_buf[1024];
+    size_t err_len;
+    char last_stderr[160]; /* QEMU's last line on stderr in this run: the likely exit reason */
+    struct qmp *qmp;
+    enum phase phase;
+    enum stop_step stop;
+    bool guest_powered_off, announced_ready;
+    unsigned restarts;
+    struct vm_state state;
+    int exit_code;
+};
+
+static uint64_t now_usec(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void save_state(struct supervisor *s)
+{
+    snprintf(s->state.phase, sizeof(s->state.phase), "%s", phase_table[s->phase]);
+    s->state.qemu_pid = s->qemu_pid;
+    s->state.restarts = s->restarts;
+    int r = state_write(s->state_path, &s->state);
+    if (r < 0)
+        log_vm(LOG_WARNING, s->c->name, "write %s: %s", s->state_path, strerror(-r));
+}
+
+/* Records a readiness stage with its time since this boot began, and prints it. */
+static void stage(struct supervisor *s, const char *name)
+{
+    uint64_t ms = (now_usec(CLOCK_MONOTONIC) - s->boot_t0) / 1000u;
+    if (s->state.n_stages < STATE_MAX_STAGES) {
+        struct vm_stage *st = &s->state.stages[s->state.n_stages++];
+        snprintf(st->name, sizeof(st->name), "%s", name);
+        st->ms = ms;
+    }
+    log_vm(LOG_INFO, s->c->name, "[%6.3fs] %s", (double)ms / 1000.0, name);
+    notify_status(name);
+    save_state(s);
+}
+
+static void tell_parent(struct supervisor *s, char status)
+{
+    if (s->o->ready_fd < 0)
+        return;
+    (void)!write(s->o->ready_fd, &status, 1);
+    close(s->o->ready_fd);
+    ((struct supervisor_options *)s->o)->ready_fd = -1;
+}
+
+static void finish(struct supervisor *s, int code)
+{
+    s->exit_code = code;
+    tell_parent(s, code == 0 && s->announced_ready ? 'R' : 'F');
+    sd_event_exit(s->event, code);
+}
+
+static int spawn_qemu(struct supervisor *s);
+
+/* ---- stopping ---- */
+
+static int on_stop_timer(sd_event_source *src, uint64_t usec, void *userdata);
+
+static void arm_timer(struct supervisor *s, uint64_t delay_usec, sd_event_time_handler_t fn)
+{
+    s->timer = sd_event_source_disable_unref(s->timer);
+    int r = sd_event_add_time_relative(s->event, &s->timer, CLOCK_MONOTONIC, delay_usec, 0, fn, s);
+    if (r < 0)
+        log_vm(LOG_ERR, s->c->name, "arm timer: %s", strerror(-r));
+}
+
+static void stop_step(struct supervisor *s)
+{
+    if (s->qemu_pid <= 0) {
+        finish(s, s->exit_code);
+        return;
+    }
+    switch (s->stop) {
+    case STOP_NONE:
+        s->stop = STOP_POWERDOWN;
+        if (s->qmp && qmp_is_ready(s->qmp) &&
+            qmp_call(s->qmp, "system_powerdown", NULL, NULL, NULL) == 0) {
+            log_vm(LOG_INFO, s->c->name, "asking the guest to power off (up to %u s)",
+                   s->c->timeouts.shutdown_s);
+            arm_timer(s, (uint64_t)s->c->timeouts.shutdown_s * 1000000u, on_stop_timer);
+            break;
+        }
+        /* no QMP: go straight to the next step */
+        /* fall through */
+    case STOP_POWERDOWN:
+        s->stop = STOP_QUIT;
+        if (s->qmp && qmp_is_ready(s->qmp) && qmp_call(s->qmp, "quit", NULL, NULL, NULL) == 0)
+            log_vm(LOG_WARNING, s->c->name, "guest did not power off in time: quitting QEMU");
+        else {
+            log_vm(LOG_WARNING, s->c->name, "no QMP: sending SIGTERM to QEMU");
+            kill(s->qemu_pid, SIGTERM);
+        }
+        arm_timer(s, KILL_GRACE_S * 1000000u, on_stop_timer);
+        break;
+    case STOP_QUIT:
+    case STOP_KILL:
+        s->stop = STOP_KILL;
+        log_vm(LOG_WARNING, s->c->name, "QEMU (pid %d) still running: SIGKILL", (int)s->qemu_pid);
+        kill(s->qemu_pid, SIGKILL);
+        break;
+    }
+}
+
+static int on_stop_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+    stop_step(userdata);
+    return 0;
+}
+
+static void begin_stop(struct supervisor *s, int code)
+{
+    if (s->phase == PHASE_STOPPING)
+        return;
+    s->phase = PHASE_STOPPING;
+    s->exit_code = code;
+    s->ready_timer = sd_event_source_disable_unref(s->ready_timer);
+    s->timer = sd_event_source_disable_unref(s->timer);
+    notify_stopping();
+    save_state(s);
+    stop_step(s);
+}
+
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
+{
+    struct supervisor *s = userdata;
+    log_vm(LOG_INFO, s->c->name, "received %s: stopping", strsignal((int)si->ssi_signo));
+    begin_stop(s, 0);
+    return 0;
+}
+
+/* ---- QMP ---- */
+
+static void on_query_status(struct qmp *q, json_t *ret, const char *error_desc, void *userdata)
+{
+    struct supervisor *s = userdata;
+    json_t *status = ret ? json_object_get(ret, "status") : NULL;
+    if (!json_is_string(status)) {
+        log_vm(LOG_ERR, s->c->name, "QMP query-status: %s",
+               error_desc ? error_desc : "reply has no \"status\" string");
+        return;
+    }
+    if (strcmp(json_string_value(status), "running") != 0) {
+        log_vm(LOG_WARNING, s->c->name, "guest status is \"%s\"", json_string_value(status));
+        return;
+    }
+    stage(s, "guest running");
+    if (s->phase != PHASE_STARTING)
+        return;
+    s->phase = PHASE_READY;
+    s->ready_timer = sd_event_source_disable_unref(s->ready_timer);
+    uint64_t ms = (now_usec(CLOCK_MONOTONIC) - s->boot_t0) / 1000u;
+    char status_line[128];
+    snprintf(status_line, sizeof(status_line), "ready in %.2f s (QEMU pid %d)", (double)ms / 1000.0,
+             (int)s->qemu_pid);
+    log_vm(LOG_NOTICE, s->c->name, "%s; console: ocvm console %s", status_line, s->c->name);
+    s->announced_ready = true;
+    notify_ready(status_line);
+    save_state(s);
+    tell_parent(s, 'R');
+}
+
+static void on_qmp_ready(struct qmp *q, void *userdata)
+{
+    struct supervisor *s = userdata;
+    stage(s, "QMP connected");
+    int r = qmp_call(q, "query-status", NULL, on_query_status, s);
+    if (r < 0)
+        log_vm(LOG_ERR, s->c->name, "QMP query-status: %s", strerror(-r));
+}
+
+static void on_qmp_event(struct qmp *q, const char *name, json_t *data, void *userdata)
+{
+    struct supervisor *s = userdata;
+    if (strcmp(name, "SHUTDOWN") != 0)
+        return;
+    json_t *reason = data ? json_object_get(data, "reason") : NULL;
+    const char *why = json_is_string(reason) ? json_string_value(reason) : "unknown";
+    log_vm(LOG_INFO, s->c->name, "QEMU is shutting down (%s)", why);
+    if (strcmp(why, "guest-shutdown") == 0)
+        s->guest_powered_off = true;
+}
+
+static void on_qmp_closed(struct qmp *q, int error, const char *why, void *userdata)
+{
+    struct supervisor *s = userdata;
+    if (error && error != -ECONNRESET)
+        log_vm(LOG_ERR, s->c->name, "QMP: %s: dropping the connection", why);
+}
+
+static const struct qmp_handlers qmp_handlers = {
+    .ready = on_qmp_ready, .event = on_qmp_event, .closed = on_qmp_closed};
+
+static int connect_qmp(struct supervisor *s)
+{
+    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (fd < 0)
+        return negative_errno();
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s->qmp_path);
+    /* The listener is ours and already listening: this completes at once, QEMU accepts later. */
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS)
+        return negative_errno();
+    return qmp_new(s->event, TAKE_FD(fd), &qmp_handlers, s, &s->qmp);
+}
+
+/* ---- QEMU's stderr ---- */
+
+static void drain_stderr(struct supervisor *s, bool flush_all)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < s->err_len; i++) {
+        if (s->err_buf[i] != '\n')
+            continue;
+        s->err_buf[i] = '\0';
+        if (i > start) {
+            log_vm(LOG_WARNING, s->c->name, "qemu: %s", s->err_buf + start);
+            snprintf(s->last_stderr, sizeof(s->last_stderr), "%s", s->err_buf + start);
+        }
+        start = i + 1;
+    }
+    memmove(s->err_buf, s->err_buf + start, s->err_len - start);
+    s->err_len -= start;
+    if (s->err_len > 0 && (flush_all || s->err_len == sizeof(s->err_buf))) {
+        s->err_buf[s->err_len == sizeof(s->err_buf) ? s->err_len - 1 : s->err_len] = '\0';
+        log_vm(LOG_WARNING, s->c->name, "qemu: %s", s->err_buf);
+        s->err_len = 0;
+    }
+}
+
+static int on_stderr(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+    struct supervisor *s = userdata;
+    ssize_t n = read(fd, s->err_buf + s->err_len, sizeof(s->err_buf) - s->err_len);
+    if (n <= 0) {
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        drain_stderr(s, true);
+        s->err_src = sd_event_source_disable_unref(s->err_src);
+        return 0;
+    }
+    s->err_len += (size_t)n;
+    drain_stderr(s, false);
+    return 0;
+}
+
+/* ---- the QEMU child ---- */
+
+static void describe_exit(const siginfo_t *si, char *buf, size_t size)
+{
+    if (si->si_code == CLD_EXITED)
+        snprintf(buf, size, "exited with status %d", si->si_status);
+    else
+        snprintf(buf, size, "killed by signal %s", sigabbrev_np(si->si_status) ?: "?");
+}
+
+static int on_restart_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+    struct supervisor *s = userdata;
+    s->timer = sd_event_source_disable_unref(s->timer);
+    s->boot_t0 = now_usec(CLOCK_MONOTONIC);
+    s->state.n_stages = 0;
+    int r = spawn_qemu(s);
+    if (r < 0) {
+        log_vm(LOG_ERR, s->c->name, "restart QEMU: %s", strerror(-r));
+        finish(s, 1);
+    }
+    return 0;
+}
+
+static int on_ready_timeout(sd_event_source *src, uint64_t usec, void *userdata)
+{
+    struct supervisor *s = userdata;
+    s->ready_timer = sd_event_source_disable_unref(s->ready_timer);
+    if (s->phase != PHASE_STARTING || s->qemu_pid <= 0)
+        return 0;
+    log_vm(LOG_ERR, s->c->name, "not ready after %u s (timeouts.ready_s): killing QEMU",
+           s->c->timeouts.ready_s);
+    snprintf(s->last_stderr, sizeof(s->last_stderr), "not ready after %u s",
+             s->c->timeouts.ready_s);
+    kill(s->qemu_pid, SIGKILL);
+    return 0;
+}
+
+static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
+{
+    struct supervisor *s = userdata;
+    char how[64];
+    describe_exit(si, how, sizeof(how));
+    uint64_t ran_usec = now_usec(CLOCK_MONOTONIC) - s->boot_t0;
+    s->child = sd_event_source_disable_unref(s->child);
+    s->ready_timer = sd_event_source_disable_unref(s->ready_timer);
+    s->qemu_pid = 0;
+    qmp_free(s->qmp);
+    s->qmp = NULL;
+    if (s->err_src) {
+        on_stderr(s->err_src, sd_event_source_get_io_fd(s->err_src), EPOLLIN, s);
+        drain_stderr(s, true);
+        s->err_src = sd_event_source_disable_unref(s->err_src);
+    }
+    if (s->phase == PHASE_STOPPING) {
+        log_vm(LOG_INFO, s->c->name, "QEMU %s; stopped", how);
+        finish(s, s->exit_code);
+        return 0;
+    }
+    if (s->guest_powered_off) {
+        log_vm(LOG_NOTICE, s->c->name, "the guest powered itself off (QEMU %s); stopping", how);
+        finish(s, 0);
+        return 0;
+    }
+    const char *reason = s->last_stderr;
+    if (snprintf(s->state.last_exit, sizeof(s->state.last_exit), "QEMU %s%s%s", how,
+                 *reason ? ": " : "", reason) >= (int)sizeof(s->state.last_exit))
+        memcpy(s->state.last_exit + sizeof(s->state.last_exit) - 4, "...", 4); /* shortened */
+    if (ran_usec >= STABLE_RESET_S * 1000000ull)
+        s->restarts = 0; /* it had been running fine: a new failure starts a new count */
+    if (s->restarts >= s->c->restart.max_restarts) {
+        log_vm(LOG_ERR, s->c->name, "%s; giving up after %u restart(s) (restart.max_restarts)",
+               s->state.last_exit, s->restarts);
+        s->phase = PHASE_STOPPING;
+        save_state(s);
+        finish(s, 1);
+        return 0;
+    }
+    uint64_t delay = s->c->restart.backoff_initial_ms;
+    for (unsigned i = 0; i < s->restarts && delay < s->c->restart.backoff_max_ms; i++)
+        delay *= 2;
+    if (delay > s->c->restart.backoff_max_ms)
+        delay = s->c->restart.backoff_max_ms;
+    s->restarts++;
+    s->phase = PHASE_RESTARTING;
+    log_vm(LOG_WARNING, s->c->name, "%s; restart %u/%u in %llu ms", s->state.last_exit,
+           s->restarts, s->c->restart.max_restarts, (unsigned long long)delay);
+    save_state(s);
+    arm_timer(s, delay * 1000u, on_restart_timer);
+    return 0;
+}
+
+/* In the child, between fork and exec: fixed fd layout, own session, die with the supervisor. */
+static _Noreturn void exec_qemu(const struct argv *a, int err_fd)
+{
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    setsid();
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* Move the fds to high numbers first so that no target number overwrites a source. */
+    int high[16];
+    size_t n = a->n_fds < ELEMENTSOF(high) ? a->n_fds : ELEMENTSOF(high);
+    for (size_t i = 0; i < n; i++)
+        high[i] = fcntl(a->fds[i].parent_fd, F_DUPFD_CLOEXEC, 100);
+    if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(err_fd, STDOUT_FILENO) < 0 ||
+        dup2(err_fd, STDERR_FILENO) < 0)
+        _exit(127);
+    for (size_t i = 0; i < n; i++)
+        if (high[i] < 0 || dup2(high[i], a->fds[i].child_fd) < 0) /* dup2 clears CLOEXEC */
+            _exit(127);
+    syscall(SYS_close_range, 3 + n, ~0U, 0);
+    execvp(a->v[0], a->v);
+    fprintf(stderr, "exec %s: %s\n", a->v[0], strerror(errno));
+    _exit(127);
+}
+
+/* (Re)creates the QMP and console listeners: QEMU unlinks a socket's path when it exits. */
+static int open_listeners(struct supervisor *s)
+{
+    int r;
+    if (s->qmp_listen_fd >= 0)
+        close(s->qmp_listen_fd);
+    if (s->console_listen_fd >= 0)
+        close(s->console_listen_fd);
+    s->qmp_listen_fd = s->console_listen_fd = -1;
+    if ((r = runtime_dir_listen(s->qmp_path, &s->qmp_listen_fd)) < 0 ||
+        (r = runtime_dir_listen(s->console_path, &s->console_listen_fd)) < 0)
+        log_vm(LOG_ERR, s->c->name, "listen in %s: %s", s->rd.path, strerror(-r));
+    return r;
+}
+
+static int spawn_qemu(struct supervisor *s)
+{
+    int r = open_listeners(s);
+    if (r < 0)
+        return r;
+    s->last_stderr[0] = '\0';
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return negative_errno();
+    _cleanup_close_ int err_read = pipefd[0], err_write = pipefd[1];
+    struct qemu_plan plan = {
+        .accel = s->o->accel,
+        .vsock = s->o->vsock,
+        .runtime_dir = s->rd.path,
+        .qmp_fd = s->qmp_listen_fd,
+        .console_fd = s->console_listen_fd,
+        .tap_queues = 0, /* TAP set-up arrives with netsetup (issue 3) */
+    };
+    struct argv a;
+    argv_init(&a);
+    r = qemu_argv_build(s->c, &plan, &a);
+    if (r < 0) {
+        argv_done(&a);
+        return r;
+    }
+    s->guest_powered_off = false;
+    s->stop = STOP_NONE;
+    pid_t pid = fork();
+    if (pid < 0) {
+        r = negative_errno();
+        argv_done(&a);
+        return r;
+    }
+    if (pid == 0)
+        exec_qemu(&a, err_write);
+    argv_done(&a);
+    s->qemu_pid = pid;
+    s->state.qemu_started_at_us = now_usec(CLOCK_REALTIME);
+    if (s->phase != PHASE_STOPPING)
+        s->phase = PHASE_STARTING;
+    fcntl(err_read, F_SETFL, O_NONBLOCK);
+    if ((r = sd_event_add_child(s->event, &s->child, pid, WEXITED, on_child, s)) < 0 ||
+        (r = sd_event_add_io(s->event, &s->err_src, err_read, EPOLLIN, on_stderr, s)) < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        s->qemu_pid = 0;
+        return r;
+    }
+    sd_event_source_set_io_fd_own(s->err_src, true);
+    TAKE_FD(err_read);
+    stage(s, "QEMU started");
+    r = sd_event_add_time_relative(s->event, &s->ready_timer, CLOCK_MONOTONIC,
+                                   (uint64_t)s->c->timeouts.ready_s * 1000000u, 0,
+                                   on_ready_timeout, s);
+    if (r < 0)
+        return r;
+    r = connect_qmp(s);
+    if (r < 0)
+        log_vm(LOG_ERR, s->c->name, "connect QMP %s: %s", s->qmp_path, strerror(-r));
+    return 0;
+}
+
+/* ---- set-up and tear-down ---- */
+
+static int prepare(struct supervisor *s)
+{
+    const char *name = s->c->name;
+    int r = runtime_dir_acquire(name, &s->rd);
+    if (r == -EBUSY) {
+        log_vm(LOG_ERR, name, "already running (runtime directory is locked)");
+        return r;
+    }
+    if (r < 0) {
+        log_vm(LOG_ERR, name, "runtime directory: %s", strerror(-r));
+        return r;
+    }
+    if (s->o->detached) {
+        _cleanup_free_ char *log = runtime_dir_file(&s->rd, "supervisor.log");
+        int fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+    }
+    s->state_path = runtime_dir_file(&s->rd, "state.json");
+    s->qmp_path = runtime_dir_file(&s->rd, "qmp.sock");
+    s->console_path = runtime_dir_file(&s->rd, "console.sock");
+    if (!s->state_path || !s->qmp_path || !s->console_path)
+        return -ENOMEM;
+    s->state.supervisor_pid = getpid();
+    s->state.started_at_us = now_usec(CLOCK_REALTIME);
+    snprintf(s->state.accel, sizeof(s->state.accel), "%s", accel_to_string(s->o->accel));
+    snprintf(s->state.vsock, sizeof(s->state.vsock), "%s",
+             s->c->vsock.enabled ? vsock_backend_to_string(s->o->vsock) : "none");
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if ((r = sd_event_new(&s->event)) < 0 ||
+        (r = sd_event_add_signal(s->event, NULL, SIGTERM, on_signal, s)) < 0 ||
+        (r = sd_event_add_signal(s->event, NULL, SIGINT, on_signal, s)) < 0 ||
+        (r = sd_event_add_signal(s->event, NULL, SIGHUP, on_signal, s)) < 0)
+        return r;
+    stage(s, "config ok");
+    return 0;
+}
+
+static void teardown(struct supervisor *s)
+{
+    if (s->qemu_pid > 0) { /* only on a set-up failure after spawning */
+        kill(s->qemu_pid, SIGKILL);
+        waitpid(s->qemu_pid, NULL, 0);
+    }
+    qmp_free(s->qmp);
+    sd_event_source_disable_unref(s->child);
+    sd_event_source_disable_unref(s->err_src);
+    sd_event_source_disable_unref(s->timer);
+    sd_event_source_disable_unref(s->ready_timer);
+    sd_event_unref(s->event);
+    if (s->qmp_listen_fd >= 0)
+        close(s->qmp_listen_fd);
+    if (s->console_listen_fd >= 0)
+        close(s->console_listen_fd);
+    runtime_dir_release(&s->rd);
+    free(s->state_path);
+    free(s->qmp_path);
+    free(s->console_path);
+}
+
+int supervisor_run(const struct vm_config *c, const struct supervisor_options *o)
+{
+    struct supervisor s = {
+        .c = c, .o = o, .rd = {.lock_fd = -1}, .qmp_listen_fd = -1, .console_listen_fd = -1,
+        .boot_t0 = o->t0_usec, .exit_code = 1};
+    int r = prepare(&s);
+    if (r == 0) {
+        r = spawn_qemu(&s);
+        if (r < 0)
+            log_vm(LOG_ERR, c->name, "start QEMU: %s", strerror(-r));
+    }
+    if (r == 0) {
+        r = sd_event_loop(s.event);
+        if (r < 0)
+            log_vm(LOG_ERR, c->name, "event loop: %s", strerror(-r));
+        else
+            r = s.exit_code;
+    } else {
+        r = 1;
+    }
+    tell_parent(&s, r == 0 && s.announced_ready ? 'R' : 'F');
+    teardown(&s);
+    return r == 0 ? 0 : 1;
+}

@@ -1,0 +1,20 @@
+/* supervisor: owns one running VM: the runtime directory, the QEMU child (spawned with a fixed fd
+ * layout, in its own session, dying with us), its QMP connection and stderr, the readiness stages,
+ * restarts with exponential back-off, and the bounded stop (powerdown -> quit -> SIGKILL). All of
+ * it runs on one sd-event loop; `supervisor_run` returns the process exit code. */
+#pragma once
+
+#include "launcher/vm_config.h"
+
+#include <stdint.h>
+
+struct supervisor_options {
+    enum accel accel;         /* resolved */
+    enum vsock_backend vsock; /* resolved */
+    uint64_t t0_usec;         /* CLOCK_MONOTONIC when `up` started */
+    int ready_fd;             /* -1, or a pipe to the `up -d` parent: one byte 'R' or 'F' */
+    int detached;             /* stderr goes to RUNDIR/supervisor.log once the dir exists */
+};
+
+/* Runs VM C until it is stopped or gives up. 0: stopped cleanly; 1: failed. */
+int supervisor_run(const struct vm_config *c, const struct supervisor_options *o);

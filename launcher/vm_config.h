@@ -1,0 +1,108 @@
+/* struct vm_config: one VM's configuration, as loaded from /etc/ocvm/NAME.json by config.c.
+ * This is the one header that netsetup/, vsock/ and policy/ share with launcher/: plain data,
+ * owned by whoever loaded it and released with vm_config_free(). Enum <-> string tables live in
+ * config.c so the parser and every printer use the same words. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum machine_type { MACHINE_MICROVM, MACHINE_Q35, _MACHINE_TYPE_MAX };
+enum accel { ACCEL_AUTO, ACCEL_KVM, ACCEL_TCG, _ACCEL_MAX };
+enum vsock_backend { VSOCK_BACKEND_AUTO, VSOCK_BACKEND_KERNEL, VSOCK_BACKEND_USER, _VSOCK_BACKEND_MAX };
+enum share_proto { SHARE_VIRTIOFS, SHARE_9P, _SHARE_PROTO_MAX };
+enum forward_dir { FORWARD_TO_GUEST, FORWARD_TO_HOST, _FORWARD_DIR_MAX };
+
+struct vm_machine {
+    enum machine_type type;
+    enum accel accel;
+    unsigned vcpu;
+    uint64_t memory_mib;
+    char *qemu;  /* binary name or path */
+    char *user;  /* run QEMU as this user, or NULL */
+    char **extra_args; /* NULL-terminated */
+};
+
+struct vm_boot {
+    char *kernel;
+    char *initrd; /* or NULL */
+    char *cmdline;
+};
+
+struct vm_vsock {
+    bool enabled; /* false for "vsock": null: no vsock device, no relay */
+    enum vsock_backend backend;
+    uint32_t guest_cid;
+};
+
+struct vm_network {
+    char *bridge;
+    char *bridge_address; /* CIDR, e.g. 192.168.83.1/24 */
+    char *tap;
+    char *guest_address;
+    char *mac;
+    char *uplink; /* interface name or "auto" */
+    char *dns;
+    struct vm_egress_rule {
+        char *host;
+        uint16_t *ports;
+        size_t n_ports;
+    } *egress_allow;
+    size_t n_egress_allow;
+};
+
+struct vm_gateway {
+    uint16_t guest_port;
+    char *host_listen; /* HOST:PORT */
+    char *health_path;
+};
+
+struct vm_forward {
+    enum forward_dir to;
+    char *listen;  /* to=guest: host endpoint to listen on */
+    char *connect; /* to=host: host endpoint to connect to */
+    uint16_t guest_port;
+};
+
+struct vm_share {
+    char *tag;
+    char *source;
+    enum share_proto proto;
+    bool read_only;
+};
+
+struct vm_restart {
+    unsigned max_restarts;
+    unsigned backoff_initial_ms;
+    unsigned backoff_max_ms;
+};
+
+struct vm_timeouts {
+    unsigned ready_s;
+    unsigned shutdown_s;
+};
+
+struct vm_config {
+    char *path; /* the file it was loaded from */
+    char *name;
+    struct vm_machine machine;
+    struct vm_boot boot;
+    struct vm_vsock vsock;
+    struct vm_network *network; /* NULL: no TAP, reached only over vsock */
+    struct vm_gateway gateway;
+    struct vm_forward *forwards;
+    size_t n_forwards;
+    struct vm_share *shares;
+    size_t n_shares;
+    struct vm_restart restart;
+    struct vm_timeouts timeouts;
+};
+
+void vm_config_free(struct vm_config *c);
+
+const char *machine_type_to_string(enum machine_type t);
+const char *accel_to_string(enum accel a);
+const char *vsock_backend_to_string(enum vsock_backend b);
+const char *share_proto_to_string(enum share_proto p);
+const char *forward_dir_to_string(enum forward_dir d);
