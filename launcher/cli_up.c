@@ -61,12 +61,6 @@ int verb_up(int argc, char **argv)
     struct supervisor_options o = {.t0_usec = t0, .ready_fd = -1, .vsock = VSOCK_BACKEND_USER};
     const char *why;
     r = EXIT_FAILED;
-    if (accel_resolve(c->machine.accel, &o.accel, &why) < 0) {
-        fprintf(stderr, "ocvm: %s: machine.accel is \"kvm\" but %s\n", c->name, why);
-        goto out;
-    }
-    if (why)
-        fprintf(stderr, "ocvm: %s: using TCG (software emulation): %s\n", c->name, why);
     if (c->vsock.enabled) {
         if (accel_vsock_resolve(c->vsock.backend, &o.vsock, &why) < 0) {
             fprintf(stderr, "ocvm: %s: vsock.backend is \"kernel\" but %s\n", c->name, why);
@@ -89,6 +83,12 @@ int verb_up(int argc, char **argv)
                 c->name, c->machine.qemu);
         goto out;
     }
+    if (accel_resolve(c->machine.accel, &o.accel, &why) < 0) {
+        fprintf(stderr, "ocvm: %s: machine.accel is \"kvm\" but %s\n", c->name, why);
+        goto out;
+    }
+    if (why)
+        fprintf(stderr, "ocvm: %s: using TCG (software emulation): %s\n", c->name, why);
     if (a.detach) {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0) {

@@ -99,14 +99,13 @@ static void add_machine(const struct vm_config *c, const struct qemu_plan *p, st
     bool memfd = needs_shared_memory(c, p);
     if (c->machine.type == MACHINE_MICROVM)
         /* pit=off hangs the boot under TCG; isa-serial stays on for the console. */
-        argv_addf(a, "microvm,acpi=on,rtc=on,pic=off%s%s", kvm ? ",pit=off" : "",
-                  memfd ? ",memory-backend=mem0" : "");
+        argv_addf(a, "microvm,acpi=on,rtc=on,pic=off%s", kvm ? ",pit=off" : "");
     else
-        argv_addf(a, "q35%s", memfd ? ",memory-backend=mem0" : "");
+        argv_add(a, "q35");
     argv_add(a, "-accel");
     argv_add(a, kvm ? "kvm" : "tcg");
     argv_add(a, "-cpu");
-    argv_add(a, kvm ? "host" : "max");
+    argv_add(a, kvm ? "host,+x2apic,-sgx" : "max");
     argv_add(a, "-smp");
     argv_addf(a, "%u", c->machine.vcpu);
     argv_add(a, "-m");
@@ -114,13 +113,19 @@ static void add_machine(const struct vm_config *c, const struct qemu_plan *p, st
     if (memfd) {
         /* vhost-user backends (vsock, virtiofsd) map guest RAM: it must be a shareable fd. */
         argv_add(a, "-object");
-        argv_addf(a, "memory-backend-memfd,id=mem0,size=%lluM,share=on",
+        argv_addf(a, "memory-backend-memfd,id=mem,size=%lluM,share=on",
                   (unsigned long long)c->machine.memory_mib);
+        argv_add(a, "-numa");
+        argv_add(a, "node,memdev=mem");
     }
     if (c->machine.type == MACHINE_MICROVM) {
         /* vhost-user refuses legacy virtio-mmio devices */
         argv_add(a, "-global");
         argv_add(a, "virtio-mmio.force-legacy=false");
+        /* the keyboard controller: lets QMP send ctrl-alt-del, which a guest without ACPI
+         * power-button handling still obeys */
+        argv_add(a, "-device");
+        argv_add(a, "i8042");
     }
 }
 

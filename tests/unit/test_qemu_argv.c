@@ -1,0 +1,308 @@
+/* qemu_argv: the argv for each example config is pinned by a golden file in tests/golden/
+ * (regenerate deliberately with UPDATE_GOLDEN=1), plus the escaping and fd-layout rules. */
+#include "launcher/config.h"
+#include "launcher/macro.h"
+#include "launcher/qemu_argv.h"
+
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static char tmpdir[] = "/tmp/ocvm-test-argv-XXXXXX";
+
+static char *read_all(const char *path)
+{
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(m);
+    return buf;
+}
+
+/* Replaces every FROM in S by TO (S is freed). */
+static char *replace(char *s, const char *from, const char *to)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    const char *p = s, *q;
+    while ((q = strstr(p, from))) {
+        fwrite(p, 1, (size_t)(q - p), m);
+        fputs(to, m);
+        p = q + strlen(from);
+    }
+    fputs(p, m);
+    fclose(m);
+    free(s);
+    return out;
+}
+
+/* Loads an example with its host paths pointed at stand-ins that exist here; the argv is then
+ * rewritten back to the example's own paths so the golden file shows what a user would get. */
+static struct vm_config *load_example(const char *name, char **host_paths, size_t n)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/examples/%s", SOURCE_DIR, name);
+    char *text = read_all(path);
+    ck_assert_msg(text, "cannot read %s", path);
+    for (size_t i = 0; i < n; i++) {
+        char stand_in[600];
+        snprintf(stand_in, sizeof(stand_in), "%s/stand-in-%zu", tmpdir, i);
+        text = replace(text, host_paths[i], stand_in);
+    }
+    struct vm_config *c = NULL;
+    _cleanup_free_ char *err = NULL;
+    int r = config_load_text(path, text, strlen(text), &c, &err);
+    free(text);
+    ck_assert_msg(r == 0, "%s: %s", name, err);
+    return c;
+}
+
+static char *render(const struct vm_config *c, const struct qemu_plan *p, char **host_paths,
+                    size_t n)
+{
+    struct argv a;
+    argv_init(&a);
+    ck_assert_int_eq(qemu_argv_build(c, p, &a), 0);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    for (size_t i = 0; i < a.n; i++)
+        fprintf(m, "%s\n", a.v[i]);
+    fclose(m);
+    argv_done(&a);
+    for (size_t i = 0; i < n; i++) {
+        char stand_in[600];
+        snprintf(stand_in, sizeof(stand_in), "%s/stand-in-%zu", tmpdir, i);
+        out = replace(out, stand_in, host_paths[i]);
+    }
+    return replace(out, SOURCE_DIR, "SOURCE_DIR");
+}
+
+static void check_golden(const char *golden, const char *got)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tests/golden/%s", SOURCE_DIR, golden);
+    if (getenv("UPDATE_GOLDEN")) {
+        FILE *f = fopen(path, "we");
+        ck_assert_msg(f, "cannot write %s", path);
+        fputs(got, f);
+        fclose(f);
+        return;
+    }
+    _cleanup_free_ char *want = read_all(path);
+    ck_assert_msg(want, "missing golden file %s (UPDATE_GOLDEN=1 makes it)", path);
+    if (strcmp(want, got) != 0) {
+        /* show the first differing line */
+        const char *w = want, *g = got;
+        unsigned line = 1;
+        while (*w && *w == *g) {
+            if (*w == '\n')
+                line++;
+            w++;
+            g++;
+        }
+        ck_abort_msg("%s differs at line %u:\nwant: %.80s\ngot:  %.80s", golden, line, w, g);
+    }
+}
+
+static void setup(void)
+{
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    for (int i = 0; i < 4; i++) {
+        char p[600];
+        snprintf(p, sizeof(p), "%s/stand-in-%d", tmpdir, i);
+        FILE *f = fopen(p, "we");
+        fclose(f);
+    }
+    /* a share source must be a directory */
+    char p[600];
+    snprintf(p, sizeof(p), "%s/stand-in-1", tmpdir);
+    unlink(p);
+    mkdir(p, 0700);
+}
+
+static void teardown(void)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+    strcpy(tmpdir, "/tmp/ocvm-test-argv-XXXXXX");
+}
+
+static char *openclaw_paths[] = {"/var/lib/ocvm/openclaw/vmlinuz", "/run/openclaw-secrets"};
+
+START_TEST(golden_openclaw_tcg_kernel_vsock)
+{
+    struct vm_config *c = load_example("openclaw.json", openclaw_paths, 2);
+    struct qemu_plan p = {.accel = ACCEL_TCG, .vsock = VSOCK_BACKEND_KERNEL,
+                          .runtime_dir = "/run/ocvm/openclaw", .qmp_fd = -1, .console_fd = -1,
+                          .tap_queues = qemu_tap_queues(c)};
+    _cleanup_free_ char *got = render(c, &p, openclaw_paths, 2);
+    check_golden("openclaw-tcg-kernel.argv", got);
+    vm_config_free(c);
+}
+END_TEST
+
+START_TEST(golden_openclaw_kvm_user_vsock)
+{
+    struct vm_config *c = load_example("openclaw.json", openclaw_paths, 2);
+    struct qemu_plan p = {.accel = ACCEL_KVM, .vsock = VSOCK_BACKEND_USER,
+                          .runtime_dir = "/run/ocvm/openclaw", .qmp_fd = -1, .console_fd = -1,
+                          .tap_queues = qemu_tap_queues(c)};
+    _cleanup_free_ char *got = render(c, &p, openclaw_paths, 2);
+    check_golden("openclaw-kvm-user.argv", got);
+    vm_config_free(c);
+}
+END_TEST
+
+START_TEST(golden_demo)
+{
+    /* the demo's kernel is built later: point it at stand-ins */
+    char *paths[] = {"../build/guest/vmlinuz", "/unused", "../build/guest/initrd.img"};
+    struct vm_config *c = load_example("demo.json", paths, 3);
+    struct qemu_plan p = {.accel = ACCEL_TCG, .vsock = VSOCK_BACKEND_USER,
+                          .runtime_dir = "/run/ocvm/demo", .qmp_fd = -1, .console_fd = -1,
+                          .tap_queues = qemu_tap_queues(c)};
+    _cleanup_free_ char *got = render(c, &p, paths, 3);
+    check_golden("demo.argv", got);
+    vm_config_free(c);
+}
+END_TEST
+
+/* q35 with 4 vCPUs: PCI device names, multi-queue TAP with vectors = 2N+2, romfile=, 9p. */
+START_TEST(golden_q35_multiqueue_9p)
+{
+    char kernel[600], share[600], text[2048];
+    snprintf(kernel, sizeof(kernel), "%s/stand-in-0", tmpdir);
+    snprintf(share, sizeof(share), "%s/stand-in-1", tmpdir);
+    snprintf(text, sizeof(text),
+             "{\"name\": \"big\", \"machine\": {\"type\": \"q35\", \"vcpu\": 4, \"user\": \"nobody\","
+             " \"extra_args\": [\"-msg\", \"timestamp=on\"]},"
+             " \"boot\": {\"kernel\": \"%s\"}, \"vsock\": {\"backend\": \"kernel\", \"guest_cid\": 7},"
+             " \"shares\": [{\"tag\": \"data\", \"source\": \"%s\", \"proto\": \"9p\", \"read_only\": false}]}",
+             kernel, share);
+    struct vm_config *c = NULL;
+    _cleanup_free_ char *err = NULL;
+    ck_assert_msg(config_load_text("/etc/ocvm/big.json", text, strlen(text), &c, &err) == 0, "%s", err);
+    int taps[4] = {10, 11, 12, 13};
+    struct qemu_plan p = {.accel = ACCEL_KVM, .vsock = VSOCK_BACKEND_KERNEL,
+                          .runtime_dir = "/run/ocvm/big", .qmp_fd = 20, .console_fd = 21,
+                          .tap_fds = taps, .tap_queues = qemu_tap_queues(c)};
+    char *paths[] = {"/var/lib/big/vmlinuz", "/srv/big-data"};
+    _cleanup_free_ char *got = render(c, &p, paths, 2);
+    check_golden("q35-multiqueue-9p.argv", got);
+    vm_config_free(c);
+}
+END_TEST
+
+START_TEST(fd_layout_is_fixed)
+{
+    char kernel[600], text[1024];
+    snprintf(kernel, sizeof(kernel), "%s/stand-in-0", tmpdir);
+    snprintf(text, sizeof(text), "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\"}}", kernel);
+    struct vm_config *c = NULL;
+    _cleanup_free_ char *err = NULL;
+    ck_assert_int_eq(config_load_text("/x.json", text, strlen(text), &c, &err), 0);
+    int taps[2] = {40, 41};
+    struct qemu_plan p = {.accel = ACCEL_TCG, .vsock = VSOCK_BACKEND_USER, .runtime_dir = "/r",
+                          .qmp_fd = 30, .console_fd = 31, .tap_fds = taps, .tap_queues = 2};
+    struct argv a;
+    argv_init(&a);
+    ck_assert_int_eq(qemu_argv_build(c, &p, &a), 0);
+    ck_assert_uint_eq(a.n_fds, 4);
+    int want_parent[] = {30, 31, 40, 41};
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_int_eq(a.fds[i].child_fd, 3 + (int)i);
+        ck_assert_int_eq(a.fds[i].parent_fd, want_parent[i]);
+    }
+    bool found = false;
+    for (size_t i = 0; i < a.n; i++)
+        if (strcmp(a.v[i], "tap,id=net0,fds=5:6,queues=2") == 0)
+            found = true;
+    ck_assert_msg(found, "multi-queue TAP must refer to child fds 5:6");
+    argv_done(&a);
+    vm_config_free(c);
+}
+END_TEST
+
+START_TEST(commas_doubled_newlines_refused)
+{
+    char *e = NULL;
+    ck_assert_int_eq(qemu_opt_escape("/run/a,b,,c", &e), 0);
+    ck_assert_str_eq(e, "/run/a,,b,,,,c");
+    free(e);
+    ck_assert_int_eq(qemu_opt_escape("/run/a\nb", &e), -EINVAL);
+
+    /* a runtime directory with a comma cannot smuggle an option into -chardev */
+    char kernel[600], text[1024];
+    snprintf(kernel, sizeof(kernel), "%s/stand-in-0", tmpdir);
+    snprintf(text, sizeof(text), "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\"}}", kernel);
+    struct vm_config *c = NULL;
+    _cleanup_free_ char *err = NULL;
+    ck_assert_int_eq(config_load_text("/x.json", text, strlen(text), &c, &err), 0);
+    struct qemu_plan p = {.accel = ACCEL_TCG, .vsock = VSOCK_BACKEND_USER,
+                          .runtime_dir = "/r,server=off", .qmp_fd = -1, .console_fd = -1};
+    struct argv a;
+    argv_init(&a);
+    ck_assert_int_eq(qemu_argv_build(c, &p, &a), 0);
+    bool found = false;
+    for (size_t i = 0; i < a.n; i++)
+        if (strcmp(a.v[i], "socket,id=vsock0,path=/r,,server=off/vhost-user-vsock.sock") == 0)
+            found = true;
+    ck_assert(found);
+    argv_done(&a);
+    struct qemu_plan bad = p;
+    bad.runtime_dir = "/r\nx";
+    argv_init(&a);
+    ck_assert_int_eq(qemu_argv_build(c, &bad, &a), -EINVAL);
+    argv_done(&a);
+    vm_config_free(c);
+}
+END_TEST
+
+START_TEST(kernel_cmdline_additions)
+{
+    char kernel[600], text[1024];
+    snprintf(kernel, sizeof(kernel), "%s/stand-in-0", tmpdir);
+    snprintf(text, sizeof(text),
+             "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\", \"cmdline\": \"console=ttyS0 reboot=k\"},"
+             " \"network\": {\"bridge_address\": \"10.9.0.1/16\", \"guest_address\": \"10.9.3.4\","
+             " \"dns\": \"10.9.0.1\"}}", kernel);
+    struct vm_config *c = NULL;
+    _cleanup_free_ char *err = NULL, *cmdline = NULL;
+    ck_assert_msg(config_load_text("/x.json", text, strlen(text), &c, &err) == 0, "%s", err);
+    ck_assert_int_eq(qemu_kernel_cmdline(c, &cmdline), 0);
+    /* the user's own reboot= wins; the guest learns its address, prefix, gateway and DNS */
+    ck_assert_str_eq(cmdline, "console=ttyS0 reboot=k ocvm.ip=10.9.3.4/16 ocvm.gw=10.9.0.1 ocvm.dns=10.9.0.1");
+    vm_config_free(c);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("qemu_argv");
+    TCase *t = tcase_create("argv");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, golden_openclaw_tcg_kernel_vsock);
+    tcase_add_test(t, golden_openclaw_kvm_user_vsock);
+    tcase_add_test(t, golden_demo);
+    tcase_add_test(t, golden_q35_multiqueue_9p);
+    tcase_add_test(t, fd_layout_is_fixed);
+    tcase_add_test(t, commas_doubled_newlines_refused);
+    tcase_add_test(t, kernel_cmdline_additions);
+    suite_add_tcase(s, t);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
