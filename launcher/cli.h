@@ -13,6 +13,7 @@ int verb_down(int argc, char **argv);
 int verb_status(int argc, char **argv);
 int verb_console(int argc, char **argv);
 int verb_cmdline(int argc, char **argv);
+int verb_relay(int argc, char **argv);
 
 struct cli_args {
     const char *name, *config;

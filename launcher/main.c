@@ -14,6 +14,7 @@ static const struct verb {
     {"down", verb_down, "down NAME|--config FILE        stop the VM gracefully and remove its runtime state"},
     {"status", verb_status, "status [--json] [NAME]         state, pids, uptime and readiness stages"},
     {"console", verb_console, "console NAME|--config FILE     attach to the serial console (Ctrl-] detaches)"},
+    {"relay", verb_relay, "relay LISTEN CONNECT           relay connections (tcp:, unix:, vsock:, hybrid: endpoints)"},
     {"cmdline", verb_cmdline, "cmdline NAME|--config FILE     print the QEMU argv, one per line; starts nothing"},
 };
 

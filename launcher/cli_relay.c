@@ -1,0 +1,117 @@
+/* `ocvm relay LISTEN CONNECT`: the relay engine on its own, a drop-in for the socat lines
+ * `socat TCP-LISTEN:18789,bind=127.0.0.1,fork VSOCK-CONNECT:3:18789` and the reverse. */
+#include "launcher/cli.h"
+#include "launcher/macro.h"
+#include "vsock/relay.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v > max)
+        return -EINVAL;
+    *ret = v;
+    return 0;
+}
+
+/* Ten thousand connections need about 60,000 fds (two sockets and two pipes each). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int verb_relay(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"unsafe-listen-any", no_argument, NULL, 'U'},
+        {"max-connections", required_argument, NULL, 'm'},
+        {"connect-timeout-ms", required_argument, NULL, 'c'},
+        {"idle-timeout-s", required_argument, NULL, 'i'},
+        {0},
+    };
+    struct relay_options o = {.log_prefix = "relay"};
+    bool any = false;
+    unsigned long v;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) >= 0) {
+        switch (c) {
+        case 'U': any = true; break;
+        case 'm':
+            if (parse_uint(optarg, 1000000, &v) < 0 || v == 0)
+                goto bad_value;
+            o.max_connections = v;
+            break;
+        case 'c':
+            if (parse_uint(optarg, 3600000, &v) < 0 || v == 0)
+                goto bad_value;
+            o.connect_timeout_ms = (unsigned)v;
+            break;
+        case 'i':
+            if (parse_uint(optarg, 86400 * 7, &v) < 0)
+                goto bad_value;
+            o.idle_timeout_ms = (unsigned)(v * 1000);
+            break;
+        default:
+            fprintf(stderr, "ocvm relay: unknown option \"%s\"\n", argv[optind - 1]);
+            return EXIT_USAGE;
+        bad_value:
+            fprintf(stderr, "ocvm relay: %s: \"%s\" is not a valid number\n", argv[optind - 2], optarg);
+            return EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 2) {
+        fprintf(stderr, "usage: ocvm relay [--unsafe-listen-any] [--max-connections N] "
+                        "[--connect-timeout-ms N] [--idle-timeout-s N] LISTEN CONNECT\n");
+        return EXIT_USAGE;
+    }
+    struct endpoint listen, target;
+    const char *why;
+    if (endpoint_parse(argv[optind], &listen, &why) < 0) {
+        fprintf(stderr, "ocvm relay: LISTEN \"%s\": %s\n", argv[optind], why);
+        return EXIT_USAGE;
+    }
+    if (listen.kind == ENDPOINT_HYBRID) {
+        fprintf(stderr, "ocvm relay: LISTEN \"%s\": cannot listen on a hybrid endpoint "
+                        "(listen on unix:PATH_PORT instead)\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (endpoint_parse(argv[optind + 1], &target, &why) < 0) {
+        fprintf(stderr, "ocvm relay: CONNECT \"%s\": %s\n", argv[optind + 1], why);
+        return EXIT_USAGE;
+    }
+    if (listen.kind == ENDPOINT_TCP && !endpoint_is_local(&listen) && !any) {
+        fprintf(stderr, "ocvm relay: LISTEN \"%s\" is not a loopback address: the gateway would be "
+                        "reachable from the network (--unsafe-listen-any to do it anyway)\n",
+                argv[optind]);
+        return EXIT_USAGE;
+    }
+    raise_fd_limit();
+    struct relay *r;
+    int e = relay_new(&o, &r);
+    if (e == 0 && (e = relay_add_forward(r, &listen, &target)) < 0)
+        fprintf(stderr, "ocvm relay: listen on %s: %s\n", argv[optind], strerror(-e));
+    else if (e < 0)
+        fprintf(stderr, "ocvm relay: %s\n", strerror(-e));
+    if (e == 0) {
+        fprintf(stderr, "ocvm: relay: %s -> %s\n", argv[optind], argv[optind + 1]);
+        e = relay_run(r);
+        if (e < 0)
+            fprintf(stderr, "ocvm relay: %s\n", strerror(-e));
+        if (listen.kind == ENDPOINT_UNIX)
+            unlink(listen.path);
+    }
+    relay_free(r);
+    return e < 0 ? EXIT_FAILED : EXIT_OK;
+}

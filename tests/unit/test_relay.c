@@ -1,0 +1,566 @@
+/* relay: real sockets on loopback and in a temp dir, the relay running in its own thread. */
+#include "launcher/macro.h"
+#include "vsock/relay.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+/* ---- harness ---- */
+
+struct running {
+    struct relay *r;
+    pthread_t thread;
+    atomic_bool stop;
+};
+
+static void *relay_thread(void *p)
+{
+    struct running *rt = p;
+    while (!atomic_load(&rt->stop))
+        relay_dispatch(rt->r, 20);
+    return NULL;
+}
+
+static void rt_start(struct running *rt)
+{
+    atomic_store(&rt->stop, false);
+    ck_assert_int_eq(pthread_create(&rt->thread, NULL, relay_thread, rt), 0);
+}
+
+static void rt_pause(struct running *rt)
+{
+    atomic_store(&rt->stop, true);
+    pthread_join(rt->thread, NULL);
+}
+
+/* Stats with the relay paused (no data race), then resumed. */
+static struct relay_stats rt_stats(struct running *rt)
+{
+    struct relay_stats s;
+    rt_pause(rt);
+    relay_get_stats(rt->r, &s);
+    rt_start(rt);
+    return s;
+}
+
+static int tcp_listener(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(fd, 1024), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static int tcp_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* A relay from a fresh loopback port to TARGET; returns the port clients use. */
+static uint16_t relay_to(struct running *rt, const struct relay_options *o, const struct endpoint *target)
+{
+    uint16_t port;
+    ck_assert_int_eq(relay_new(o, &rt->r), 0);
+    ck_assert_int_eq(relay_add_forward_fd(rt->r, tcp_listener(&port), target), 0);
+    rt_start(rt);
+    return port;
+}
+
+static void rt_free(struct running *rt)
+{
+    rt_pause(rt);
+    relay_free(rt->r);
+}
+
+static struct endpoint tcp_ep(uint16_t port)
+{
+    struct endpoint e = {.kind = ENDPOINT_TCP, .port = port};
+    strcpy(e.host, "127.0.0.1");
+    return e;
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* ---- servers (each serves one connection per accept, in its own thread) ---- */
+
+enum server_mode { SERVE_HASH, SERVE_BYE_AFTER_EOF, SERVE_HOLD, SERVE_ECHO };
+struct server {
+    int lfd;
+    enum server_mode mode;
+    int max_clients;
+    pthread_t thread;
+    int held[64];
+    int n_held;
+};
+
+static void *echo_thread(void *p)
+{
+    int fd = (int)(intptr_t)p;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        if (write(fd, buf, (size_t)n) != n)
+            break;
+    close(fd);
+    return NULL;
+}
+
+static void *server_thread(void *p)
+{
+    struct server *s = p;
+    for (int i = 0; i < s->max_clients; i++) {
+        int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            break;
+        static unsigned char buf[65536];
+        ssize_t n;
+        uint64_t h = 0xcbf29ce484222325ull;
+        switch (s->mode) {
+        case SERVE_HASH:
+            while ((n = read(fd, buf, sizeof(buf))) > 0)
+                h = fnv(h, buf, (size_t)n);
+            (void)!write(fd, &h, sizeof(h));
+            close(fd);
+            break;
+        case SERVE_BYE_AFTER_EOF:
+            while ((n = read(fd, buf, sizeof(buf))) > 0)
+                ;
+            (void)!write(fd, "bye\n", 4);
+            close(fd);
+            break;
+        case SERVE_ECHO: { /* one thread per client: they are served at the same time */
+            pthread_t t;
+            if (pthread_create(&t, NULL, echo_thread, (void *)(intptr_t)fd) == 0)
+                pthread_detach(t);
+            else
+                close(fd);
+            break;
+        }
+        case SERVE_HOLD:
+            if (s->n_held < 64)
+                s->held[s->n_held++] = fd;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static uint16_t server_start(struct server *s, enum server_mode mode, int max_clients)
+{
+    uint16_t port;
+    *s = (struct server){.lfd = tcp_listener(&port), .mode = mode, .max_clients = max_clients};
+    ck_assert_int_eq(pthread_create(&s->thread, NULL, server_thread, s), 0);
+    return port;
+}
+
+static void server_stop(struct server *s)
+{
+    shutdown(s->lfd, SHUT_RDWR); /* wakes accept() */
+    pthread_join(s->thread, NULL);
+    close(s->lfd);
+    for (int i = 0; i < s->n_held; i++)
+        close(s->held[i]);
+}
+
+/* True if FD sees EOF or a reset within MS. */
+static bool closed_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) <= 0)
+        return false;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/* ---- tests ---- */
+
+START_TEST(bulk_64mib_arrives_intact)
+{
+    struct server s;
+    struct running rt;
+    struct relay_options o = {0};
+    struct endpoint t = tcp_ep(server_start(&s, SERVE_HASH, 1));
+    int fd = tcp_connect(relay_to(&rt, &o, &t));
+    unsigned char *buf = malloc(1 << 20);
+    uint64_t x = 0x9e3779b97f4a7c15ull, h = 0xcbf29ce484222325ull;
+    for (int chunk = 0; chunk < 64; chunk++) {
+        for (size_t i = 0; i < (1 << 20); i += 8) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            memcpy(buf + i, &x, 8);
+        }
+        h = fnv(h, buf, 1 << 20);
+        size_t off = 0;
+        while (off < (1 << 20)) {
+            ssize_t n = write(fd, buf + off, (1 << 20) - off);
+            ck_assert_int_gt(n, 0);
+            off += (size_t)n;
+        }
+    }
+    shutdown(fd, SHUT_WR);
+    uint64_t got = 0;
+    ck_assert_int_eq(read(fd, &got, sizeof(got)), sizeof(got));
+    ck_assert_msg(got == h, "digest differs: the relay changed the data");
+    close(fd);
+    server_stop(&s);
+    struct relay_stats st = rt_stats(&rt);
+    ck_assert_uint_eq(st.bytes_to_target, 64u << 20);
+    ck_assert_uint_eq(st.bytes_to_client, 8);
+    rt_free(&rt);
+    free(buf);
+}
+END_TEST
+
+START_TEST(half_close_keeps_the_other_direction)
+{
+    struct server s;
+    struct running rt;
+    struct relay_options o = {0};
+    struct endpoint t = tcp_ep(server_start(&s, SERVE_BYE_AFTER_EOF, 1));
+    int fd = tcp_connect(relay_to(&rt, &o, &t));
+    ck_assert_int_eq(write(fd, "hello", 5), 5);
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0); /* our FIN must reach the server as EOF ... */
+    char buf[8] = {0};
+    ck_assert_int_eq(read(fd, buf, sizeof(buf)), 4); /* ... while its reply still reaches us */
+    ck_assert_str_eq(buf, "bye\n");
+    ck_assert_int_eq(read(fd, buf, sizeof(buf)), 0);
+    close(fd);
+    server_stop(&s);
+    rt_free(&rt);
+}
+END_TEST
+
+START_TEST(slow_reader_gets_back_pressure)
+{
+    struct server s;
+    struct running rt;
+    struct relay_options o = {0};
+    struct endpoint t = tcp_ep(server_start(&s, SERVE_HOLD, 1));
+    int fd = tcp_connect(relay_to(&rt, &o, &t));
+    static char buf[65536];
+    size_t total = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 500) == 0)
+            break; /* blocked: the relay stopped reading */
+        ssize_t n = send(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0)
+            total += (size_t)n;
+        ck_assert_msg(total < (64u << 20), "relay buffered without bound");
+    }
+    /* socket buffers on both hops plus one pipe: a few MiB at most */
+    ck_assert_msg(total < (16u << 20), "accepted %zu bytes from a client whose server never reads", total);
+    close(fd);
+    server_stop(&s);
+    rt_free(&rt);
+}
+END_TEST
+
+START_TEST(target_down_resets_client_at_once)
+{
+    uint16_t dead;
+    close(tcp_listener(&dead)); /* a port nobody listens on */
+    struct running rt;
+    struct relay_options o = {0};
+    struct endpoint t = tcp_ep(dead);
+    int fd = tcp_connect(relay_to(&rt, &o, &t));
+    ck_assert_msg(closed_within(fd, 1000), "client not told within 1 s that the target is down");
+    close(fd);
+    ck_assert_uint_eq(rt_stats(&rt).connect_failed, 1);
+    rt_free(&rt);
+}
+END_TEST
+
+START_TEST(connection_limit_refuses_and_recovers)
+{
+    struct server s;
+    struct running rt;
+    struct relay_options o = {.max_connections = 4};
+    struct endpoint t = tcp_ep(server_start(&s, SERVE_ECHO, 64));
+    uint16_t port = relay_to(&rt, &o, &t);
+    int fds[4];
+    for (int i = 0; i < 4; i++) {
+        fds[i] = tcp_connect(port);
+        char c = 'x';
+        ck_assert_int_eq(write(fds[i], &c, 1), 1); /* wait until each is really relayed */
+        ck_assert_int_eq(read(fds[i], &c, 1), 1);
+    }
+    int extra = tcp_connect(port);
+    ck_assert_msg(closed_within(extra, 1000), "fifth client not refused");
+    close(extra);
+    ck_assert_uint_eq(rt_stats(&rt).refused_limit, 1);
+    close(fds[0]);
+    int again = -1;
+    for (int tries = 0; tries < 50; tries++) { /* the relay sees the close soon */
+        again = tcp_connect(port);
+        char c = 'y';
+        if (write(again, &c, 1) == 1 && read(again, &c, 1) == 1 && c == 'y')
+            break;
+        close(again);
+        again = -1;
+        usleep(20000);
+    }
+    ck_assert_msg(again >= 0, "no room again after a client left");
+    close(again);
+    for (int i = 1; i < 4; i++)
+        close(fds[i]);
+    rt_free(&rt);
+    server_stop(&s);
+}
+END_TEST
+
+START_TEST(no_fd_leak_after_many_connections)
+{
+    struct server s;
+    struct running rt;
+    struct relay_options o = {0};
+    struct endpoint t = tcp_ep(server_start(&s, SERVE_ECHO, 2000));
+    uint16_t port = relay_to(&rt, &o, &t);
+    uint16_t dead;
+    close(tcp_listener(&dead));
+    struct endpoint td = tcp_ep(dead);
+    uint16_t dead_port;
+    ck_assert_int_eq(relay_add_forward_fd(rt.r, tcp_listener(&dead_port), &td), 0);
+    int before = count_fds();
+    static char buf[200000];
+    for (int i = 0; i < 600; i++) {
+        int fd = tcp_connect(i % 3 == 2 ? dead_port : port);
+        if (i % 3 == 0) { /* a normal exchange */
+            ck_assert_int_eq(write(fd, "ping", 4), 4);
+            ck_assert_int_eq(read(fd, buf, 4), 4);
+            close(fd);
+        } else if (i % 3 == 1) { /* a client that vanishes mid-transfer, with a reset */
+            (void)!send(fd, buf, sizeof(buf), MSG_DONTWAIT);
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            close(fd);
+        } else {
+            closed_within(fd, 1000);
+            close(fd);
+        }
+    }
+    int after = -1;
+    for (int tries = 0; tries < 200; tries++) {
+        struct relay_stats st = rt_stats(&rt);
+        after = count_fds();
+        if (st.open == 0 && after == before)
+            break;
+        usleep(20000);
+    }
+    ck_assert_int_eq(after, before);
+    rt_free(&rt);
+    server_stop(&s);
+}
+END_TEST
+
+/* A hybrid vsock peer: reads "CONNECT N\n", answers REPLY (or nothing), then echoes. */
+struct hybrid_peer {
+    int lfd;
+    const char *reply;
+    char got[32];
+    pthread_t thread;
+};
+
+static void *hybrid_thread(void *p)
+{
+    struct hybrid_peer *h = p;
+    int fd = accept4(h->lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t n = 0;
+    while (n + 1 < sizeof(h->got) && read(fd, h->got + n, 1) == 1 && h->got[n++] != '\n')
+        ;
+    if (!h->reply) {
+        char c;
+        (void)!read(fd, &c, 1); /* never answers; waits for the relay to give up */
+        close(fd);
+        return NULL;
+    }
+    (void)!write(fd, h->reply, strlen(h->reply));
+    char buf[4096];
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof(buf))) > 0)
+        (void)!write(fd, buf, (size_t)r);
+    close(fd);
+    return NULL;
+}
+
+static struct endpoint hybrid_start(struct hybrid_peer *h, const char *dir, const char *reply)
+{
+    struct endpoint e = {.kind = ENDPOINT_HYBRID, .port = 18789};
+    snprintf(e.path, sizeof(e.path), "%s/vsock.sock", dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, e.path);
+    *h = (struct hybrid_peer){.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), .reply = reply};
+    unlink(e.path);
+    ck_assert_int_eq(bind(h->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(h->lfd, 8), 0);
+    ck_assert_int_eq(pthread_create(&h->thread, NULL, hybrid_thread, h), 0);
+    return e;
+}
+
+START_TEST(hybrid_connect_ok_then_data)
+{
+    char dir[] = "/tmp/ocvm-relay-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct hybrid_peer h;
+    struct endpoint t = hybrid_start(&h, dir, "OK 1073741824\n");
+    struct running rt;
+    struct relay_options o = {0};
+    int fd = tcp_connect(relay_to(&rt, &o, &t));
+    ck_assert_int_eq(write(fd, "abc", 3), 3);
+    char buf[4] = {0};
+    ck_assert_int_eq(read(fd, buf, 3), 3);
+    ck_assert_str_eq(buf, "abc");
+    ck_assert_str_eq(h.got, "CONNECT 18789\n");
+    close(fd);
+    pthread_join(h.thread, NULL);
+    close(h.lfd);
+    rt_free(&rt);
+    unlink(t.path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(hybrid_refusal_and_silence_reset_the_client)
+{
+    char dir[] = "/tmp/ocvm-relay-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct hybrid_peer h;
+    struct endpoint t = hybrid_start(&h, dir, "ERR no listener\n");
+    struct running rt;
+    struct relay_options o = {.connect_timeout_ms = 300};
+    int fd = tcp_connect(relay_to(&rt, &o, &t));
+    ck_assert_msg(closed_within(fd, 1000), "a refused CONNECT must reset the client");
+    close(fd);
+    pthread_join(h.thread, NULL);
+    close(h.lfd);
+    rt_free(&rt);
+
+    t = hybrid_start(&h, dir, NULL); /* accepts, never answers */
+    fd = tcp_connect(relay_to(&rt, &o, &t));
+    ck_assert_msg(!closed_within(fd, 100), "gave up before the connect timeout");
+    ck_assert_msg(closed_within(fd, 1500), "a silent peer must be given up after the connect timeout");
+    close(fd);
+    ck_assert_uint_eq(rt_stats(&rt).timeouts, 1);
+    rt_free(&rt);
+    pthread_join(h.thread, NULL);
+    close(h.lfd);
+    unlink(t.path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(idle_connections_are_closed)
+{
+    struct server s;
+    struct running rt;
+    struct relay_options o = {.idle_timeout_ms = 300};
+    struct endpoint t = tcp_ep(server_start(&s, SERVE_ECHO, 1));
+    int fd = tcp_connect(relay_to(&rt, &o, &t));
+    ck_assert_int_eq(write(fd, "x", 1), 1);
+    char c;
+    ck_assert_int_eq(read(fd, &c, 1), 1);
+    ck_assert_msg(!closed_within(fd, 100), "closed while still fresh");
+    ck_assert_msg(closed_within(fd, 2000), "idle connection not closed");
+    close(fd);
+    rt_free(&rt);
+    server_stop(&s);
+}
+END_TEST
+
+START_TEST(unix_to_unix)
+{
+    char dir[] = "/tmp/ocvm-relay-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct endpoint listen = {.kind = ENDPOINT_UNIX}, target = {.kind = ENDPOINT_UNIX};
+    snprintf(listen.path, sizeof(listen.path), "%s/in.sock", dir);
+    snprintf(target.path, sizeof(target.path), "%s/out.sock", dir);
+    int lfd;
+    ck_assert_int_eq(relay_listen_endpoint(&target, &lfd), 0);
+    struct running rt;
+    struct relay_options o = {0};
+    ck_assert_int_eq(relay_new(&o, &rt.r), 0);
+    ck_assert_int_eq(relay_add_forward(rt.r, &listen, &target), 0);
+    rt_start(&rt);
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, listen.path);
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(write(c, "over unix", 9), 9);
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 2000), 1);
+    int s = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    char buf[16] = {0};
+    ck_assert_int_eq(read(s, buf, sizeof(buf)), 9);
+    ck_assert_str_eq(buf, "over unix");
+    close(s);
+    close(c);
+    close(lfd);
+    rt_free(&rt);
+    unlink(listen.path);
+    unlink(target.path);
+    rmdir(dir);
+}
+END_TEST
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    Suite *s = suite_create("relay");
+    TCase *t = tcase_create("relay");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, bulk_64mib_arrives_intact);
+    tcase_add_test(t, half_close_keeps_the_other_direction);
+    tcase_add_test(t, slow_reader_gets_back_pressure);
+    tcase_add_test(t, target_down_resets_client_at_once);
+    tcase_add_test(t, connection_limit_refuses_and_recovers);
+    tcase_add_test(t, no_fd_leak_after_many_connections);
+    tcase_add_test(t, hybrid_connect_ok_then_data);
+    tcase_add_test(t, hybrid_refusal_and_silence_reset_the_client);
+    tcase_add_test(t, idle_connections_are_closed);
+    tcase_add_test(t, unix_to_unix);
+    suite_add_tcase(s, t);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,685 @@
+#include "vsock/relay.h"
+
+#include "launcher/macro.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <time.h>
+
+enum { PIPE_CAP = 65536, QUANTUM = 8, ACCEPT_BATCH = 64, HYBRID_LINE_MAX = 32, MAX_EVENTS = 128 };
+
+enum kind { KIND_LISTENER, KIND_SIDE, KIND_TIMER, KIND_SIGNAL };
+
+struct tag {
+    enum kind kind;
+};
+
+struct forward {
+    struct tag tag;
+    int fd;
+    struct endpoint target;
+    struct forward *next;
+};
+
+/* One direction of a connection: bytes read from SRC wait in a pipe (or buf) for DST. */
+struct flow {
+    int pr, pw;    /* pipe, opened on first use */
+    size_t queued; /* bytes in the pipe or buffer */
+    char *buf;     /* read/write fallback when splice is refused */
+    size_t buf_off;
+    bool use_buf, src_eof, shut_done;
+};
+
+struct conn;
+struct side {
+    struct tag tag;
+    int fd;
+    bool readable, writable;
+    struct conn *c;
+};
+
+enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_OPEN };
+
+struct conn {
+    struct side client, target;
+    struct flow up, down; /* client -> target, target -> client */
+    enum conn_state state;
+    const struct forward *fwd;
+    char line[HYBRID_LINE_MAX];
+    size_t line_len;
+    uint64_t deadline_ms;
+    struct conn *prev, *next; /* in connecting or open list, ordered by deadline */
+    struct conn *ready_next;  /* in the ready list: more work to do without a new event */
+    bool in_ready, dead;
+};
+
+struct conn_list {
+    struct conn *head, *tail;
+};
+
+struct relay {
+    struct relay_options o;
+    int epfd, timerfd, sigfd;
+    struct tag timer_tag, signal_tag;
+    struct forward *forwards;
+    struct conn_list connecting, open, dead;
+    struct conn *ready;
+    uint64_t timer_armed_ms; /* 0: not armed */
+    uint64_t last_limit_log_ms;
+    struct relay_stats stats;
+    bool stop;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+__attribute__((format(printf, 2, 3))) static void relay_log(const struct relay *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ocvm: %s: ", r->o.log_prefix);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- lists ---- */
+
+static void list_remove(struct conn_list *l, struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (l->head == c)
+        l->head = c->next;
+    else
+        return; /* not in this list */
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        l->tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void list_append(struct conn_list *l, struct conn *c)
+{
+    c->prev = l->tail;
+    c->next = NULL;
+    if (l->tail)
+        l->tail->next = c;
+    else
+        l->head = c;
+    l->tail = c;
+}
+
+static void arm_timer(struct relay *r)
+{
+    uint64_t when = 0;
+    if (r->connecting.head)
+        when = r->connecting.head->deadline_ms;
+    if (r->open.head && r->o.idle_timeout_ms &&
+        (when == 0 || r->open.head->deadline_ms < when))
+        when = r->open.head->deadline_ms;
+    if (when == 0 || (r->timer_armed_ms && r->timer_armed_ms <= when))
+        return; /* nothing to time, or an earlier wake-up is already set (it re-arms) */
+    uint64_t now = now_ms(), delay = when > now ? when - now : 1;
+    struct itimerspec its = {.it_value = {.tv_sec = (time_t)(delay / 1000),
+                                          .tv_nsec = (long)(delay % 1000) * 1000000L}};
+    if (timerfd_settime(r->timerfd, 0, &its, NULL) == 0)
+        r->timer_armed_ms = when;
+}
+
+/* ---- connections ---- */
+
+static void flow_free(struct flow *f)
+{
+    if (f->pr >= 0)
+        close(f->pr);
+    if (f->pw >= 0)
+        close(f->pw);
+    free(f->buf);
+    f->pr = f->pw = -1;
+    f->buf = NULL;
+}
+
+/* Ends C now (at the end of this dispatch its memory goes). RESET: abortive close (RST). */
+static void conn_kill(struct relay *r, struct conn *c, bool reset)
+{
+    if (c->dead)
+        return;
+    if (reset) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->client.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    list_remove(c->state == CONN_OPEN ? &r->open : &r->connecting, c);
+    close(c->client.fd);
+    if (c->target.fd >= 0)
+        close(c->target.fd);
+    c->client.fd = c->target.fd = -1;
+    flow_free(&c->up);
+    flow_free(&c->down);
+    c->dead = true;
+    r->stats.open--;
+    list_append(&r->dead, c);
+}
+
+static void reap(struct relay *r)
+{
+    struct conn *c;
+    while ((c = r->dead.head)) {
+        list_remove(&r->dead, c);
+        free(c);
+    }
+}
+
+static void mark_ready(struct relay *r, struct conn *c)
+{
+    if (c->in_ready || c->dead)
+        return;
+    c->in_ready = true;
+    c->ready_next = r->ready;
+    r->ready = c;
+}
+
+/* Moves what it can from SRC to DST through F. Returns 1 if it stopped with work left, 0 when
+ * it is waiting for an event, -errno on a connection error. */
+static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct side *dst,
+                     uint64_t *counter)
+{
+    for (int i = 0; i < QUANTUM; i++) {
+        bool progress = false;
+        /* fill only an empty pipe: then EAGAIN can only mean "source has nothing" */
+        if (f->queued == 0 && !f->src_eof && src->readable) {
+            ssize_t n;
+            if (!f->use_buf && f->pr < 0) {
+                int p[2];
+                if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+                    return negative_errno();
+                f->pr = p[0];
+                f->pw = p[1];
+            }
+            if (!f->use_buf) {
+                n = splice(src->fd, NULL, f->pw, NULL, PIPE_CAP, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                if (n < 0 && errno == EINVAL) {
+                    f->use_buf = true; /* this socket type cannot splice: copy instead */
+                    continue;
+                }
+            } else {
+                if (!f->buf && !(f->buf = malloc(PIPE_CAP)))
+                    return -ENOMEM;
+                f->buf_off = 0;
+                n = read(src->fd, f->buf, PIPE_CAP);
+            }
+            if (n > 0) {
+                f->queued = (size_t)n;
+                progress = true;
+            } else if (n == 0) {
+                f->src_eof = true;
+                progress = true;
+            } else if (errno == EAGAIN) {
+                src->readable = false;
+            } else if (errno != EINTR) {
+                return negative_errno();
+            }
+        }
+        if (f->queued > 0 && dst->writable) {
+            ssize_t n;
+            if (!f->use_buf)
+                n = splice(f->pr, NULL, dst->fd, NULL, f->queued, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            else
+                n = send(dst->fd, f->buf + f->buf_off, f->queued, MSG_NOSIGNAL);
+            if (n > 0) {
+                f->queued -= (size_t)n;
+                f->buf_off += (size_t)n;
+                *counter += (uint64_t)n;
+                progress = true;
+            } else if (n < 0 && errno == EAGAIN) {
+                dst->writable = false;
+            } else if (n < 0 && errno != EINTR) {
+                return negative_errno();
+            }
+        }
+        if (f->src_eof && f->queued == 0 && !f->shut_done) {
+            f->shut_done = true; /* half-close: the other direction keeps flowing */
+            if (shutdown(dst->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+                return negative_errno();
+        }
+        if (!progress)
+            return 0;
+    }
+    return 1;
+}
+
+static void conn_pump(struct relay *r, struct conn *c)
+{
+    if (c->dead || c->state != CONN_OPEN)
+        return;
+    int a = flow_pump(r, &c->up, &c->client, &c->target, &r->stats.bytes_to_target);
+    int b = a < 0 ? 0 : flow_pump(r, &c->down, &c->target, &c->client, &r->stats.bytes_to_client);
+    if (a < 0 || b < 0) {
+        conn_kill(r, c, true);
+        return;
+    }
+    if (c->up.shut_done && c->down.shut_done) {
+        conn_kill(r, c, false);
+        return;
+    }
+    if (r->o.idle_timeout_ms) { /* activity: to the back of the idle queue */
+        list_remove(&r->open, c);
+        c->deadline_ms = now_ms() + r->o.idle_timeout_ms;
+        list_append(&r->open, c);
+    }
+    if (a > 0 || b > 0)
+        mark_ready(r, c);
+}
+
+/* ---- endpoints ---- */
+
+static int sockaddr_for(const struct endpoint *e, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof(*ss));
+    switch (e->kind) {
+    case ENDPOINT_TCP: {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        if (inet_pton(AF_INET, e->host, &in->sin_addr) == 1) {
+            in->sin_family = AF_INET;
+            in->sin_port = htons(e->port);
+            *len = sizeof(*in);
+        } else if (inet_pton(AF_INET6, e->host, &in6->sin6_addr) == 1) {
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = htons(e->port);
+            *len = sizeof(*in6);
+        } else {
+            return -EINVAL;
+        }
+        return 0;
+    }
+    case ENDPOINT_UNIX:
+    case ENDPOINT_HYBRID: {
+        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+        un->sun_family = AF_UNIX;
+        if (strlen(e->path) >= sizeof(un->sun_path))
+            return -ENAMETOOLONG;
+        strcpy(un->sun_path, e->path);
+        *len = sizeof(*un);
+        return 0;
+    }
+    case ENDPOINT_VSOCK: {
+        struct sockaddr_vm *vm = (struct sockaddr_vm *)ss;
+        vm->svm_family = AF_VSOCK;
+        vm->svm_cid = e->cid;
+        vm->svm_port = e->port;
+        *len = sizeof(*vm);
+        return 0;
+    }
+    default:
+        return -EINVAL;
+    }
+}
+
+int relay_connect_endpoint(const struct endpoint *e, int *ret_fd, bool *in_progress)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int r = sockaddr_for(e, &ss, &len);
+    if (r < 0)
+        return r;
+    _cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return negative_errno();
+    if (e->kind == ENDPOINT_TCP) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
+    }
+    *in_progress = false;
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+        if (errno != EINPROGRESS && errno != EAGAIN)
+            return negative_errno();
+        *in_progress = true;
+    }
+    *ret_fd = TAKE_FD(fd);
+    return 0;
+}
+
+int relay_listen_endpoint(const struct endpoint *e, int *ret_fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (e->kind == ENDPOINT_HYBRID)
+        return -EINVAL;
+    int r = sockaddr_for(e, &ss, &len);
+    if (r < 0)
+        return r;
+    _cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return negative_errno();
+    int one = 1;
+    if (e->kind == ENDPOINT_TCP)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (e->kind == ENDPOINT_UNIX && unlink(e->path) < 0 && errno != ENOENT)
+        return negative_errno();
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0)
+        return negative_errno();
+    *ret_fd = TAKE_FD(fd);
+    return 0;
+}
+
+/* ---- relay ---- */
+
+static int watch(struct relay *r, int fd, uint32_t events, struct tag *tag)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = tag};
+    return epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? negative_errno() : 0;
+}
+
+int relay_new(const struct relay_options *o, struct relay **ret)
+{
+    struct relay *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->o = *o;
+    if (!r->o.max_connections)
+        r->o.max_connections = 4096;
+    if (!r->o.connect_timeout_ms)
+        r->o.connect_timeout_ms = 5000;
+    if (!r->o.log_prefix)
+        r->o.log_prefix = "relay";
+    r->timer_tag.kind = KIND_TIMER;
+    r->signal_tag.kind = KIND_SIGNAL;
+    r->sigfd = -1;
+    r->epfd = epoll_create1(EPOLL_CLOEXEC);
+    r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    int e = 0;
+    if (r->epfd < 0 || r->timerfd < 0)
+        e = negative_errno();
+    else
+        e = watch(r, r->timerfd, EPOLLIN, &r->timer_tag);
+    if (e < 0) {
+        relay_free(r);
+        return e;
+    }
+    *ret = r;
+    return 0;
+}
+
+void relay_free(struct relay *r)
+{
+    if (!r)
+        return;
+    while (r->connecting.head)
+        conn_kill(r, r->connecting.head, false);
+    while (r->open.head)
+        conn_kill(r, r->open.head, false);
+    reap(r);
+    for (struct forward *f = r->forwards, *next; f; f = next) {
+        next = f->next;
+        close(f->fd);
+        free(f);
+    }
+    if (r->sigfd >= 0)
+        close(r->sigfd);
+    if (r->timerfd >= 0)
+        close(r->timerfd);
+    if (r->epfd >= 0)
+        close(r->epfd);
+    free(r);
+}
+
+int relay_add_forward_fd(struct relay *r, int fd, const struct endpoint *target)
+{
+    struct forward *f = calloc(1, sizeof(*f));
+    if (!f) {
+        close(fd);
+        return -ENOMEM;
+    }
+    *f = (struct forward){.tag = {KIND_LISTENER}, .fd = fd, .target = *target, .next = r->forwards};
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    int e = watch(r, fd, EPOLLIN, &f->tag);
+    if (e < 0) {
+        close(fd);
+        free(f);
+        return e;
+    }
+    r->forwards = f;
+    return 0;
+}
+
+int relay_add_forward(struct relay *r, const struct endpoint *listen, const struct endpoint *target)
+{
+    int fd;
+    int e = relay_listen_endpoint(listen, &fd);
+    return e < 0 ? e : relay_add_forward_fd(r, fd, target);
+}
+
+int relay_fd(const struct relay *r)
+{
+    return r->epfd;
+}
+
+void relay_get_stats(const struct relay *r, struct relay_stats *ret)
+{
+    *ret = r->stats;
+}
+
+static void conn_open(struct relay *r, struct conn *c)
+{
+    list_remove(&r->connecting, c);
+    c->state = CONN_OPEN;
+    c->deadline_ms = now_ms() + r->o.idle_timeout_ms;
+    list_append(&r->open, c);
+    conn_pump(r, c);
+}
+
+static void conn_fail(struct relay *r, struct conn *c, int err, const char *what)
+{
+    r->stats.connect_failed++;
+    (void)err;
+    (void)what;
+    conn_kill(r, c, true); /* the client gets a reset at once, never a hang */
+}
+
+/* Hybrid vsock: after connecting, send CONNECT PORT and read back "OK N\n". */
+static void conn_handshake(struct relay *r, struct conn *c)
+{
+    while (c->line_len < sizeof(c->line)) {
+        ssize_t n = recv(c->target.fd, c->line + c->line_len, 1, 0);
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            conn_fail(r, c, n < 0 ? -errno : -ECONNRESET, "hybrid handshake");
+            return;
+        }
+        if (c->line[c->line_len++] == '\n')
+            break;
+    }
+    if (c->line_len < 5 || c->line[c->line_len - 1] != '\n' || strncmp(c->line, "OK ", 3) != 0) {
+        conn_fail(r, c, -EPROTO, "hybrid handshake");
+        return;
+    }
+    for (size_t i = 3; i + 1 < c->line_len; i++)
+        if (c->line[i] < '0' || c->line[i] > '9') {
+            conn_fail(r, c, -EPROTO, "hybrid handshake");
+            return;
+        }
+    conn_open(r, c);
+}
+
+static void conn_connected(struct relay *r, struct conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->target.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+        conn_fail(r, c, err ? -err : negative_errno(), "connect");
+        return;
+    }
+    if (c->fwd->target.kind != ENDPOINT_HYBRID) {
+        conn_open(r, c);
+        return;
+    }
+    char req[32];
+    int n = snprintf(req, sizeof(req), "CONNECT %u\n", c->fwd->target.port);
+    if (send(c->target.fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        conn_fail(r, c, -EIO, "hybrid CONNECT");
+        return;
+    }
+    c->state = CONN_HANDSHAKE;
+    conn_handshake(r, c);
+}
+
+static void accept_one(struct relay *r, struct forward *f, int cfd)
+{
+    if (r->stats.open >= r->o.max_connections) {
+        r->stats.refused_limit++;
+        uint64_t now = now_ms();
+        if (now - r->last_limit_log_ms >= 1000) {
+            r->last_limit_log_ms = now;
+            relay_log(r, "connection limit (%zu) reached: refusing new clients", r->o.max_connections);
+        }
+        close(cfd);
+        return;
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(cfd);
+        return;
+    }
+    *c = (struct conn){
+        .client = {.tag = {KIND_SIDE}, .fd = cfd, .c = c},
+        .target = {.tag = {KIND_SIDE}, .fd = -1, .c = c},
+        .up = {.pr = -1, .pw = -1},
+        .down = {.pr = -1, .pw = -1},
+        .fwd = f,
+        .deadline_ms = now_ms() + r->o.connect_timeout_ms,
+    };
+    r->stats.accepted++;
+    r->stats.open++;
+    list_append(&r->connecting, c);
+    bool in_progress;
+    int e = relay_connect_endpoint(&f->target, &c->target.fd, &in_progress);
+    if (e == 0)
+        e = watch(r, c->target.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->target.tag);
+    if (e == 0)
+        e = watch(r, cfd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->client.tag);
+    if (e < 0) {
+        conn_fail(r, c, e, "connect");
+        return;
+    }
+    if (!in_progress)
+        conn_connected(r, c);
+}
+
+static void on_listener(struct relay *r, struct forward *f)
+{
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int cfd = accept4(f->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (cfd < 0)
+            return; /* EAGAIN, or a client that left already */
+        accept_one(r, f, cfd);
+    }
+}
+
+static void on_side(struct relay *r, struct side *s, uint32_t events)
+{
+    struct conn *c = s->c;
+    if (c->dead)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->readable = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        s->writable = true;
+    if (s == &c->target && c->state == CONN_CONNECTING) {
+        if (s->writable || (events & (EPOLLERR | EPOLLHUP)))
+            conn_connected(r, c);
+        return;
+    }
+    if (s == &c->target && c->state == CONN_HANDSHAKE) {
+        if (s->readable)
+            conn_handshake(r, c);
+        return;
+    }
+    conn_pump(r, c);
+}
+
+static void on_timer(struct relay *r)
+{
+    uint64_t ticks;
+    (void)!read(r->timerfd, &ticks, sizeof(ticks));
+    r->timer_armed_ms = 0;
+    uint64_t now = now_ms();
+    struct conn *c;
+    while ((c = r->connecting.head) && c->deadline_ms <= now) {
+        r->stats.timeouts++;
+        conn_fail(r, c, -ETIMEDOUT, "connect");
+    }
+    while (r->o.idle_timeout_ms && (c = r->open.head) && c->deadline_ms <= now) {
+        r->stats.timeouts++;
+        conn_kill(r, c, false);
+    }
+}
+
+int relay_dispatch(struct relay *r, int timeout_ms)
+{
+    struct epoll_event ev[MAX_EVENTS];
+    int n = epoll_wait(r->epfd, ev, MAX_EVENTS, r->ready ? 0 : timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : negative_errno();
+    for (int i = 0; i < n; i++) {
+        struct tag *t = ev[i].data.ptr;
+        switch (t->kind) {
+        case KIND_LISTENER: on_listener(r, (struct forward *)t); break;
+        case KIND_SIDE: on_side(r, (struct side *)t, ev[i].events); break;
+        case KIND_TIMER: on_timer(r); break;
+        case KIND_SIGNAL: r->stop = true; break;
+        }
+    }
+    /* connections that used their quantum: one more round each, after the new events */
+    struct conn *ready = r->ready;
+    r->ready = NULL;
+    while (ready) {
+        struct conn *c = ready;
+        ready = c->ready_next;
+        c->in_ready = false;
+        conn_pump(r, c);
+    }
+    reap(r);
+    arm_timer(r);
+    return n;
+}
+
+int relay_run(struct relay *r)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+        return negative_errno();
+    r->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (r->sigfd < 0)
+        return negative_errno();
+    int e = watch(r, r->sigfd, EPOLLIN, &r->signal_tag);
+    if (e < 0)
+        return e;
+    signal(SIGPIPE, SIG_IGN);
+    while (!r->stop) {
+        e = relay_dispatch(r, -1);
+        if (e < 0)
+            return e;
+    }
+    return 0;
+}
