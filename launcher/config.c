@@ -451,9 +451,11 @@ static int load_machine(struct loader *l, json_t *root, struct vm_machine *m)
     for (size_t i = 0; i < n && r == 0; i++) {
         json_t *v = json_array_get(extra, i);
         push_index(l, i);
-        if (!json_is_string(v) || has_control_chars(json_string_value(v)))
-            r = fail(l, false, "expected a string without control characters, got %s",
-                     json_type_name(v));
+        if (!json_is_string(v))
+            r = fail(l, false, "expected a string, got %s", json_type_name(v));
+        else if (has_control_chars(json_string_value(v)) ||
+                 strlen(json_string_value(v)) != json_string_length(v))
+            r = fail(l, false, "must not contain control characters or NUL");
         else if (!(m->extra_args[i] = strdup(json_string_value(v))))
             r = -ENOMEM;
         pop(l);
@@ -509,6 +511,22 @@ static int load_vsock(struct loader *l, json_t *root, struct vm_vsock *v)
     return r;
 }
 
+/* An egress host is a DNS name or an IPv4 address or CIDR: it ends up in nft text. */
+static int check_host(struct loader *l, const char *host)
+{
+    size_t n = strlen(host);
+    bool ok = n > 0 && n <= 253 && host[0] != '-' && host[0] != '.';
+    for (const char *p = host; *p && ok; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("-./", *p))
+            ok = false;
+    if (ok)
+        return 0;
+    push_key(l, "host");
+    int r = fail(l, false, "\"%s\" is not a host name or IPv4 address", host);
+    pop(l);
+    return r;
+}
+
 static int load_egress(struct loader *l, json_t *net, struct vm_network *n)
 {
     static const char *const keys[] = {"allow", NULL};
@@ -536,6 +554,7 @@ static int load_egress(struct loader *l, json_t *net, struct vm_network *n)
                      json_type_name(rule));
         else if ((r = check_keys(l, rule, rule_keys)) == 0 &&
                  (r = get_string(l, rule, "host", NULL, OPT_REQUIRED | OPT_NONEMPTY, &e->host)) == 0 &&
+                 (r = check_host(l, e->host)) == 0 &&
                  (r = get_array(l, rule, "ports", &ports)) == 0) {
             size_t np = ports ? json_array_size(ports) : 0;
             push_key(l, "ports");
@@ -689,11 +708,13 @@ static int check_endpoint(struct loader *l, const char *key, const char *value)
 {
     struct endpoint e;
     const char *why;
-    if (endpoint_parse(value, &e, &why) == 0 && e.kind != ENDPOINT_VSOCK)
+    int r = endpoint_parse(value, &e, &why);
+    if (r == 0 && e.kind != ENDPOINT_VSOCK)
         return 0;
+    if (r == 0)
+        why = "a host endpoint cannot be vsock";
     push_key(l, key);
-    int r = fail(l, false, "\"%s\": %s", value,
-                 e.kind == ENDPOINT_VSOCK ? "a host endpoint cannot be vsock" : why);
+    r = fail(l, false, "\"%s\": %s", value, why);
     pop(l);
     return r;
 }
@@ -742,6 +763,12 @@ static int load_forwards(struct loader *l, json_t *root, struct vm_config *c)
     if (r < 0 || !a)
         return r;
     size_t n = json_array_size(a);
+    if (n && !c->vsock.enabled) {
+        push_key(l, "forwards");
+        r = fail(l, false, "forwards run over vsock, but \"vsock\" is null");
+        pop(l);
+        return r;
+    }
     if (n && !(c->forwards = calloc(n, sizeof(*c->forwards))))
         return -ENOMEM;
     push_key(l, "forwards");
@@ -833,8 +860,8 @@ static int load_restart_timeouts(struct loader *l, json_t *root, struct vm_confi
                       c->restart.backoff_max_ms)) < 0)
         goto out;
     if (c->restart.backoff_max_ms < c->restart.backoff_initial_ms) {
-        push_key(l, "backoff_max_ms");
-        r = fail(l, false, "must not be below backoff_initial_ms (%u)", c->restart.backoff_initial_ms);
+        push_key(l, "backoff_initial_ms");
+        r = fail(l, false, "must not exceed backoff_max_ms (%u)", c->restart.backoff_max_ms);
         pop(l);
         goto out;
     }
@@ -930,15 +957,28 @@ int config_load_text(const char *path, const char *text, size_t len, struct vm_c
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
+        /* jansson points at the last character of the token it names ("near 'TOKEN'"):
+         * point at its first character instead, where the reader's eye should go */
         int col = jerr.column > 0 ? jerr.column : 1;
+        const char *near = strstr(jerr.text, "near '");
+        const char *end = near ? strrchr(jerr.text, '\'') : NULL;
+        if (near && end > near + 6 && col > (int)(end - (near + 6)) - 1)
+            col -= (int)(end - (near + 6)) - 1;
         if (asprintf(error, "%s:%d:%d: %s", path, jerr.line > 0 ? jerr.line : 1, col, jerr.text) < 0)
             *error = NULL;
         return -EINVAL;
     }
     struct vm_config *c = calloc(1, sizeof(*c));
     int r = -ENOMEM;
-    if (c && (c->path = strdup(path)) && (l.dir = strdup(dirname(pathcopy))))
+    const char *dir = dirname(pathcopy);
+    char cwd[PATH_MAX];
+    if (dir[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+        r = negative_errno();
+    else if (c && (c->path = strdup(path)) &&
+             asprintf(&l.dir, "%s%s%s", dir[0] == '/' ? "" : cwd, dir[0] == '/' ? "" : "/", dir) >= 0)
         r = load_root(&l, root, c);
+    else
+        l.dir = NULL;
     json_decref(root);
     free(l.dir);
     if (r < 0) {

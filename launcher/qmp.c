@@ -158,6 +158,8 @@ static int qmp_dispatch(struct qmp *q, const char *line, size_t len)
         } else {
             q->greeted = true;
             r = qmp_call(q, "qmp_capabilities", NULL, capabilities_done, NULL);
+            if (r < 0)
+                qmp_close(q, r, "cannot send qmp_capabilities");
         }
     } else if (m.kind == QMP_EVENT) {
         if (q->h.event)
@@ -205,10 +207,6 @@ static int qmp_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         qmp_close(q, 0, "QEMU closed the connection");
         return 0;
     }
-    if (q->in_len + (size_t)n > QMP_MAX_LINE) {
-        qmp_close(q, -EMSGSIZE, "a reply longer than 1 MiB");
-        return 0;
-    }
     char *in = realloc(q->in, q->in_len + (size_t)n);
     if (!in) {
         qmp_close(q, -ENOMEM, "out of memory");
@@ -218,15 +216,26 @@ static int qmp_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
     memcpy(q->in + q->in_len, buf, (size_t)n);
     q->in_len += (size_t)n;
     size_t start = 0;
-    for (size_t i = 0; i < q->in_len && !q->closed; i++) {
+    for (size_t i = q->in_len - (size_t)n; i < q->in_len && !q->closed; i++) {
         if (q->in[i] != '\n')
             continue;
-        if (i > start && qmp_dispatch(q, q->in + start, i - start) < 0)
+        if (i - start >= QMP_MAX_LINE) {
+            qmp_close(q, -EMSGSIZE, "a line longer than 1 MiB");
             return 0;
+        }
+        int r = i > start ? qmp_dispatch(q, q->in + start, i - start) : 0;
+        if (r < 0) {
+            qmp_close(q, r, "cannot answer QEMU"); /* no-op if dispatch closed it already */
+            return 0;
+        }
         start = i + 1;
     }
     if (q->closed)
         return 0;
+    if (q->in_len - start >= QMP_MAX_LINE) { /* an unfinished line is too long already */
+        qmp_close(q, -EMSGSIZE, "a line longer than 1 MiB");
+        return 0;
+    }
     memmove(q->in, q->in + start, q->in_len - start);
     q->in_len -= start;
     return 0;
@@ -276,7 +285,10 @@ int qmp_call(struct qmp *q, const char *command, json_t *args, qmp_reply_fn repl
     q->pending = p;
     long long id = q->next_id++;
     q->pending[q->n_pending++] = (struct qmp_pending){.id = id, .fn = reply, .userdata = userdata};
-    return qmp_send(q, command, args, id);
+    int r = qmp_send(q, command, args, id);
+    if (r < 0)
+        q->n_pending--; /* never sent: no reply will come */
+    return r;
 }
 
 bool qmp_is_ready(const struct qmp *q)

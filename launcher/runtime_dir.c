@@ -81,6 +81,13 @@ int runtime_dir_acquire(const char *name, struct runtime_dir *ret)
         return negative_errno();
     if (flock(fd, LOCK_EX | LOCK_NB) < 0)
         return errno == EWOULDBLOCK ? -EBUSY : negative_errno();
+    /* A releasing supervisor unlinks the lock file before closing it: if we locked that
+     * unlinked file, the lock protects nothing. Insist the file we hold is the one at the path. */
+    struct stat held, now;
+    if (fstat(fd, &held) < 0)
+        return negative_errno();
+    if (stat(lock, &now) < 0 || held.st_dev != now.st_dev || held.st_ino != now.st_ino)
+        return -EBUSY;
     r = remove_contents(path); /* whatever a dead supervisor left */
     if (r < 0)
         return r;

@@ -42,19 +42,20 @@ static void copy_str(char *dst, size_t size, const char *src)
 int state_read(const char *path, struct vm_state *ret)
 {
     json_error_t err;
-    json_t *o = json_load_file(path, 0, &err), *stages = NULL;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err), *stages = NULL;
     if (!o)
         return access(path, F_OK) < 0 ? -ENOENT : -EINVAL;
     struct vm_state s = {0};
     const char *phase, *accel, *vsock, *last_exit;
-    int spid, qpid, restarts;
+    json_int_t spid, qpid, restarts; /* "I" and a range check: "i" would silently truncate */
     json_int_t started, qstarted;
-    int r = json_unpack_ex(o, &err, JSON_STRICT, "{s:s,s:i,s:i,s:I,s:I,s:i,s:s,s:s,s:o,s:s}",
+    int r = json_unpack_ex(o, &err, JSON_STRICT, "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s}",
                            "phase", &phase, "supervisor_pid", &spid, "qemu_pid", &qpid,
                            "started_at_us", &started, "qemu_started_at_us", &qstarted, "restarts",
                            &restarts, "accel", &accel, "vsock", &vsock, "stages", &stages,
                            "last_exit", &last_exit);
-    if (r < 0 || !json_is_array(stages) || spid < 0 || qpid < 0 || restarts < 0) {
+    if (r < 0 || !json_is_array(stages) || spid < 0 || spid > INT32_MAX || qpid < 0 ||
+        qpid > INT32_MAX || restarts < 0 || restarts > UINT32_MAX || started < 0 || qstarted < 0) {
         json_decref(o);
         return -EINVAL;
     }
@@ -62,8 +63,8 @@ int state_read(const char *path, struct vm_state *ret)
     copy_str(s.accel, sizeof(s.accel), accel);
     copy_str(s.vsock, sizeof(s.vsock), vsock);
     copy_str(s.last_exit, sizeof(s.last_exit), last_exit);
-    s.supervisor_pid = spid;
-    s.qemu_pid = qpid;
+    s.supervisor_pid = (pid_t)spid;
+    s.qemu_pid = (pid_t)qpid;
     s.started_at_us = (uint64_t)started;
     s.qemu_started_at_us = (uint64_t)qstarted;
     s.restarts = (unsigned)restarts;
@@ -72,7 +73,9 @@ int state_read(const char *path, struct vm_state *ret)
     json_array_foreach(stages, i, st) {
         const char *name;
         json_int_t ms;
-        if (i >= STATE_MAX_STAGES || json_unpack(st, "{s:s,s:I}", "name", &name, "ms", &ms) < 0) {
+        if (i >= STATE_MAX_STAGES ||
+            json_unpack_ex(st, &err, JSON_STRICT, "{s:s,s:I}", "name", &name, "ms", &ms) < 0 ||
+            ms < 0) {
             json_decref(o);
             return -EINVAL;
         }
