@@ -9,17 +9,51 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
 
-static bool cpu_has_virt_flag(void)
+static bool cpu_has_flag(const char *flag)
 {
     _cleanup_fclose_ FILE *f = fopen("/proc/cpuinfo", "re");
-    char line[4096];
+    char line[8192];
+    size_t n = strlen(flag);
     if (!f)
         return false;
     while (fgets(line, sizeof(line), f))
-        if (strncmp(line, "flags", 5) == 0)
-            return strstr(line, " vmx") || strstr(line, " svm");
+        if (strncmp(line, "flags", 5) == 0) {
+            for (const char *p = strstr(line, flag); p; p = strstr(p + 1, flag))
+                if (p[-1] == ' ' && (p[n] == ' ' || p[n] == '\n'))
+                    return true;
+            return false;
+        }
     return false;
+}
+
+static bool cpu_has_virt_flag(void)
+{
+    return cpu_has_flag("vmx") || cpu_has_flag("svm");
+}
+
+unsigned long accel_tsc_khz(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (!cpu_has_flag("constant_tsc"))
+        return 0;
+    struct timespec t0, t1, pause = {.tv_nsec = 20 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC_RAW, &t0);
+    unsigned long long c0 = __rdtsc();
+    nanosleep(&pause, NULL);
+    unsigned long long c1 = __rdtsc();
+    clock_gettime(CLOCK_MONOTONIC_RAW, &t1);
+    double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+    if (ns <= 0 || c1 <= c0)
+        return 0;
+    return (unsigned long)((double)(c1 - c0) / ns * 1e6 + 0.5);
+#else
+    return 0;
+#endif
 }
 
 int accel_kvm_probe(const char **why)

@@ -386,7 +386,8 @@ int verb_cmdline(int argc, char **argv)
         return EXIT_FAILED;
     }
     struct qemu_plan plan = {.accel = accel, .vsock = vsock, .runtime_dir = dir, .qmp_fd = -1,
-                             .console_fd = -1, .tap_queues = qemu_tap_queues(c)};
+                             .console_fd = -1, .tap_queues = qemu_tap_queues(c),
+                             .tsc_khz = accel == ACCEL_TCG ? accel_tsc_khz() : 0};
     struct argv av;
     argv_init(&av);
     r = qemu_argv_build(c, &plan, &av);

@@ -89,6 +89,8 @@ int verb_up(int argc, char **argv)
     }
     if (why)
         fprintf(stderr, "ocvm: %s: using TCG (software emulation): %s\n", c->name, why);
+    if (o.accel == ACCEL_TCG)
+        o.tsc_khz = accel_tsc_khz();
     if (a.detach) {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0) {

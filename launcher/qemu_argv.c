@@ -45,9 +45,15 @@ static void add_escaped(struct argv *a, const char *prefix, const char *value, c
     argv_addf(a, "%s%s%s", prefix, e, suffix);
 }
 
-int qemu_kernel_cmdline(const struct vm_config *c, char **ret)
+int qemu_kernel_cmdline(const struct vm_config *c, const struct qemu_plan *p, char **ret)
 {
-    _cleanup_free_ char *net = NULL;
+    _cleanup_free_ char *net = NULL, *tsc = NULL;
+    /* microvm has no HPET and no PM timer: under TCG the kernel may fail to calibrate the TSC
+     * and hang; telling it the (host's) rate avoids that. Only if the user did not set it. */
+    if (p->accel == ACCEL_TCG && p->tsc_khz && c->machine.type == MACHINE_MICROVM &&
+        !strstr(c->boot.cmdline, "tsc_early_khz=") &&
+        asprintf(&tsc, " tsc_early_khz=%lu", p->tsc_khz) < 0)
+        return -ENOMEM;
     if (c->network) {
         const char *slash = strchr(c->network->bridge_address, '/');
         size_t gwlen = slash ? (size_t)(slash - c->network->bridge_address) : 0;
@@ -59,7 +65,8 @@ int qemu_kernel_cmdline(const struct vm_config *c, char **ret)
     /* reboot=t: a guest reboot or panic becomes a triple fault, which -no-reboot turns into a
      * QEMU exit the supervisor sees (and restarts from). */
     bool has_reboot = strstr(c->boot.cmdline, "reboot=") != NULL;
-    if (asprintf(ret, "%s%s%s", c->boot.cmdline, has_reboot ? "" : " reboot=t", net ? net : "") < 0)
+    if (asprintf(ret, "%s%s%s%s", c->boot.cmdline, has_reboot ? "" : " reboot=t", tsc ? tsc : "",
+                 net ? net : "") < 0)
         return -ENOMEM;
     return 0;
 }
@@ -129,7 +136,7 @@ static void add_machine(const struct vm_config *c, const struct qemu_plan *p, st
     }
 }
 
-static void add_boot(const struct vm_config *c, struct argv *a)
+static void add_boot(const struct vm_config *c, const struct qemu_plan *p, struct argv *a)
 {
     argv_add(a, "-kernel");
     argv_add(a, c->boot.kernel);
@@ -138,7 +145,7 @@ static void add_boot(const struct vm_config *c, struct argv *a)
         argv_add(a, c->boot.initrd);
     }
     _cleanup_free_ char *cmdline = NULL;
-    int r = qemu_kernel_cmdline(c, &cmdline);
+    int r = qemu_kernel_cmdline(c, p, &cmdline);
     if (r < 0) {
         argv_fail(a, r);
         return;
@@ -261,7 +268,7 @@ int qemu_argv_build(const struct vm_config *c, const struct qemu_plan *p, struct
     argv_add(a, "none");
     argv_add(a, "-M");
     add_machine(c, p, a);
-    add_boot(c, a);
+    add_boot(c, p, a);
     add_control(p, a);
     argv_add(a, "-device");
     argv_add(a, dev(c, "rng"));

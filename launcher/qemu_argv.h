@@ -14,12 +14,14 @@ struct qemu_plan {
     int qmp_fd, console_fd;    /* listening sockets in the parent, or -1 when only planning */
     const int *tap_fds;        /* one per queue; NULL when only planning */
     unsigned tap_queues;       /* 0 when there is no network */
+    unsigned long tsc_khz;     /* host TSC for a TCG microvm guest's tsc_early_khz=, or 0 */
 };
 
 /* Number of TAP queues for C: one per vCPU, up to 8, when there is a network; else 0. */
 unsigned qemu_tap_queues(const struct vm_config *c);
-/* The kernel command line QEMU gets: boot.cmdline plus what ocvm adds (reboot=t, guest network). */
-int qemu_kernel_cmdline(const struct vm_config *c, char **ret);
+/* The kernel command line QEMU gets: boot.cmdline plus what ocvm adds (reboot=t, the TSC rate
+ * for TCG microvm guests, the guest network). */
+int qemu_kernel_cmdline(const struct vm_config *c, const struct qemu_plan *p, char **ret);
 /* Appends VALUE to A with every ',' doubled (QEMU's option syntax); fails on '\n'. */
 int qemu_opt_escape(const char *value, char **ret);
 /* Builds the whole argv into A (initialised by the caller). Returns argv_error(A). */

@@ -441,6 +441,7 @@ static int spawn_qemu(struct supervisor *s)
         .qmp_fd = s->qmp_listen_fd,
         .console_fd = s->console_listen_fd,
         .tap_queues = 0, /* TAP set-up arrives with netsetup (issue 3) */
+        .tsc_khz = s->o->tsc_khz,
     };
     struct argv a;
     argv_init(&a);

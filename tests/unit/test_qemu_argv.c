@@ -145,7 +145,7 @@ START_TEST(golden_openclaw_tcg_kernel_vsock)
     struct vm_config *c = load_example("openclaw.json", openclaw_paths, 2);
     struct qemu_plan p = {.accel = ACCEL_TCG, .vsock = VSOCK_BACKEND_KERNEL,
                           .runtime_dir = "/run/ocvm/openclaw", .qmp_fd = -1, .console_fd = -1,
-                          .tap_queues = qemu_tap_queues(c)};
+                          .tap_queues = qemu_tap_queues(c), .tsc_khz = 2096015};
     _cleanup_free_ char *got = render(c, &p, openclaw_paths, 2);
     check_golden("openclaw-tcg-kernel.argv", got);
     vm_config_free(c);
@@ -171,7 +171,7 @@ START_TEST(golden_demo)
     struct vm_config *c = load_example("demo.json", paths, 3);
     struct qemu_plan p = {.accel = ACCEL_TCG, .vsock = VSOCK_BACKEND_USER,
                           .runtime_dir = "/run/ocvm/demo", .qmp_fd = -1, .console_fd = -1,
-                          .tap_queues = qemu_tap_queues(c)};
+                          .tap_queues = qemu_tap_queues(c), .tsc_khz = 2096015};
     _cleanup_free_ char *got = render(c, &p, paths, 3);
     check_golden("demo.argv", got);
     vm_config_free(c);
@@ -280,9 +280,16 @@ START_TEST(kernel_cmdline_additions)
     struct vm_config *c = NULL;
     _cleanup_free_ char *err = NULL, *cmdline = NULL;
     ck_assert_msg(config_load_text("/x.json", text, strlen(text), &c, &err) == 0, "%s", err);
-    ck_assert_int_eq(qemu_kernel_cmdline(c, &cmdline), 0);
+    struct qemu_plan p = {.accel = ACCEL_KVM, .tsc_khz = 2096015};
+    ck_assert_int_eq(qemu_kernel_cmdline(c, &p, &cmdline), 0);
     /* the user's own reboot= wins; the guest learns its address, prefix, gateway and DNS */
     ck_assert_str_eq(cmdline, "console=ttyS0 reboot=k ocvm.ip=10.9.3.4/16 ocvm.gw=10.9.0.1 ocvm.dns=10.9.0.1");
+    free(cmdline);
+    /* TCG on microvm: the guest is told the TSC rate it cannot calibrate */
+    p.accel = ACCEL_TCG;
+    ck_assert_int_eq(qemu_kernel_cmdline(c, &p, &cmdline), 0);
+    ck_assert_str_eq(cmdline, "console=ttyS0 reboot=k tsc_early_khz=2096015 ocvm.ip=10.9.3.4/16 "
+                              "ocvm.gw=10.9.0.1 ocvm.dns=10.9.0.1");
     vm_config_free(c);
 }
 END_TEST

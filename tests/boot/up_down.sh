@@ -1,0 +1,107 @@
+#!/bin/bash
+# Boots the demo guest for real under QEMU (TCG when there is no KVM) and checks what a user
+# relies on: `up -d` returns once the VM is up, status shows the stages, the guest reaches its
+# init, the console works, a QEMU that is killed is restarted, and `down` powers the guest off
+# and leaves no process, socket or runtime file behind.
+set -uo pipefail
+build=$(realpath "${1:?usage: up_down.sh BUILD_DIR}")
+ocvm="$build/ocvm"
+guest="$build/guest"
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    echo "skip: qemu-system-x86_64 is not installed"; exit 77
+fi
+if [ ! -f "$guest/vmlinuz" ] || [ ! -f "$guest/initrd.img" ]; then
+    echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77
+fi
+tmp=$(mktemp -d /tmp/ocvm-boot-XXXXXX)
+export OCVM_RUNTIME_DIR="$tmp/run"
+rundir="$OCVM_RUNTIME_DIR/boottest"
+cfg="$tmp/boottest.json"
+passed=0 failed=0
+ok() { echo "ok   $1"; passed=$((passed + 1)); }
+bad() { echo "FAIL $1"; failed=$((failed + 1)); }
+cleanup() {
+    if [ -f "$rundir/state.json" ]; then
+        "$ocvm" down --config "$cfg" >/dev/null 2>&1
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+cat >"$cfg" <<JSON
+{
+  "name": "boottest",
+  "machine": { "vcpu": 2, "memory_mib": 2048 },
+  "boot": { "kernel": "$guest/vmlinuz", "initrd": "$guest/initrd.img",
+            "cmdline": "console=ttyS0 panic=-1 quiet" },
+  "vsock": null,
+  "network": null,
+  "restart": { "max_restarts": 2, "backoff_initial_ms": 200 },
+  "timeouts": { "ready_s": 120, "shutdown_s": 20 }
+}
+JSON
+
+json() { "$ocvm" status --json --config "$cfg" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
+wait_for() { # SECONDS COMMAND...: true once COMMAND succeeds
+    local deadline=$((SECONDS + $1)); shift
+    while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.2; done
+    return 1
+}
+
+start=$SECONDS
+if out=$("$ocvm" up -d --config "$cfg" 2>&1); then ok "up -d returns once ready ($((SECONDS - start)) s)"
+else bad "up -d: $out"; exit 1; fi
+
+phase=$(json "['phase']"); stages=$(json "[\"stages\"]")
+[ "$phase" = ready ] && ok "status: phase ready" || bad "status phase is $phase"
+for s in "config ok" "QEMU started" "QMP connected" "guest running"; do
+    grep -q "'$s'" <<<"$stages" || bad "stage $s missing from $stages"
+done
+ok "status lists the readiness stages"
+mode=$(stat -c %a "$rundir"); [ "$mode" = 700 ] && ok "runtime dir is 0700" || bad "runtime dir mode $mode"
+for s in qmp.sock console.sock; do
+    m=$(stat -c %a "$rundir/$s"); [ "$m" = 600 ] || bad "$s mode $m"
+done
+
+if wait_for 90 grep -q "ocvm-guest: ready" "$rundir/console.log"; then
+    ok "guest init reached ready ($((SECONDS - start)) s after up)"
+else
+    bad "guest never printed its ready line"; tail -20 "$rundir/console.log"
+fi
+
+marker="console-works-$$"
+console_out=$( (sleep 1; printf 'echo %s\n' "$marker"; sleep 2; printf '\035') |
+    timeout 20 "$ocvm" console --config "$cfg" 2>&1)
+grep -q "$marker" <<<"$console_out" && ok "ocvm console reaches the guest shell" ||
+    bad "console did not echo the marker: $console_out"
+
+qemu1=$(json "['qemu_pid']")
+kill -9 "$qemu1"
+if wait_for 60 bash -c "[ \"\$('$ocvm' status --json --config '$cfg' | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"phase\"], d[\"restarts\"])')\" = 'ready 1' ]"; then
+    qemu2=$(json "['qemu_pid']")
+    [ "$qemu2" != "$qemu1" ] && ok "a killed QEMU is restarted (pid $qemu1 -> $qemu2)" || bad "same QEMU pid after restart"
+    last=$(json "['last_exit']")
+    grep -q "killed by signal KILL" <<<"$last" && ok "status names the exit reason: $last" || bad "last_exit is '$last'"
+else
+    bad "QEMU not restarted after SIGKILL"
+fi
+wait_for 90 bash -c "[ \$(grep -c 'ocvm-guest: ready' '$rundir/console.log') -ge 2 ]" ||
+    bad "restarted guest did not reach its init again"
+
+supervisor=$(json "['supervisor_pid']"); qemu=$(json "['qemu_pid']")
+start=$SECONDS
+if out=$("$ocvm" down --config "$cfg" 2>&1); then ok "down ($((SECONDS - start)) s)"; else bad "down: $out"; fi
+[ $((SECONDS - start)) -le 25 ] || bad "down took longer than shutdown_s + grace"
+alive() { # a zombie waiting for its reaper is not alive
+    [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+if alive "$qemu" || alive "$supervisor"; then
+    bad "a process survived down (qemu $qemu, supervisor $supervisor)"
+else
+    ok "no QEMU or supervisor process left"
+fi
+[ ! -e "$rundir" ] && ok "runtime directory removed" || { bad "left behind:"; ls -la "$rundir"; }
+"$ocvm" status --config "$cfg" >/dev/null; [ $? = 3 ] && ok "status says stopped (exit 3)" || bad "status after down"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
