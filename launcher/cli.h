@@ -14,6 +14,8 @@ int verb_status(int argc, char **argv);
 int verb_console(int argc, char **argv);
 int verb_cmdline(int argc, char **argv);
 int verb_relay(int argc, char **argv);
+int verb_vsock_backend(int argc, char **argv);
+int verb_dns_config(int argc, char **argv);
 
 struct cli_args {
     const char *name, *config;

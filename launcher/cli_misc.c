@@ -209,14 +209,21 @@ static int show_one(const char *name, bool as_json, json_t *json_list)
         for (unsigned i = 0; running && i < st.n_stages; i++)
             json_array_append_new(stages, json_pack("{s:s,s:I}", "name", st.stages[i].name, "ms",
                                                     (json_int_t)st.stages[i].ms));
-        json_t *o = running ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s}", "name", name,
+        json_t *relay = json_pack("{s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)st.relay.open,
+                                  "accepted", (json_int_t)st.relay.accepted, "bytes_to_guest",
+                                  (json_int_t)st.relay.bytes_to_guest, "bytes_to_host",
+                                  (json_int_t)st.relay.bytes_to_host, "errors",
+                                  (json_int_t)st.relay.errors);
+        json_t *o = running ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o}", "name", name,
                                         "running", 1, "phase", st.phase, "supervisor_pid",
                                         (int)st.supervisor_pid, "qemu_pid", (int)st.qemu_pid,
                                         "uptime_s", (json_int_t)up_s, "restarts", (int)st.restarts,
                                         "accel", st.accel, "vsock", st.vsock, "stages", stages,
-                                        "last_exit", st.last_exit, "runtime_dir", dir)
+                                        "last_exit", st.last_exit, "runtime_dir", dir, "relay", relay)
                             : json_pack("{s:s,s:b,s:s,s:o}", "name", name, "running", 0, "phase",
                                         "stopped", "stages", stages);
+        if (!running)
+            json_decref(relay);
         json_array_append_new(json_list, o);
         return running;
     }
@@ -231,6 +238,11 @@ static int show_one(const char *name, bool as_json, json_t *json_list)
            (int)st.qemu_pid, st.accel, st.vsock);
     printf("  up %s, restarts %u%s%s\n", up, st.restarts, *st.last_exit ? ", last exit: " : "",
            st.last_exit);
+    if (strcmp(st.vsock, "none") != 0)
+        printf("  relay: %llu open, %llu accepted, %llu bytes to the guest, %llu to the host, "
+               "%llu errors\n", (unsigned long long)st.relay.open,
+               (unsigned long long)st.relay.accepted, (unsigned long long)st.relay.bytes_to_guest,
+               (unsigned long long)st.relay.bytes_to_host, (unsigned long long)st.relay.errors);
     printf("  stages:");
     for (unsigned i = 0; i < st.n_stages; i++)
         printf("%s %s %.3fs", i ? "," : "", st.stages[i].name, (double)st.stages[i].ms / 1000.0);

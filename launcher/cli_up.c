@@ -66,17 +66,6 @@ int verb_up(int argc, char **argv)
             fprintf(stderr, "ocvm: %s: vsock.backend is \"kernel\" but %s\n", c->name, why);
             goto out;
         }
-        if (o.vsock == VSOCK_BACKEND_USER) {
-            fprintf(stderr, "ocvm: %s: vsock: the user (vhost-user) backend is not built yet%s%s; "
-                            "set \"vsock\": null to boot without the gateway relay\n",
-                    c->name, why ? " and " : "", why ? why : "");
-            goto out;
-        }
-    }
-    if (c->network) {
-        fprintf(stderr, "ocvm: %s: network: TAP and bridge set-up is not built yet; "
-                        "set \"network\": null to boot without one\n", c->name);
-        goto out;
     }
     if (!executable_exists(c->machine.qemu)) {
         fprintf(stderr, "ocvm: %s: machine.qemu: \"%s\" is not an executable (install qemu-system-x86)\n",

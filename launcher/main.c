@@ -15,6 +15,8 @@ static const struct verb {
     {"status", verb_status, "status [--json] [NAME]         state, pids, uptime and readiness stages"},
     {"console", verb_console, "console NAME|--config FILE     attach to the serial console (Ctrl-] detaches)"},
     {"relay", verb_relay, "relay LISTEN CONNECT           relay connections (tcp:, unix:, vsock:, hybrid: endpoints)"},
+    {"dns-config", verb_dns_config, "dns-config NAME|--config FILE  print an Unbound snippet that logs the VM's DNS lookups"},
+    {"vsock-backend", verb_vsock_backend, "vsock-backend --socket SOCK --guest-cid N --uds PATH   the vhost-user vsock device alone"},
     {"cmdline", verb_cmdline, "cmdline NAME|--config FILE     print the QEMU argv, one per line; starts nothing"},
 };
 

@@ -1,5 +1,6 @@
 #include "launcher/qemu_argv.h"
 
+#include "launcher/guest_notify.h"
 #include "launcher/macro.h"
 
 #include <errno.h>
@@ -7,9 +8,7 @@
 
 unsigned qemu_tap_queues(const struct vm_config *c)
 {
-    if (!c->network)
-        return 0;
-    return c->machine.vcpu > 8 ? 8 : c->machine.vcpu;
+    return vm_config_tap_queues(c);
 }
 
 int qemu_opt_escape(const char *value, char **ret)
@@ -45,6 +44,37 @@ static void add_escaped(struct argv *a, const char *prefix, const char *value, c
     argv_addf(a, "%s%s%s", prefix, e, suffix);
 }
 
+/* What the guest side needs to know about vsock: where to send READY (systemd's own
+ * vmm.notify_socket credential, so a systemd guest needs no ocvm code) and which relays to run
+ * (`ocvm.relay=LISTEN,CONNECT`, read by `ocvm-guest relay`). */
+static int vsock_cmdline(const struct vm_config *c, char **ret)
+{
+    *ret = NULL;
+    if (!c->vsock.enabled)
+        return 0;
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    if (!f)
+        return -ENOMEM;
+    fprintf(f, " systemd.set_credential=vmm.notify_socket:vsock-stream:2:%u", GUEST_NOTIFY_PORT);
+    fprintf(f, " ocvm.relay=vsock:any:%u,tcp:127.0.0.1:%u", c->gateway.guest_port,
+            c->gateway.guest_port);
+    for (size_t i = 0; i < c->n_forwards; i++) {
+        unsigned port = c->forwards[i].guest_port;
+        if (c->forwards[i].to == FORWARD_TO_GUEST)
+            fprintf(f, " ocvm.relay=vsock:any:%u,tcp:127.0.0.1:%u", port, port);
+        else
+            fprintf(f, " ocvm.relay=tcp:127.0.0.1:%u,vsock:2:%u", port, port);
+    }
+    if (fclose(f) != 0) {
+        free(s);
+        return -ENOMEM;
+    }
+    *ret = s;
+    return 0;
+}
+
 int qemu_kernel_cmdline(const struct vm_config *c, const struct qemu_plan *p, char **ret)
 {
     _cleanup_free_ char *net = NULL, *tsc = NULL;
@@ -62,11 +92,15 @@ int qemu_kernel_cmdline(const struct vm_config *c, const struct qemu_plan *p, ch
                      c->network->dns) < 0)
             return -ENOMEM;
     }
+    _cleanup_free_ char *vsock = NULL;
+    int r = vsock_cmdline(c, &vsock);
+    if (r < 0)
+        return r;
     /* reboot=t: a guest reboot or panic becomes a triple fault, which -no-reboot turns into a
      * QEMU exit the supervisor sees (and restarts from). */
     bool has_reboot = strstr(c->boot.cmdline, "reboot=") != NULL;
-    if (asprintf(ret, "%s%s%s%s", c->boot.cmdline, has_reboot ? "" : " reboot=t", tsc ? tsc : "",
-                 net ? net : "") < 0)
+    if (asprintf(ret, "%s%s%s%s%s", c->boot.cmdline, has_reboot ? "" : " reboot=t", tsc ? tsc : "",
+                 net ? net : "", vsock ? vsock : "") < 0)
         return -ENOMEM;
     return 0;
 }
@@ -193,8 +227,8 @@ static void add_network(const struct vm_config *c, const struct qemu_plan *p, st
         off += (size_t)w;
     }
     argv_add(a, "-netdev");
-    if (p->tap_queues > 1)
-        argv_addf(a, "tap,id=net0,fds=%s,queues=%u", fds, p->tap_queues);
+    if (p->tap_queues > 1) /* the queue count is the number of fds; QEMU refuses queues= */
+        argv_addf(a, "tap,id=net0,fds=%s", fds);
     else
         argv_addf(a, "tap,id=net0,fd=%s", fds);
     argv_add(a, "-device");

@@ -88,11 +88,28 @@ int runtime_dir_acquire(const char *name, struct runtime_dir *ret)
         return negative_errno();
     if (stat(lock, &now) < 0 || held.st_dev != now.st_dev || held.st_ino != now.st_ino)
         return -EBUSY;
+    /* A dead supervisor's network record is handed to the caller before the rest goes. */
+    _cleanup_free_ char *net_path = NULL;
+    char *stale = NULL;
+    if (asprintf(&net_path, "%s/netsetup.json", path) < 0)
+        return -ENOMEM;
+    _cleanup_fclose_ FILE *f = fopen(net_path, "re");
+    if (f) {
+        size_t len = 0;
+        stale = calloc(1, 4097);
+        if (stale && (len = fread(stale, 1, 4096, f)) == 0) {
+            free(stale);
+            stale = NULL;
+        }
+    }
     r = remove_contents(path); /* whatever a dead supervisor left */
-    if (r < 0)
+    if (r < 0) {
+        free(stale);
         return r;
+    }
     ret->path = TAKE_PTR(path);
     ret->lock_fd = TAKE_FD(fd);
+    ret->stale_netsetup = stale;
     return 0;
 }
 
@@ -108,6 +125,7 @@ void runtime_dir_release(struct runtime_dir *rd)
     if (rd->lock_fd >= 0)
         close(rd->lock_fd);
     free(rd->path);
+    free(rd->stale_netsetup);
     *rd = (struct runtime_dir){.lock_fd = -1};
 }
 

@@ -9,6 +9,7 @@
 struct runtime_dir {
     char *path;
     int lock_fd;
+    char *stale_netsetup; /* netsetup.json a dead supervisor left (to undo its network), or NULL */
 };
 
 int runtime_dir_base(char **ret);

@@ -12,12 +12,17 @@ int state_write(const char *path, const struct vm_state *s)
     for (unsigned i = 0; stages && i < s->n_stages; i++)
         json_array_append_new(stages, json_pack("{s:s,s:I}", "name", s->stages[i].name, "ms",
                                                 (json_int_t)s->stages[i].ms));
-    json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:I,s:i,s:s,s:s,s:o,s:s}", "phase", s->phase,
+    json_t *relay = json_pack("{s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)s->relay.open,
+                              "accepted", (json_int_t)s->relay.accepted, "bytes_to_guest",
+                              (json_int_t)s->relay.bytes_to_guest, "bytes_to_host",
+                              (json_int_t)s->relay.bytes_to_host, "errors",
+                              (json_int_t)s->relay.errors);
+    json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:I,s:i,s:s,s:s,s:o,s:s,s:o}", "phase", s->phase,
                           "supervisor_pid", (int)s->supervisor_pid, "qemu_pid", (int)s->qemu_pid,
                           "started_at_us", (json_int_t)s->started_at_us, "qemu_started_at_us",
                           (json_int_t)s->qemu_started_at_us, "restarts", (int)s->restarts,
                           "accel", s->accel, "vsock", s->vsock, "stages", stages, "last_exit",
-                          s->last_exit);
+                          s->last_exit, "relay", relay);
     if (!o)
         return -ENOMEM;
     _cleanup_free_ char *tmp = NULL;
@@ -43,22 +48,32 @@ int state_read(const char *path, struct vm_state *ret)
 {
     json_error_t err;
     json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err), *stages = NULL;
+    json_int_t rl[5];
     if (!o)
         return access(path, F_OK) < 0 ? -ENOENT : -EINVAL;
     struct vm_state s = {0};
     const char *phase, *accel, *vsock, *last_exit;
     json_int_t spid, qpid, restarts; /* "I" and a range check: "i" would silently truncate */
     json_int_t started, qstarted;
-    int r = json_unpack_ex(o, &err, JSON_STRICT, "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s}",
+    int r = json_unpack_ex(o, &err, JSON_STRICT,
+                           "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I}}",
                            "phase", &phase, "supervisor_pid", &spid, "qemu_pid", &qpid,
                            "started_at_us", &started, "qemu_started_at_us", &qstarted, "restarts",
                            &restarts, "accel", &accel, "vsock", &vsock, "stages", &stages,
-                           "last_exit", &last_exit);
+                           "last_exit", &last_exit, "relay", "open", &rl[0], "accepted", &rl[1],
+                           "bytes_to_guest", &rl[2], "bytes_to_host", &rl[3], "errors", &rl[4]);
     if (r < 0 || !json_is_array(stages) || spid < 0 || spid > INT32_MAX || qpid < 0 ||
         qpid > INT32_MAX || restarts < 0 || restarts > UINT32_MAX || started < 0 || qstarted < 0) {
         json_decref(o);
         return -EINVAL;
     }
+    for (int i = 0; i < 5; i++)
+        if (rl[i] < 0) {
+            json_decref(o);
+            return -EINVAL;
+        }
+    s.relay = (struct vm_relay_figures){(uint64_t)rl[0], (uint64_t)rl[1], (uint64_t)rl[2],
+                                        (uint64_t)rl[3], (uint64_t)rl[4]};
     copy_str(s.phase, sizeof(s.phase), phase);
     copy_str(s.accel, sizeof(s.accel), accel);
     copy_str(s.vsock, sizeof(s.vsock), vsock);

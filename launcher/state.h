@@ -22,6 +22,9 @@ struct vm_state {
     struct vm_stage stages[STATE_MAX_STAGES];
     unsigned n_stages;
     char last_exit[160];
+    struct vm_relay_figures {
+        uint64_t open, accepted, bytes_to_guest, bytes_to_host, errors;
+    } relay; /* the host relay; all zero without vsock */
 };
 
 int state_write(const char *path, const struct vm_state *s);

@@ -1,11 +1,14 @@
 #include "launcher/supervisor.h"
 
+#include "launcher/health.h"
 #include "launcher/macro.h"
 #include "launcher/notify.h"
 #include "launcher/qemu_argv.h"
 #include "launcher/qmp.h"
 #include "launcher/runtime_dir.h"
 #include "launcher/state.h"
+#include "launcher/vsock_host.h"
+#include "netsetup/netsetup.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-enum { KILL_GRACE_S = 5, STABLE_RESET_S = 60 };
+enum { KILL_GRACE_S = 5, STABLE_RESET_S = 60, PROBE_INTERVAL_MS = 300, PROBE_TIMEOUT_MS = 3000 };
 
 enum phase { PHASE_STARTING, PHASE_READY, PHASE_RESTARTING, PHASE_STOPPING };
 static const char *const phase_table[] = {
@@ -41,6 +44,13 @@ struct supervisor {
     size_t err_len;
     char last_stderr[160]; /* QEMU's last line on stderr in this run: the likely exit reason */
     struct qmp *qmp;
+    struct vsock_host *vsock;       /* NULL without vsock */
+    struct netsetup net;            /* bridge, TAP fds, nft table; empty without a network */
+    bool net_up;
+    struct health_probe *probe;
+    sd_event_source *probe_timer, *stats_timer;
+    bool guest_ready;
+    char probe_why[128];            /* why the last health probe failed */
     enum phase phase;
     enum stop_step stop;
     bool guest_powered_off, announced_ready;
@@ -176,6 +186,8 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
 
 /* ---- QMP ---- */
 
+static void announce_ready(struct supervisor *s);
+
 static void on_query_status(struct qmp *q, json_t *ret, const char *error_desc, void *userdata)
 {
     struct supervisor *s = userdata;
@@ -190,6 +202,12 @@ static void on_query_status(struct qmp *q, json_t *ret, const char *error_desc, 
         return;
     }
     stage(s, "guest running");
+    if (!s->vsock)
+        announce_ready(s); /* no vsock: nothing more to wait for */
+}
+
+static void announce_ready(struct supervisor *s)
+{
     if (s->phase != PHASE_STARTING)
         return;
     s->phase = PHASE_READY;
@@ -247,6 +265,88 @@ static int connect_qmp(struct supervisor *s)
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS)
         return negative_errno();
     return qmp_new(s->event, TAKE_FD(fd), &qmp_handlers, s, &s->qmp);
+}
+
+/* ---- the gateway path: guest READY over vsock, then a health probe through the chain ---- */
+
+static void start_probe(struct supervisor *s);
+
+static int on_probe_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+    struct supervisor *s = userdata;
+    s->probe_timer = sd_event_source_disable_unref(s->probe_timer);
+    start_probe(s);
+    return 0;
+}
+
+static void on_probe_done(struct health_probe *p, bool ok, const char *why, void *userdata)
+{
+    struct supervisor *s = userdata;
+    health_probe_free(s->probe); /* safe: the probe is finished before it calls back */
+    s->probe = NULL;
+    if (s->phase != PHASE_STARTING || s->qemu_pid <= 0)
+        return;
+    if (ok) {
+        stage(s, "gateway healthy");
+        announce_ready(s);
+        return;
+    }
+    snprintf(s->probe_why, sizeof(s->probe_why), "%s", why);
+    sd_event_add_time_relative(s->event, &s->probe_timer, CLOCK_MONOTONIC,
+                               PROBE_INTERVAL_MS * 1000u, 0, on_probe_timer, s);
+}
+
+static void start_probe(struct supervisor *s)
+{
+    int r = health_probe_start(s->event, vsock_host_gateway(s->vsock), s->c->gateway.health_path,
+                               PROBE_TIMEOUT_MS, on_probe_done, s, &s->probe);
+    if (r < 0) {
+        snprintf(s->probe_why, sizeof(s->probe_why), "%s", strerror(-r));
+        sd_event_add_time_relative(s->event, &s->probe_timer, CLOCK_MONOTONIC,
+                                   PROBE_INTERVAL_MS * 1000u, 0, on_probe_timer, s);
+    }
+}
+
+static void stop_probing(struct supervisor *s)
+{
+    health_probe_free(s->probe);
+    s->probe = NULL;
+    s->probe_timer = sd_event_source_disable_unref(s->probe_timer);
+    s->guest_ready = false;
+}
+
+static void on_guest_notify(const struct guest_notify_msg *m, void *userdata)
+{
+    struct supervisor *s = userdata;
+    if (*m->status)
+        log_vm(LOG_INFO, s->c->name, "guest: %s", m->status);
+    if (!m->ready || s->guest_ready || s->qemu_pid <= 0 || s->phase != PHASE_STARTING)
+        return;
+    s->guest_ready = true;
+    stage(s, "guest ready");
+    start_probe(s);
+}
+
+/* Relay figures go to state.json for `ocvm status`, at most once a second and only on change. */
+static int on_stats_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+    struct supervisor *s = userdata;
+    struct vsock_host_stats st;
+    vsock_host_get_stats(s->vsock, &st);
+    struct vm_relay_figures f = {
+        .open = st.relay.open,
+        .accepted = st.relay.accepted,
+        .bytes_to_guest = st.relay.bytes_to_target,
+        .bytes_to_host = st.relay.bytes_to_client,
+        .errors = st.relay.connect_failed + st.relay.timeouts + st.relay.refused_limit,
+    };
+    if (memcmp(&f, &s->state.relay, sizeof(f)) != 0) {
+        s->state.relay = f;
+        save_state(s);
+    }
+    sd_event_source_set_time_relative(src, 1000000u);
+    sd_event_source_set_enabled(src, SD_EVENT_ONESHOT); /* a fired one-shot timer is disabled */
+    return 0;
 }
 
 /* ---- QEMU's stderr ---- */
@@ -319,8 +419,10 @@ static int on_ready_timeout(sd_event_source *src, uint64_t usec, void *userdata)
     s->ready_timer = sd_event_source_disable_unref(s->ready_timer);
     if (s->phase != PHASE_STARTING || s->qemu_pid <= 0)
         return 0;
-    log_vm(LOG_ERR, s->c->name, "not ready after %u s (timeouts.ready_s): killing QEMU",
-           s->c->timeouts.ready_s);
+    const char *waiting = !s->vsock ? "" : !s->guest_ready ? "; the guest never sent READY over vsock"
+                                                           : "; the gateway health check failed: ";
+    log_vm(LOG_ERR, s->c->name, "not ready after %u s (timeouts.ready_s)%s%s: killing QEMU",
+           s->c->timeouts.ready_s, waiting, s->vsock && s->guest_ready ? s->probe_why : "");
     snprintf(s->last_stderr, sizeof(s->last_stderr), "not ready after %u s",
              s->c->timeouts.ready_s);
     kill(s->qemu_pid, SIGKILL);
@@ -338,6 +440,8 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
     s->qemu_pid = 0;
     qmp_free(s->qmp);
     s->qmp = NULL;
+    if (s->vsock)
+        stop_probing(s);
     if (s->err_src) {
         on_stderr(s->err_src, sd_event_source_get_io_fd(s->err_src), EPOLLIN, s);
         drain_stderr(s, true);
@@ -440,7 +544,8 @@ static int spawn_qemu(struct supervisor *s)
         .runtime_dir = s->rd.path,
         .qmp_fd = s->qmp_listen_fd,
         .console_fd = s->console_listen_fd,
-        .tap_queues = 0, /* TAP set-up arrives with netsetup (issue 3) */
+        .tap_fds = s->net.tap_fds,
+        .tap_queues = s->net.n_tap_fds,
         .tsc_khz = s->o->tsc_khz,
     };
     struct argv a;
@@ -489,6 +594,47 @@ static int spawn_qemu(struct supervisor *s)
 
 /* ---- set-up and tear-down ---- */
 
+/* Undoes the network a dead supervisor left (its record survived in the runtime dir), then sets
+ * up ours and records it, so that a crash of this supervisor can be undone in turn. */
+static int prepare_network(struct supervisor *s)
+{
+    const char *name = s->c->name;
+    _cleanup_free_ char *error = NULL, *json = NULL, *path = NULL;
+    int r;
+    if (s->rd.stale_netsetup) {
+        struct netsetup_state old;
+        if (netsetup_state_from_json(s->rd.stale_netsetup, &old) == 0) {
+            r = netsetup_cleanup(&old, &error);
+            if (r < 0)
+                log_vm(LOG_WARNING, name, "netsetup: undo the last run's network: %s",
+                       error ? error : strerror(-r));
+            else
+                log_vm(LOG_INFO, name, "netsetup: removed the network a previous run left");
+            free(TAKE_PTR(error));
+        }
+    }
+    if (!s->c->network)
+        return 0;
+    r = netsetup_up(s->c, &s->net, &error);
+    if (r < 0) {
+        log_vm(LOG_ERR, name, "netsetup: %s", error ? error : strerror(-r));
+        return r;
+    }
+    s->net_up = true;
+    if (!(path = runtime_dir_file(&s->rd, "netsetup.json")) ||
+        netsetup_state_to_json(&s->net.state, &json) < 0)
+        return -ENOMEM;
+    _cleanup_fclose_ FILE *f = fopen(path, "we");
+    if (!f || fputs(json, f) < 0) {
+        log_vm(LOG_WARNING, name, "write %s: %s", path, strerror(errno));
+        return 0; /* not fatal: only a crash of ours would need it */
+    }
+    log_vm(LOG_INFO, name, "netsetup: bridge %s, TAP %s (%u queue%s), nft table inet ocvm_%s",
+           s->c->network->bridge, s->c->network->tap, s->net.n_tap_fds,
+           s->net.n_tap_fds == 1 ? "" : "s", name);
+    return 0;
+}
+
 static int prepare(struct supervisor *s)
 {
     const char *name = s->c->name;
@@ -532,6 +678,21 @@ static int prepare(struct supervisor *s)
         (r = sd_event_add_signal(s->event, NULL, SIGINT, on_signal, s)) < 0 ||
         (r = sd_event_add_signal(s->event, NULL, SIGHUP, on_signal, s)) < 0)
         return r;
+    if ((r = prepare_network(s)) < 0)
+        return r;
+    if (s->c->vsock.enabled) {
+        _cleanup_free_ char *error = NULL;
+        r = vsock_host_new(s->event, s->c, s->o->vsock, s->rd.path, on_guest_notify, s, &s->vsock,
+                           &error);
+        if (r < 0) {
+            log_vm(LOG_ERR, name, "%s", error ? error : strerror(-r));
+            return r;
+        }
+        r = sd_event_add_time_relative(s->event, &s->stats_timer, CLOCK_MONOTONIC, 1000000u, 0,
+                                       on_stats_timer, s);
+        if (r < 0)
+            return r;
+    }
     stage(s, "config ok");
     return 0;
 }
@@ -543,6 +704,12 @@ static void teardown(struct supervisor *s)
         waitpid(s->qemu_pid, NULL, 0);
     }
     qmp_free(s->qmp);
+    health_probe_free(s->probe);
+    sd_event_source_disable_unref(s->probe_timer);
+    sd_event_source_disable_unref(s->stats_timer);
+    vsock_host_free(s->vsock);
+    if (s->net_up)
+        netsetup_down(&s->net);
     sd_event_source_disable_unref(s->child);
     sd_event_source_disable_unref(s->err_src);
     sd_event_source_disable_unref(s->timer);

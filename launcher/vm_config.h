@@ -101,6 +101,15 @@ struct vm_config {
 
 void vm_config_free(struct vm_config *c);
 
+/* TAP queues for C: one per vCPU, at most 8, when there is a network; else 0. Netsetup opens
+ * this many TAP fds and the QEMU argv refers to this many, so both read it from here. */
+static inline unsigned vm_config_tap_queues(const struct vm_config *c)
+{
+    if (!c->network)
+        return 0;
+    return c->machine.vcpu > 8 ? 8 : c->machine.vcpu;
+}
+
 const char *machine_type_to_string(enum machine_type t);
 const char *accel_to_string(enum accel a);
 const char *vsock_backend_to_string(enum vsock_backend b);

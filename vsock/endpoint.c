@@ -148,8 +148,10 @@ int endpoint_parse(const char *s, struct endpoint *ret, const char **why)
         }
         memcpy(cid, s + 6, n);
         cid[n] = '\0';
-        if (parse_u32(cid, UINT32_MAX - 1, &e.cid) < 0) {
-            *why = "vsock CID must be a number below 4294967295";
+        if (strcmp(cid, "any") == 0)
+            e.cid = ENDPOINT_VSOCK_CID_ANY; /* listening only */
+        else if (parse_u32(cid, UINT32_MAX - 1, &e.cid) < 0) {
+            *why = "vsock CID must be a number below 4294967295, or \"any\"";
             return -EINVAL;
         }
         if (parse_port(colon + 1, &e.port, why) < 0)

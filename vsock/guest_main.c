@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "launcher/macro.h"
+#include "vsock/relay.h"
 
 #define CMDLINE_MAX 8192 /* x86 COMMAND_LINE_SIZE is 2048; anything past 8 KiB is ignored */
 #define NOTIFY_MAX 4096  /* one sd_notify message */
@@ -392,7 +393,101 @@ struct verb {
     int (*run)(int argc, char **argv); /* argv[0] is the verb; returns the exit status */
 };
 
+/* ---- relay ------------------------------------------------------------------------------- */
+
+#define RELAY_PARAM "ocvm.relay="
+#define RELAY_MAX 32
+
+/* Adds one LISTEN CONNECT pair; the one error line names what is wrong. */
+static int relay_add(struct relay *r, const char *listen, const char *connect)
+{
+    struct endpoint l, c;
+    const char *why;
+    if (endpoint_parse(listen, &l, &why) < 0 || l.kind == ENDPOINT_HYBRID) {
+        fprintf(stderr, "ocvm-guest: relay: LISTEN \"%s\": %s\n", listen,
+                l.kind == ENDPOINT_HYBRID ? "cannot listen on hybrid" : why);
+        return -EINVAL;
+    }
+    if (endpoint_parse(connect, &c, &why) < 0) {
+        fprintf(stderr, "ocvm-guest: relay: CONNECT \"%s\": %s\n", connect, why);
+        return -EINVAL;
+    }
+    int e = relay_add_forward(r, &l, &c);
+    if (e < 0)
+        fprintf(stderr, "ocvm-guest: relay: listen on %s: %s\n", listen, strerror(-e));
+    else
+        fprintf(stderr, "ocvm-guest: relay: %s -> %s\n", listen, connect);
+    return e;
+}
+
+/* Every `ocvm.relay=LISTEN,CONNECT` on the kernel command line (the host puts them there). */
+static int relay_from_cmdline(struct relay *r, const char *cmdline)
+{
+    int n = 0;
+    for (const char *p = cmdline; *p;) {
+        p += strspn(p, " \t\n");
+        size_t len = strcspn(p, " \t\n");
+        if (len > strlen(RELAY_PARAM) && strncmp(p, RELAY_PARAM, strlen(RELAY_PARAM)) == 0) {
+            char pair[256];
+            size_t vlen = len - strlen(RELAY_PARAM);
+            if (vlen >= sizeof(pair)) {
+                fprintf(stderr, "ocvm-guest: relay: %.*s: too long\n", (int)len, p);
+                return -EINVAL;
+            }
+            memcpy(pair, p + strlen(RELAY_PARAM), vlen);
+            pair[vlen] = '\0';
+            char *comma = strchr(pair, ',');
+            if (!comma) {
+                fprintf(stderr, "ocvm-guest: relay: \"%s\": expected LISTEN,CONNECT\n", pair);
+                return -EINVAL;
+            }
+            *comma = '\0';
+            int e = relay_add(r, pair, comma + 1);
+            if (e < 0)
+                return e;
+            n++;
+        }
+        p += len;
+    }
+    return n;
+}
+
+static int verb_relay(int argc, char **argv)
+{
+    if (argc % 2 == 0 || argc - 1 > 2 * RELAY_MAX) {
+        fprintf(stderr, "usage: ocvm-guest relay [LISTEN CONNECT ...]\n"
+                        "  (none given: every ocvm.relay=LISTEN,CONNECT on the kernel command line)\n");
+        return 2;
+    }
+    struct relay_options o = {.log_prefix = "guest relay"};
+    struct relay *r;
+    int e = relay_new(&o, &r);
+    if (e < 0) {
+        fprintf(stderr, "ocvm-guest: relay: %s\n", strerror(-e));
+        return 1;
+    }
+    int n = 0;
+    for (int i = 1; i + 1 < argc && e >= 0; i += 2, n++)
+        e = relay_add(r, argv[i], argv[i + 1]);
+    if (argc == 1) {
+        char cmdline[CMDLINE_MAX];
+        e = read_small_file("/proc/cmdline", cmdline, sizeof(cmdline));
+        if (e >= 0)
+            e = n = relay_from_cmdline(r, cmdline);
+        if (e == 0) {
+            fprintf(stderr, "ocvm-guest: relay: no ocvm.relay= on the kernel command line\n");
+            e = -ENOENT;
+        }
+    }
+    if (e >= 0)
+        e = relay_run(r);
+    relay_free(r);
+    return e < 0 ? (e == -EINVAL ? 2 : 1) : 0;
+}
+
 static const struct verb verbs[] = {
+    {"relay", "[LISTEN CONNECT ...]", "relay vsock <-> local TCP (default: ocvm.relay= pairs)",
+     verb_relay},
     {"notify", "[VAR=VALUE ...]", "send sd_notify assignments (default READY=1) to the host",
      verb_notify},
     {"power-button", "", "power off when the ACPI power button is pressed", verb_power_button},

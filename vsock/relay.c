@@ -368,6 +368,8 @@ int relay_connect_endpoint(const struct endpoint *e, int *ret_fd, bool *in_progr
 {
     struct sockaddr_storage ss;
     socklen_t len;
+    if (e->kind == ENDPOINT_VSOCK && e->cid == ENDPOINT_VSOCK_CID_ANY)
+        return -EDESTADDRREQ; /* "any" is for listening */
     int r = sockaddr_for(e, &ss, &len);
     if (r < 0)
         return r;

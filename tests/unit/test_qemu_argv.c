@@ -226,7 +226,7 @@ START_TEST(fd_layout_is_fixed)
     }
     bool found = false;
     for (size_t i = 0; i < a.n; i++)
-        if (strcmp(a.v[i], "tap,id=net0,fds=5:6,queues=2") == 0)
+        if (strcmp(a.v[i], "tap,id=net0,fds=5:6") == 0)
             found = true;
     ck_assert_msg(found, "multi-queue TAP must refer to child fds 5:6");
     argv_done(&a);
@@ -276,7 +276,7 @@ START_TEST(kernel_cmdline_additions)
     snprintf(text, sizeof(text),
              "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\", \"cmdline\": \"console=ttyS0 reboot=k\"},"
              " \"network\": {\"bridge_address\": \"10.9.0.1/16\", \"guest_address\": \"10.9.3.4\","
-             " \"dns\": \"10.9.0.1\"}}", kernel);
+             " \"dns\": \"10.9.0.1\"}, \"vsock\": null}", kernel);
     struct vm_config *c = NULL;
     _cleanup_free_ char *err = NULL, *cmdline = NULL;
     ck_assert_msg(config_load_text("/x.json", text, strlen(text), &c, &err) == 0, "%s", err);
@@ -290,6 +290,19 @@ START_TEST(kernel_cmdline_additions)
     ck_assert_int_eq(qemu_kernel_cmdline(c, &p, &cmdline), 0);
     ck_assert_str_eq(cmdline, "console=ttyS0 reboot=k tsc_early_khz=2096015 ocvm.ip=10.9.3.4/16 "
                               "ocvm.gw=10.9.0.1 ocvm.dns=10.9.0.1");
+    free(cmdline);
+    vm_config_free(c);
+    /* with vsock: where to send READY, and the relays the guest must run */
+    snprintf(text, sizeof(text),
+             "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\", \"cmdline\": \"quiet\"}, \"network\": null,"
+             " \"gateway\": {\"guest_port\": 8080}, \"forwards\": [{\"to\": \"host\", \"guest_port\": 99,"
+             " \"connect\": \"tcp:127.0.0.1:99\"}]}", kernel);
+    ck_assert_msg(config_load_text("/x.json", text, strlen(text), &c, &err) == 0, "%s", err);
+    p.accel = ACCEL_KVM;
+    ck_assert_int_eq(qemu_kernel_cmdline(c, &p, &cmdline), 0);
+    ck_assert_str_eq(cmdline, "quiet reboot=t systemd.set_credential=vmm.notify_socket:vsock-stream:2:18788 "
+                              "ocvm.relay=vsock:any:8080,tcp:127.0.0.1:8080 "
+                              "ocvm.relay=tcp:127.0.0.1:99,vsock:2:99");
     vm_config_free(c);
 }
 END_TEST

@@ -54,6 +54,8 @@ static struct vm_state sample(void)
         .vsock = "user",
         .n_stages = 4,
         .last_exit = "QEMU exited with status 1: \"qemu-system-x86_64: -m 2048: bad\"",
+        .relay = {.open = 2, .accepted = 90, .bytes_to_guest = 1ull << 40, .bytes_to_host = 7,
+                  .errors = 3},
     };
     static const char *const names[] = {"config", "lock", "qmp", "ready"};
     for (unsigned i = 0; i < s.n_stages; i++) {
@@ -79,6 +81,7 @@ static void assert_state_eq(const struct vm_state *a, const struct vm_state *b)
         ck_assert_str_eq(a->stages[i].name, b->stages[i].name);
         ck_assert_uint_eq(a->stages[i].ms, b->stages[i].ms);
     }
+    ck_assert_mem_eq(&a->relay, &b->relay, sizeof(a->relay));
 }
 
 START_TEST(test_round_trip)
@@ -125,13 +128,14 @@ START_TEST(test_missing_file)
 END_TEST
 
 /* A valid file, with one field replaced (or removed, or added) per case. */
+#define RELAY "\"relay\": {\"open\": 1, \"accepted\": 2, \"bytes_to_guest\": 3, \"bytes_to_host\": 4, \"errors\": 5}"
 #define STAGE "{\"name\": \"s\", \"ms\": 1}"
 #define STAGES "[{\"name\": \"config\", \"ms\": 0}, {\"name\": \"ready\", \"ms\": 2400}]"
 #define FIELDS_BEFORE_PID "{\"phase\": \"ready\", "
 #define GOOD_PIDS "\"supervisor_pid\": 4242, \"qemu_pid\": 4243, "
 #define GOOD_TIMES "\"started_at_us\": 1764000000123456, \"qemu_started_at_us\": 1764000001654321, "
 #define GOOD_REST "\"restarts\": 0, \"accel\": \"tcg\", \"vsock\": \"user\", "
-#define GOOD_TAIL "\"stages\": " STAGES ", \"last_exit\": \"\"}"
+#define GOOD_TAIL "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY "}"
 #define GOOD FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST GOOD_TAIL
 
 START_TEST(test_hand_written_good_file)
@@ -161,12 +165,12 @@ static const struct bad_case {
     {"missing field (qemu_pid)",
      FIELDS_BEFORE_PID "\"supervisor_pid\": 4242, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"missing field (stages)",
-     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST "\"last_exit\": \"\"}"},
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST "\"last_exit\": \"\", " RELAY "}"},
     {"wrong type (pid as string)", FIELDS_BEFORE_PID
      "\"supervisor_pid\": \"4242\", \"qemu_pid\": 4243, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"wrong type (phase as number)", "{\"phase\": 3, " GOOD_PIDS GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"wrong type (stages as object)",
-     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST "\"stages\": {}, \"last_exit\": \"\"}"},
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST "\"stages\": {}, \"last_exit\": \"\", " RELAY "}"},
     {"wrong type (pid as float)", FIELDS_BEFORE_PID
      "\"supervisor_pid\": 4242.0, \"qemu_pid\": 4243, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"negative supervisor_pid", FIELDS_BEFORE_PID
@@ -176,12 +180,12 @@ static const struct bad_case {
     {"negative restarts", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES
      "\"restarts\": -1, \"accel\": \"tcg\", \"vsock\": \"user\", " GOOD_TAIL},
     {"stage without ms", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"stages\": [{\"name\": \"config\"}], \"last_exit\": \"\"}"},
+     "\"stages\": [{\"name\": \"config\"}], \"last_exit\": \"\", " RELAY "}"},
     {"stage that is a string", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"stages\": [\"config\"], \"last_exit\": \"\"}"},
+     "\"stages\": [\"config\"], \"last_exit\": \"\", " RELAY "}"},
     {"more stages than a state holds", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
      "\"stages\": [" STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE
-     "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "], \"last_exit\": \"\"}"},
+     "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "], \"last_exit\": \"\", " RELAY "}"},
     {"trailing garbage", GOOD " x"},
 };
 
@@ -204,7 +208,7 @@ static const struct bad_case strict_bad[] = {
     {"qemu_pid beyond pid_t (2^32 + 4243)", FIELDS_BEFORE_PID
      "\"supervisor_pid\": 4242, \"qemu_pid\": 4294971539, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"unknown key inside a stage", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"stages\": [{\"name\": \"config\", \"ms\": 0, \"colour\": \"blue\"}], \"last_exit\": \"\"}"},
+     "\"stages\": [{\"name\": \"config\", \"ms\": 0, \"colour\": \"blue\"}], \"last_exit\": \"\", " RELAY "}"},
     {"duplicate key",
      FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST "\"phase\": \"stopped\", " GOOD_TAIL},
 };

@@ -1,0 +1,155 @@
+#include "launcher/vsock_host.h"
+
+#include "launcher/macro.h"
+#include "launcher/runtime_dir.h"
+#include "vsock/vsock_dev.h"
+
+#include <errno.h>
+#include <string.h>
+
+struct vsock_host {
+    struct vsock_dev *dev; /* user backend, or NULL */
+    struct relay *relay;
+    sd_event_source *relay_src;
+    struct guest_notify *notify;
+    struct endpoint gateway;
+    char *uds_path;
+};
+
+static int on_relay(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    relay_dispatch(userdata, 0);
+    return 0;
+}
+
+/* Where host-initiated connections to guest PORT go, for this backend. */
+static void guest_target(const struct vsock_host *h, const struct vm_config *c,
+                         enum vsock_backend backend, uint16_t port, struct endpoint *ret)
+{
+    *ret = (struct endpoint){.port = port};
+    if (backend == VSOCK_BACKEND_USER) {
+        ret->kind = ENDPOINT_HYBRID;
+        snprintf(ret->path, sizeof(ret->path), "%s", h->uds_path);
+    } else {
+        ret->kind = ENDPOINT_VSOCK;
+        ret->cid = c->vsock.guest_cid;
+    }
+}
+
+/* Where guest-initiated connections to host PORT arrive: PATH_PORT (user) or vsock (kernel). */
+static int host_listener(const struct vsock_host *h, enum vsock_backend backend, unsigned port,
+                         int *ret_fd)
+{
+    if (backend == VSOCK_BACKEND_USER) {
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s_%u", h->uds_path, port) < 0)
+            return -ENOMEM;
+        return runtime_dir_listen(path, ret_fd);
+    }
+    struct endpoint e = {.kind = ENDPOINT_VSOCK, .cid = ENDPOINT_VSOCK_CID_ANY, .port = (uint16_t)port};
+    return relay_listen_endpoint(&e, ret_fd);
+}
+
+#define FAIL(fmt, ...)                                                                             \
+    do {                                                                                           \
+        if (asprintf(error, fmt, __VA_ARGS__) < 0)                                                 \
+            *error = NULL;                                                                         \
+        goto fail;                                                                                 \
+    } while (0)
+
+int vsock_host_new(sd_event *e, const struct vm_config *c, enum vsock_backend backend,
+                   const char *runtime_dir, guest_notify_fn on_notify, void *userdata,
+                   struct vsock_host **ret, char **error)
+{
+    *error = NULL;
+    struct vsock_host *h = calloc(1, sizeof(*h));
+    int r = -ENOMEM, fd = -1;
+    const char *why;
+    if (!h || asprintf(&h->uds_path, "%s/vsock.sock", runtime_dir) < 0) {
+        free(h);
+        return -ENOMEM;
+    }
+    if (backend == VSOCK_BACKEND_USER) {
+        _cleanup_free_ char *vhost = NULL;
+        if (asprintf(&vhost, "%s/vhost-user-vsock.sock", runtime_dir) < 0)
+            goto fail;
+        struct vsock_dev_config dc = {.guest_cid = c->vsock.guest_cid, .uds_path = h->uds_path,
+                                      .vhost_user_path = vhost};
+        if ((r = vsock_dev_new(e, &dc, &h->dev)) < 0)
+            FAIL("vsock backend on %s: %s", vhost, strerror(-r));
+    }
+    if ((r = host_listener(h, backend, GUEST_NOTIFY_PORT, &fd)) < 0)
+        FAIL("listen for the guest's READY on port %u: %s", GUEST_NOTIFY_PORT, strerror(-r));
+    r = guest_notify_new(e, fd, on_notify, userdata, &h->notify);
+    if (r < 0)
+        FAIL("guest READY listener: %s", strerror(-r));
+    struct relay_options ro = {.log_prefix = c->name};
+    if ((r = relay_new(&ro, &h->relay)) < 0)
+        FAIL("relay: %s", strerror(-r));
+    h->gateway.kind = ENDPOINT_TCP;
+    if (endpoint_parse_hostport(c->gateway.host_listen, h->gateway.host, &h->gateway.port, &why) < 0) {
+        r = -EINVAL;
+        FAIL("gateway.host_listen \"%s\": %s", c->gateway.host_listen, why);
+    }
+    struct endpoint target;
+    guest_target(h, c, backend, c->gateway.guest_port, &target);
+    if ((r = relay_add_forward(h->relay, &h->gateway, &target)) < 0)
+        FAIL("gateway.host_listen %s: %s", c->gateway.host_listen, strerror(-r));
+    for (size_t i = 0; i < c->n_forwards; i++) {
+        const struct vm_forward *f = &c->forwards[i];
+        struct endpoint ep;
+        if (f->to == FORWARD_TO_GUEST) {
+            if (endpoint_parse(f->listen, &ep, &why) < 0) {
+                r = -EINVAL;
+                FAIL("forwards[%zu].listen \"%s\": %s", i, f->listen, why);
+            }
+            guest_target(h, c, backend, f->guest_port, &target);
+            if ((r = relay_add_forward(h->relay, &ep, &target)) < 0)
+                FAIL("forwards[%zu].listen %s: %s", i, f->listen, strerror(-r));
+        } else {
+            if (endpoint_parse(f->connect, &ep, &why) < 0) {
+                r = -EINVAL;
+                FAIL("forwards[%zu].connect \"%s\": %s", i, f->connect, why);
+            }
+            if ((r = host_listener(h, backend, f->guest_port, &fd)) < 0 ||
+                (r = relay_add_forward_fd(h->relay, fd, &ep)) < 0)
+                FAIL("forwards[%zu]: listen for guest port %u: %s", i, f->guest_port, strerror(-r));
+        }
+    }
+    if ((r = sd_event_add_io(e, &h->relay_src, relay_fd(h->relay), EPOLLIN, on_relay, h->relay)) < 0)
+        FAIL("relay: %s", strerror(-r));
+    *ret = h;
+    return 0;
+fail:
+    vsock_host_free(h);
+    return r;
+}
+
+void vsock_host_free(struct vsock_host *h)
+{
+    if (!h)
+        return;
+    sd_event_source_disable_unref(h->relay_src);
+    relay_free(h->relay);
+    guest_notify_free(h->notify);
+    vsock_dev_free(h->dev);
+    free(h->uds_path);
+    free(h);
+}
+
+void vsock_host_get_stats(const struct vsock_host *h, struct vsock_host_stats *ret)
+{
+    *ret = (struct vsock_host_stats){0};
+    relay_get_stats(h->relay, &ret->relay);
+    if (h->dev) {
+        struct vsock_dev_stats ds;
+        vsock_dev_get_stats(h->dev, &ds);
+        ret->backend_resets = ds.resets;
+        ret->backend_bad_packets = ds.bad_packets;
+    }
+}
+
+const struct endpoint *vsock_host_gateway(const struct vsock_host *h)
+{
+    return &h->gateway;
+}

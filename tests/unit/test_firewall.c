@@ -1,0 +1,383 @@
+/* firewall: the nft table of each example config is pinned by a golden file in
+ * tests/golden/NAME.nft (regenerate deliberately with UPDATE_GOLDEN=1); plus the rules a user
+ * relies on, read from the rendered text, and what rendering refuses. Pure: nothing here touches
+ * the network or DNS (the integration test feeds the same text to nft in a namespace). */
+#include "launcher/config.h"
+#include "launcher/macro.h"
+#include "netsetup/firewall.h"
+#include "netsetup/netsetup.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static char tmpdir[] = "/tmp/ocvm-test-fw-XXXXXX";
+
+static char *read_all(const char *path)
+{
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(m);
+    return buf;
+}
+
+/* Replaces every FROM in S by TO (S is freed). */
+static char *replace(char *s, const char *from, const char *to)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    const char *p = s, *q;
+    while ((q = strstr(p, from))) {
+        fwrite(p, 1, (size_t)(q - p), m);
+        fputs(to, m);
+        p = q + strlen(from);
+    }
+    fputs(p, m);
+    fclose(m);
+    free(s);
+    return out;
+}
+
+static void check_golden(const char *golden, const char *got)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tests/golden/%s", SOURCE_DIR, golden);
+    if (getenv("UPDATE_GOLDEN")) {
+        FILE *f = fopen(path, "we");
+        ck_assert_msg(f, "cannot write %s", path);
+        fputs(got, f);
+        fclose(f);
+        return;
+    }
+    _cleanup_free_ char *want = read_all(path);
+    ck_assert_msg(want, "missing golden file %s (UPDATE_GOLDEN=1 makes it)", path);
+    if (strcmp(want, got) != 0) {
+        const char *w = want, *g = got;
+        unsigned line = 1;
+        while (*w && *w == *g) {
+            if (*w == '\n')
+                line++;
+            w++;
+            g++;
+        }
+        ck_abort_msg("%s differs at line %u:\nwant: %.80s\ngot:  %.80s", golden, line, w, g);
+    }
+}
+
+static void setup(void)
+{
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    char p[600];
+    snprintf(p, sizeof(p), "%s/vmlinuz", tmpdir);
+    FILE *f = fopen(p, "we");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    snprintf(p, sizeof(p), "%s/share", tmpdir);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+}
+
+static void teardown(void)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+    strcpy(tmpdir, "/tmp/ocvm-test-fw-XXXXXX");
+}
+
+/* examples/NAME with its host paths pointed at files that exist here. */
+static struct vm_config *load_example(const char *name)
+{
+    char path[512], stand_in[600];
+    snprintf(path, sizeof(path), "%s/examples/%s", SOURCE_DIR, name);
+    char *text = read_all(path);
+    ck_assert_msg(text, "cannot read %s", path);
+    snprintf(stand_in, sizeof(stand_in), "%s/vmlinuz", tmpdir);
+    text = replace(text, "/var/lib/ocvm/openclaw/vmlinuz", stand_in);
+    text = replace(text, "../build/guest/vmlinuz", stand_in);
+    text = replace(text, "../build/guest/initrd.img", stand_in);
+    snprintf(stand_in, sizeof(stand_in), "%s/share", tmpdir);
+    text = replace(text, "/run/openclaw-secrets", stand_in);
+    struct vm_config *c = NULL;
+    _cleanup_free_ char *err = NULL;
+    int r = config_load_text(path, text, strlen(text), &c, &err);
+    free(text);
+    ck_assert_msg(r == 0, "%s: %s", name, err);
+    return c;
+}
+
+/* Loads JSON, with KERNEL standing for a kernel file that exists. */
+static struct vm_config *load_text(const char *json)
+{
+    char path[600], kernel[600];
+    snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
+    snprintf(kernel, sizeof(kernel), "%s/vmlinuz", tmpdir);
+    _cleanup_free_ char *text = replace(strdup(json), "KERNEL", kernel);
+    struct vm_config *c = NULL;
+    _cleanup_free_ char *err = NULL;
+    ck_assert_msg(config_load_text(path, text, strlen(text), &c, &err) == 0, "%s", err);
+    return c;
+}
+
+static uint32_t ip(const char *s)
+{
+    struct in_addr a;
+    ck_assert_int_eq(inet_pton(AF_INET, s, &a), 1);
+    return ntohl(a.s_addr);
+}
+
+static char *render(const struct vm_config *c, const char *uplink, const struct firewall_egress *e,
+                    size_t n)
+{
+    struct firewall_facts f = {.uplink = uplink, .egress = e, .n_egress = n};
+    char *text = NULL;
+    ck_assert_int_eq(firewall_render(c, &f, &text), 0);
+    return text;
+}
+
+START_TEST(golden_openclaw)
+{
+    struct vm_config *c = load_example("openclaw.json");
+    _cleanup_free_ char *text = render(c, "eth0", NULL, 0);
+    check_golden("openclaw.nft", text);
+    vm_config_free(c);
+}
+END_TEST
+
+/* tests/configs/pass/egress.json, its host name "resolved" by hand: rendering never resolves. */
+START_TEST(golden_egress_allow_list)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tests/configs/pass/egress.json", SOURCE_DIR);
+    struct vm_config *c = NULL;
+    _cleanup_free_ char *err = NULL;
+    ck_assert_msg(config_load(path, &c, &err) == 0, "%s", err);
+    ck_assert_uint_eq(c->network->n_egress_allow, 2);
+    const struct firewall_egress e[] = {
+        /* api.openai.com, as if it resolved to two addresses */
+        {ip("198.51.100.11"), 443},
+        {ip("198.51.100.10"), 443},
+        /* 203.0.113.7 with its three ports, one pair given twice: the set has it once */
+        {ip("203.0.113.7"), 80},
+        {ip("203.0.113.7"), 443},
+        {ip("203.0.113.7"), 8443},
+        {ip("203.0.113.7"), 443},
+    };
+    _cleanup_free_ char *text = render(c, c->network->uplink, e, ELEMENTSOF(e));
+    check_golden("egress.nft", text);
+    ck_assert_ptr_nonnull(strstr(text, "\t\t\t203.0.113.7 . 443,\n\t\t\t203.0.113.7 . 8443\n"));
+    ck_assert_ptr_null(strstr(strstr(text, "203.0.113.7 . 443") + 1, "203.0.113.7 . 443"));
+    vm_config_free(c);
+}
+END_TEST
+
+/* Every name, address and port of the network section shows up where it belongs. */
+START_TEST(golden_custom_network)
+{
+    struct vm_config *c =
+        load_text("{\"name\": \"lab-1\", \"boot\": {\"kernel\": \"KERNEL\"},"
+                  " \"network\": {\"bridge\": \"br-lab\", \"bridge_address\": \"10.250.7.1/28\","
+                  " \"tap\": \"vm-lab\", \"guest_address\": \"10.250.7.2\", \"uplink\": \"wan0\","
+                  " \"dns\": \"192.0.2.53\"}, \"gateway\": {\"guest_port\": 9999}}");
+    _cleanup_free_ char *text = render(c, "wan0", NULL, 0);
+    check_golden("custom.nft", text);
+    vm_config_free(c);
+}
+END_TEST
+
+static bool has_line(const char *text, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = text; (p = strstr(p, line)); p += n)
+        if ((p == text || p[-1] == '\t') && p[n] == '\n')
+            return true;
+    return false;
+}
+
+START_TEST(rules_a_user_relies_on)
+{
+    struct vm_config *c = load_example("openclaw.json");
+    _cleanup_free_ char *t = render(c, "enp1s0", NULL, 0);
+    /* one table, named after the VM */
+    ck_assert_ptr_nonnull(strstr(t, "\ntable inet ocvm_openclaw {\n"));
+    ck_assert_ptr_null(strstr(strstr(t, "table inet") + 1, "table inet"));
+    /* NAT from the VM subnet out of the uplink only */
+    ck_assert(has_line(t, "ip saddr 192.168.83.0/24 oifname \"enp1s0\" counter masquerade"));
+    /* every new connection logged with the VM's prefix, in both guest chains */
+    const char *log = "ct state new counter log prefix \"ocvm-openclaw: \"";
+    ck_assert(has_line(t, log));
+    ck_assert(has_line(strstr(t, "chain guest_out"), log));
+    /* the gateway port: closed from the LAN (forward) and the host (output), DNAT refused */
+    const char *gw =
+        "oifname \"br-openclaw\" meta l4proto { tcp, udp } th dport 18789 counter drop";
+    ck_assert(has_line(strstr(t, "chain forward"), gw));
+    ck_assert(has_line(strstr(t, "chain output"), gw));
+    ck_assert(
+        has_line(t, "oifname \"br-openclaw\" ct direction original ct status dnat counter drop"));
+    /* DNS only to network.dns; everything else from the guest allowed without an allow-list */
+    ck_assert(has_line(
+        t, "meta l4proto { tcp, udp } th dport 53 ip daddr != 192.168.83.1 counter goto refuse"));
+    ck_assert(has_line(t, "oifname != \"enp1s0\" counter goto refuse"));
+    ck_assert(has_line(strstr(t, "chain guest_out"), "accept"));
+    ck_assert_ptr_null(strstr(t, "egress_allow"));
+    /* rejected traffic is logged */
+    ck_assert(has_line(t, "counter log prefix \"ocvm-openclaw: reject \" reject with icmpx "
+                          "admin-prohibited"));
+    vm_config_free(c);
+}
+END_TEST
+
+/* An allow-list with nothing resolved yet still closes the guest in: an empty set, then refuse. */
+START_TEST(allow_list_without_addresses_rejects_everything)
+{
+    struct vm_config *c = load_text(
+        "{\"name\": \"x\", \"boot\": {\"kernel\": \"KERNEL\"},"
+        " \"network\": {\"egress\": {\"allow\": [{\"host\": \"192.0.2.1\", \"ports\": [443]}]}}}");
+    _cleanup_free_ char *t = render(c, "eth0", NULL, 0);
+    ck_assert_ptr_nonnull(
+        strstr(t, "\tset egress_allow {\n\t\ttype ipv4_addr . inet_service\n\t}\n"));
+    const char *out = strstr(t, "chain guest_out");
+    ck_assert(has_line(out, "meta l4proto { tcp, udp } ip daddr . th dport @egress_allow accept"));
+    ck_assert(!has_line(out, "accept")); /* no catch-all accept: the rest goes to refuse */
+    vm_config_free(c);
+}
+END_TEST
+
+START_TEST(render_refuses)
+{
+    struct vm_config *c = load_example("openclaw.json");
+    struct firewall_facts f = {.uplink = "eth0\" accept #"};
+    char *text = NULL;
+    ck_assert_int_eq(firewall_render(c, &f, &text), -EINVAL); /* an uplink name from the kernel */
+    f.uplink = NULL;
+    ck_assert_int_eq(firewall_render(c, &f, &text), -EINVAL);
+    f.uplink = "eth0";
+    struct vm_network *n = c->network;
+    c->network = NULL;
+    ck_assert_int_eq(firewall_render(c, &f, &text), -EINVAL);
+    c->network = n;
+    ck_assert_ptr_null(text);
+    vm_config_free(c);
+}
+END_TEST
+
+/* The demo VM has "network": null: no table, and netsetup_up does nothing and hands out no fd. */
+START_TEST(demo_has_no_network)
+{
+    struct vm_config *c = load_example("demo.json");
+    ck_assert_ptr_null(c->network);
+    struct firewall_facts f = {.uplink = "eth0"};
+    char *text = NULL, *err = NULL;
+    ck_assert_int_eq(firewall_render(c, &f, &text), -EINVAL);
+    struct netsetup n;
+    ck_assert_int_eq(netsetup_up(c, &n, &err), 0);
+    ck_assert_uint_eq(n.n_tap_fds, 0);
+    ck_assert_int_eq(n.tap_fds[0], -1);
+    ck_assert_int_eq(n.state.bridge_ifindex, 0);
+    ck_assert_int_eq(n.state.table_applied, false);
+    netsetup_down(&n);
+    char **diffs = NULL;
+    ck_assert_int_eq(netsetup_audit(c, &diffs, &err), 0);
+    ck_assert_ptr_nonnull(diffs);
+    ck_assert_ptr_null(diffs[0]);
+    netsetup_differences_free(diffs);
+    vm_config_free(c);
+}
+END_TEST
+
+START_TEST(table_name)
+{
+    _cleanup_free_ char *t = NULL;
+    ck_assert_int_eq(firewall_table_name("openclaw", &t), 0);
+    ck_assert_str_eq(t, "ocvm_openclaw");
+    char *bad = NULL;
+    ck_assert_int_eq(firewall_table_name("a b", &bad), -EINVAL);
+    ck_assert_int_eq(firewall_table_name("", &bad), -EINVAL);
+}
+END_TEST
+
+/* Literal addresses resolve without DNS; each address is paired with each port of its rule. */
+START_TEST(resolve_literal_addresses)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tests/configs/pass/egress.json", SOURCE_DIR);
+    struct vm_config *c = NULL;
+    _cleanup_free_ char *err = NULL;
+    ck_assert_msg(config_load(path, &c, &err) == 0, "%s", err);
+    /* keep only the literal rule */
+    struct vm_egress_rule *rules = c->network->egress_allow;
+    c->network->egress_allow = &rules[1];
+    c->network->n_egress_allow = 1;
+    _cleanup_free_ struct firewall_egress *e = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(firewall_resolve_egress(c->network, &e, &n, &err), 0);
+    ck_assert_uint_eq(n, 3);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(e[i].addr, ip("203.0.113.7"));
+    ck_assert_uint_eq(e[0].port, 80);
+    ck_assert_uint_eq(e[1].port, 443);
+    ck_assert_uint_eq(e[2].port, 8443);
+    c->network->egress_allow = rules;
+    c->network->n_egress_allow = 2;
+    vm_config_free(c);
+}
+END_TEST
+
+START_TEST(state_json_round_trip)
+{
+    struct netsetup_state s = {.bridge_ifindex = 7,
+                               .bridge_created = true,
+                               .tap_ifindex = 9,
+                               .uplink_forwarding_set = true,
+                               .table_applied = true};
+    strcpy(s.vm, "openclaw");
+    strcpy(s.bridge, "br-openclaw");
+    strcpy(s.tap, "vm-openclaw");
+    strcpy(s.uplink, "eth0");
+    _cleanup_free_ char *json = NULL;
+    ck_assert_int_eq(netsetup_state_to_json(&s, &json), 0);
+    struct netsetup_state back;
+    ck_assert_int_eq(netsetup_state_from_json(json, &back), 0);
+    ck_assert_mem_eq(&s, &back, sizeof(s));
+    ck_assert_int_eq(netsetup_state_from_json("{\"vm\": \"x\"}", &back), -EINVAL);
+    ck_assert_int_eq(netsetup_state_from_json("not json", &back), -EINVAL);
+    _cleanup_free_ char *extra = strdup(json);
+    extra[strlen(extra) - 1] = 0;
+    _cleanup_free_ char *bad = NULL;
+    ck_assert_int_ge(asprintf(&bad, "%s,\"more\":1}", extra), 0);
+    ck_assert_int_eq(netsetup_state_from_json(bad, &back), -EINVAL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("firewall");
+    TCase *tc = tcase_create("render");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, golden_openclaw);
+    tcase_add_test(tc, golden_egress_allow_list);
+    tcase_add_test(tc, golden_custom_network);
+    tcase_add_test(tc, rules_a_user_relies_on);
+    tcase_add_test(tc, allow_list_without_addresses_rejects_everything);
+    tcase_add_test(tc, render_refuses);
+    tcase_add_test(tc, demo_has_no_network);
+    tcase_add_test(tc, table_name);
+    tcase_add_test(tc, resolve_literal_addresses);
+    tcase_add_test(tc, state_json_round_trip);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
