@@ -6,6 +6,7 @@
 #include "launcher/qemu_argv.h"
 #include "launcher/runtime_dir.h"
 #include "launcher/state.h"
+#include "netsetup/netsetup.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -195,6 +196,28 @@ static void format_duration(uint64_t s, char *buf, size_t size)
         snprintf(buf, size, "%llum %02llus", (unsigned long long)s / 60, (unsigned long long)s % 60);
 }
 
+/* The links and the table the supervisor made, from its record in the runtime directory. */
+static void print_network(const char *dir)
+{
+    _cleanup_free_ char *path = NULL;
+    if (asprintf(&path, "%s/netsetup.json", dir) < 0)
+        return;
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    char buf[4096];
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    struct netsetup_state ns;
+    if (n == 0)
+        return;
+    buf[n] = '\0';
+    if (netsetup_state_from_json(buf, &ns) < 0) {
+        printf("  network: %s is not readable\n", path);
+        return;
+    }
+    printf("  network: bridge %s (%s), TAP %s, uplink %s, nft table %s\n", ns.bridge,
+           ns.bridge_created ? "created by ocvm" : "adopted", ns.tap_ifindex ? ns.tap : "none",
+           ns.uplink, ns.table_applied ? "applied" : "not applied");
+}
+
 /* Prints one VM; returns 1 when it is running. */
 static int show_one(const char *name, bool as_json, json_t *json_list)
 {
@@ -243,6 +266,7 @@ static int show_one(const char *name, bool as_json, json_t *json_list)
                "%llu errors\n", (unsigned long long)st.relay.open,
                (unsigned long long)st.relay.accepted, (unsigned long long)st.relay.bytes_to_guest,
                (unsigned long long)st.relay.bytes_to_host, (unsigned long long)st.relay.errors);
+    print_network(dir);
     printf("  stages:");
     for (unsigned i = 0; i < st.n_stages; i++)
         printf("%s %s %.3fs", i ? "," : "", st.stages[i].name, (double)st.stages[i].ms / 1000.0);

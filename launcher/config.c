@@ -689,9 +689,16 @@ static int load_gateway(struct loader *l, json_t *root, struct vm_gateway *g)
         (r = get_string(l, o, "host_listen", "127.0.0.1:18789", 0, &g->host_listen)) < 0 ||
         (r = get_string(l, o, "health_path", "/health", 0, &g->health_path)) < 0)
         goto out;
+    struct endpoint ep = {.kind = ENDPOINT_TCP};
     if (endpoint_parse_hostport(g->host_listen, host, &port, &why) < 0) {
         push_key(l, "host_listen");
         r = fail(l, false, "\"%s\": %s", g->host_listen, why);
+        pop(l);
+    } else if (memcpy(ep.host, host, sizeof(ep.host)), !endpoint_is_local(&ep)) {
+        /* the whole point: the gateway is reachable from this host only */
+        push_key(l, "host_listen");
+        r = fail(l, false, "\"%s\" is not a loopback address: the gateway would be reachable "
+                           "from the network", g->host_listen);
         pop(l);
     } else if (g->health_path[0] != '/' || strpbrk(g->health_path, " \t")) {
         push_key(l, "health_path");
@@ -751,9 +758,18 @@ static int load_forward(struct loader *l, json_t *o, struct vm_forward *f)
         return r;
     }
     char **dst = f->to == FORWARD_TO_GUEST ? &f->listen : &f->connect;
-    if ((r = get_string(l, o, need, NULL, OPT_REQUIRED, dst)) < 0)
+    if ((r = get_string(l, o, need, NULL, OPT_REQUIRED, dst)) < 0 ||
+        (r = check_endpoint(l, need, *dst)) < 0)
         return r;
-    return check_endpoint(l, need, *dst);
+    struct endpoint e;
+    const char *why;
+    if (f->to == FORWARD_TO_GUEST && endpoint_parse(*dst, &e, &why) == 0 && !endpoint_is_local(&e)) {
+        push_key(l, "listen");
+        r = fail(l, false, "\"%s\" is not a loopback address: the guest port would be reachable "
+                           "from the network", *dst);
+        pop(l);
+    }
+    return r;
 }
 
 static int load_forwards(struct loader *l, json_t *root, struct vm_config *c)

@@ -216,7 +216,11 @@ static void announce_ready(struct supervisor *s)
     char status_line[128];
     snprintf(status_line, sizeof(status_line), "ready in %.2f s (QEMU pid %d)", (double)ms / 1000.0,
              (int)s->qemu_pid);
-    log_vm(LOG_NOTICE, s->c->name, "%s; console: ocvm console %s", status_line, s->c->name);
+    if (s->vsock)
+        log_vm(LOG_NOTICE, s->c->name, "%s; the gateway is reachable at http://%s/ (console: ocvm "
+               "console %s)", status_line, s->c->gateway.host_listen, s->c->name);
+    else
+        log_vm(LOG_NOTICE, s->c->name, "%s; console: ocvm console %s", status_line, s->c->name);
     s->announced_ready = true;
     notify_ready(status_line);
     save_state(s);

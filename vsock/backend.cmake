@@ -4,6 +4,7 @@ target_sources(ocvm_core PRIVATE
   vsock/virtqueue.c
   vsock/vsock_pkt.c
   vsock/vsock_conn.c
+  vsock/vsock_table.c
   vsock/vsock_dev.c
   vsock/vhost_user.c
   vsock/backend_main.c

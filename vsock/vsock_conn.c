@@ -7,7 +7,10 @@
 #include <linux/virtio_vsock.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #define IOV_BATCH 64
 
@@ -227,4 +230,42 @@ int vsock_conn_read_line(struct vsock_conn *c, uint16_t *port)
     if (!nl)
         return c->line_len == sizeof(c->line) ? -EBADMSG : 0;
     return vsock_hybrid_parse_connect(c->line, c->line_len, port) < 0 ? -EBADMSG : 1;
+}
+
+int vsock_hybrid_listen(const char *path, int *ret_fd)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return -EEXIST;
+        if (unlink(path) < 0)
+            return negative_errno();
+    }
+    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return negative_errno();
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0)
+        return negative_errno();
+    *ret_fd = TAKE_FD(fd);
+    return 0;
+}
+
+int vsock_hybrid_connect(const char *path, uint32_t port, int *ret_fd)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", path, port);
+    if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return negative_errno();
+    /* Unix sockets connect at once or fail (EAGAIN: backlog full): never in progress. */
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return negative_errno();
+    *ret_fd = TAKE_FD(fd);
+    return 0;
 }

@@ -53,6 +53,10 @@ struct vsock_conn {
 
     char line[VSOCK_CONNECT_LINE_MAX];
     size_t line_len;
+
+    /* links of the vsock_table that holds the connection */
+    struct vsock_conn *hnext, *pnext, *pprev, *anext, *aprev;
+    bool hashed, in_pending;
 };
 
 void vsock_conn_init(struct vsock_conn *c, int fd, uint32_t guest_cid, uint32_t buf_alloc);
@@ -85,3 +89,9 @@ int vsock_hybrid_parse_connect(const char *s, size_t n, uint16_t *port);
 /* Reads the CONNECT line without consuming anything after it. 1 with *PORT set, 0 when more is
  * needed, -EBADMSG for a bad or overlong line, -ECONNRESET at EOF, -errno. */
 int vsock_conn_read_line(struct vsock_conn *c, uint16_t *port);
+
+/* The hybrid socket's ends: listens on PATH (a stale socket there is replaced, anything else
+ * is -EEXIST), or connects to PATH_PORT for a guest connection to host port PORT. Non-blocking,
+ * close-on-exec. */
+int vsock_hybrid_listen(const char *path, int *ret_fd);
+int vsock_hybrid_connect(const char *path, uint32_t port, int *ret_fd);

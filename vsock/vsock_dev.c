@@ -5,8 +5,10 @@
 #include "vsock/vhost_user.h"
 #include "vsock/vsock_conn.h"
 #include "vsock/vsock_pkt.h"
+#include "vsock/vsock_table.h"
 
 #include <endian.h>
+#include <stddef.h>
 #include <errno.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
@@ -15,32 +17,27 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 
 #define LOG_PREFIX "ocvm: vsock-backend"
-#define N_BUCKETS 256u
-#define CTRL_MAX 256u           /* RSTs owed to the guest, not tied to a live connection */
-#define TX_BUDGET 256u          /* tx chains per turn of the loop */
+#define TX_BUDGET 256u /* tx chains per turn of the loop */
 #define RX_IOV_MAX 64u
-#define LOCAL_PORT_FIRST (1u << 30) /* host-initiated connections' local ports */
 #define LOG_BURST 10u
 #define LOG_WINDOW_USEC (5u * 1000u * 1000u)
 
+/* A connection and its place in the event loop. */
 struct conn {
-    struct vsock_conn vc;
+    struct vsock_conn vc; /* first: the table links vsock_conns */
     struct vsock_dev *dev;
     sd_event_source *io, *timer;
-    struct conn *hnext;        /* hash chain (not while the CONNECT line is awaited) */
-    struct conn *pnext, *pprev; /* list of connections with packets owed to the guest */
-    struct conn *anext, *aprev; /* every connection */
-    bool hashed, in_pending;
 };
 
-struct ctrl_pkt {
-    uint32_t src_port, dst_port;
-};
+_Static_assert(offsetof(struct conn, vc) == 0, "struct conn starts with its vsock_conn");
+
+static struct conn *conn_of(struct vsock_conn *vc)
+{
+    return (struct conn *)vc;
+}
 
 struct vsock_dev {
     sd_event *event;
@@ -53,14 +50,7 @@ struct vsock_dev {
     const struct vq_mem *mem; /* NULL while detached */
     struct virtqueue *rx, *tx;
     struct iovec *payload_buf; /* tx->num entries */
-
-    struct conn *bucket[N_BUCKETS];
-    struct conn *all;
-    unsigned n_conns;
-    uint32_t next_local_port;
-    struct conn *pend_head, *pend_tail;
-    struct ctrl_pkt ctrl[CTRL_MAX];
-    unsigned ctrl_head, ctrl_len;
+    struct vsock_table table;
 
     struct vsock_dev_stats stats;
     uint64_t log_window_start;
@@ -106,116 +96,45 @@ static bool attached(const struct vsock_dev *d)
     return d->mem != NULL;
 }
 
-/* --- connection table --- */
-
-static unsigned bucket_of(uint32_t local, uint32_t peer)
-{
-    return (local * 2654435761u ^ peer * 40503u) % N_BUCKETS;
-}
+/* --- connections --- */
 
 static struct conn *conn_lookup(struct vsock_dev *d, uint32_t local, uint32_t peer)
 {
-    for (struct conn *c = d->bucket[bucket_of(local, peer)]; c; c = c->hnext)
-        if (c->vc.local_port == local && c->vc.peer_port == peer)
-            return c;
-    return NULL;
-}
-
-static void conn_hash(struct conn *c)
-{
-    unsigned b = bucket_of(c->vc.local_port, c->vc.peer_port);
-    c->hnext = c->dev->bucket[b];
-    c->dev->bucket[b] = c;
-    c->hashed = true;
-}
-
-static void conn_unhash(struct conn *c)
-{
-    if (!c->hashed)
-        return;
-    struct conn **p = &c->dev->bucket[bucket_of(c->vc.local_port, c->vc.peer_port)];
-    while (*p && *p != c)
-        p = &(*p)->hnext;
-    if (*p)
-        *p = c->hnext;
-    c->hashed = false;
-}
-
-static void pend_remove(struct conn *c)
-{
-    struct vsock_dev *d = c->dev;
-    if (!c->in_pending)
-        return;
-    if (c->pprev)
-        c->pprev->pnext = c->pnext;
-    else
-        d->pend_head = c->pnext;
-    if (c->pnext)
-        c->pnext->pprev = c->pprev;
-    else
-        d->pend_tail = c->pprev;
-    c->pnext = c->pprev = NULL;
-    c->in_pending = false;
-}
-
-static void pend_append(struct conn *c)
-{
-    struct vsock_dev *d = c->dev;
-    if (c->in_pending)
-        return;
-    c->pprev = d->pend_tail;
-    c->pnext = NULL;
-    if (d->pend_tail)
-        d->pend_tail->pnext = c;
-    else
-        d->pend_head = c;
-    d->pend_tail = c;
-    c->in_pending = true;
+    struct vsock_conn *vc = vsock_table_lookup(&d->table, local, peer);
+    return vc ? conn_of(vc) : NULL;
 }
 
 /* Owes the guest a packet of kind WHAT on C. */
 static void conn_mark(struct conn *c, unsigned what)
 {
-    c->vc.pending |= what;
-    pend_append(c);
+    vsock_table_mark(&c->dev->table, &c->vc, what);
 }
 
 static void conn_free(struct conn *c)
 {
     struct vsock_dev *d = c->dev;
-    conn_unhash(c);
-    pend_remove(c);
-    if (c->aprev)
-        c->aprev->anext = c->anext;
-    else
-        d->all = c->anext;
-    if (c->anext)
-        c->anext->aprev = c->aprev;
+    vsock_table_remove(&d->table, &c->vc);
     c->io = sd_event_source_disable_unref(c->io);
     c->timer = sd_event_source_disable_unref(c->timer);
     vsock_conn_done(&c->vc);
-    d->n_conns--;
-    d->stats.connections = d->n_conns;
+    d->stats.connections = d->table.n;
     free(c);
 }
 
 /* Queues a RST for the guest port PEER from our port LOCAL. */
-static void ctrl_rst(struct vsock_dev *d, uint32_t local, uint32_t peer)
+static void queue_rst(struct vsock_dev *d, uint32_t local, uint32_t peer)
 {
     if (!attached(d))
         return;
-    if (d->ctrl_len == CTRL_MAX) {
+    if (vsock_table_push_rst(&d->table, local, peer) < 0)
         dev_warn(d, "too many resets owed to the guest; dropping one for port %u", peer);
-        return;
-    }
-    d->ctrl[(d->ctrl_head + d->ctrl_len++) % CTRL_MAX] = (struct ctrl_pkt){local, peer};
 }
 
 /* Ends C at once: the guest gets a RST (when it knows the connection), the host socket closes. */
 static void conn_reset(struct conn *c)
 {
     if (c->vc.state != VSOCK_CONN_HOST_LINE && !(c->vc.pending & VSOCK_PEND_REQUEST))
-        ctrl_rst(c->dev, c->vc.local_port, c->vc.peer_port);
+        queue_rst(c->dev, c->vc.local_port, c->vc.peer_port);
     conn_free(c);
 }
 
@@ -243,12 +162,8 @@ static int conn_new(struct vsock_dev *d, int fd, enum vsock_conn_state state, st
     vsock_conn_init(&c->vc, fd, d->cfg.guest_cid, d->cfg.buf_alloc);
     c->vc.state = state;
     c->dev = d;
-    c->anext = d->all;
-    if (d->all)
-        d->all->aprev = c;
-    d->all = c;
-    d->n_conns++;
-    d->stats.connections = d->n_conns;
+    vsock_table_add(&d->table, &c->vc);
+    d->stats.connections = d->table.n;
     int r = sd_event_add_io(d->event, &c->io, fd, 0, on_conn_io, c);
     if (r >= 0 && state != VSOCK_CONN_ESTABLISHED)
         r = sd_event_add_time_relative(d->event, &c->timer, CLOCK_MONOTONIC,
@@ -358,31 +273,26 @@ static void conn_guest_shutdown(struct vsock_dev *d, struct conn *c, uint32_t fl
  * in progress), answer RESPONSE or RST. */
 static void guest_connect(struct vsock_dev *d, const struct vsock_hdr *h)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", d->uds_path, h->dst_port);
-    if (n < 0 || (size_t)n >= sizeof(sa.sun_path) || d->n_conns >= d->cfg.max_connections) {
-        if (n >= 0 && (size_t)n < sizeof(sa.sun_path))
-            dev_warn(d, "connection limit (%u) reached; refusing guest port %u",
-                     d->cfg.max_connections, h->src_port);
-        ctrl_rst(d, h->dst_port, h->src_port);
+    if (d->table.n >= d->cfg.max_connections) {
+        dev_warn(d, "connection limit (%u) reached; refusing guest port %u",
+                 d->cfg.max_connections, h->src_port);
+        queue_rst(d, h->dst_port, h->src_port);
         return;
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        if (fd >= 0)
-            close(fd);
-        ctrl_rst(d, h->dst_port, h->src_port); /* nobody listens on PATH_P: refused */
+    int fd;
+    if (vsock_hybrid_connect(d->uds_path, h->dst_port, &fd) < 0) {
+        queue_rst(d, h->dst_port, h->src_port); /* nobody listens on PATH_P: refused */
         return;
     }
     struct conn *c;
     if (conn_new(d, fd, VSOCK_CONN_ESTABLISHED, &c) < 0) {
-        ctrl_rst(d, h->dst_port, h->src_port);
+        queue_rst(d, h->dst_port, h->src_port);
         return;
     }
     c->vc.local_port = h->dst_port;
     c->vc.peer_port = h->src_port;
     vsock_conn_peer_credit(&c->vc, h->buf_alloc, h->fwd_cnt);
-    conn_hash(c);
+    vsock_table_hash(&d->table, &c->vc);
     d->stats.guest_connects++;
     conn_mark(c, VSOCK_PEND_RESPONSE);
     conn_update_io(c);
@@ -397,7 +307,7 @@ static void handle_packet(struct vsock_dev *d, const struct vsock_pkt *p)
         if (h->op == VIRTIO_VSOCK_OP_REQUEST)
             guest_connect(d, h);
         else if (h->op != VIRTIO_VSOCK_OP_RST)
-            ctrl_rst(d, h->dst_port, h->src_port);
+            queue_rst(d, h->dst_port, h->src_port);
         return;
     }
     vsock_conn_peer_credit(&c->vc, h->buf_alloc, h->fwd_cnt);
@@ -460,7 +370,7 @@ static void handle_bad_chain(struct vsock_dev *d, const struct vq_chain *ch, int
     if (c)
         conn_reset(c);
     else if (h->op != VIRTIO_VSOCK_OP_RST)
-        ctrl_rst(d, h->dst_port, h->src_port);
+        queue_rst(d, h->dst_port, h->src_port);
 }
 
 /* Takes up to TX_BUDGET packets from the tx queue; true when more may wait. */
@@ -506,15 +416,13 @@ static int on_tx_defer(sd_event_source *s, void *userdata)
 
 /* --- host -> guest: filling rx buffers --- */
 
-static uint32_t write_ctrl(struct vsock_dev *d, const struct vq_chain *ch)
+static uint32_t write_rst(struct vsock_dev *d, const struct vq_chain *ch, uint32_t local,
+                          uint32_t peer)
 {
-    struct ctrl_pkt k = d->ctrl[d->ctrl_head];
-    d->ctrl_head = (d->ctrl_head + 1) % CTRL_MAX;
-    d->ctrl_len--;
     struct vsock_hdr h = {.src_cid = VSOCK_HOST_CID,
                           .dst_cid = d->cfg.guest_cid,
-                          .src_port = k.src_port,
-                          .dst_port = k.dst_port,
+                          .src_port = local,
+                          .dst_port = peer,
                           .type = VIRTIO_VSOCK_TYPE_STREAM,
                           .op = VIRTIO_VSOCK_OP_RST};
     (void)vsock_pkt_write_hdr(ch, &h);
@@ -591,17 +499,17 @@ static int conn_fill(struct conn *c, const struct vq_chain *ch)
 /* One rx buffer for the next owed packet: true if it was used. */
 static bool rx_fill_one(struct vsock_dev *d, const struct vq_chain *ch)
 {
-    if (d->ctrl_len > 0) {
-        virtqueue_push(d->rx, ch->head, write_ctrl(d, ch));
+    uint32_t local, peer;
+    if (vsock_table_pop_rst(&d->table, &local, &peer)) {
+        virtqueue_push(d->rx, ch->head, write_rst(d, ch, local, peer));
         return true;
     }
-    struct conn *c = d->pend_head;
-    pend_remove(c);
+    struct conn *c = conn_of(vsock_table_dequeue(&d->table));
     int n = conn_fill(c, ch);
     if (n < 0)
-        return false; /* reset: its RST is now in the ctrl queue */
+        return false; /* reset: its RST is queued now */
     if (c->vc.pending)
-        pend_append(c); /* round robin */
+        vsock_table_queue(&d->table, &c->vc); /* round robin */
     if (n > 0)
         virtqueue_push(d->rx, ch->head, (uint32_t)n);
     if (!(n > 0 && c->vc.host_eof && conn_check_done(c)))
@@ -611,7 +519,7 @@ static bool rx_fill_one(struct vsock_dev *d, const struct vq_chain *ch)
 
 static void rx_pump(struct vsock_dev *d)
 {
-    while (attached(d) && (d->ctrl_len > 0 || d->pend_head)) {
+    while (attached(d) && vsock_table_has_work(&d->table)) {
         struct vq_chain ch;
         int r = virtqueue_pop(d->rx, d->mem, &ch);
         if (r == 0)
@@ -637,17 +545,6 @@ static void rx_pump(struct vsock_dev *d)
 
 /* --- host sockets --- */
 
-static uint32_t alloc_local_port(struct vsock_dev *d, uint32_t peer)
-{
-    for (;;) {
-        uint32_t p = d->next_local_port++;
-        if (d->next_local_port == UINT32_MAX)
-            d->next_local_port = LOCAL_PORT_FIRST;
-        if (!conn_lookup(d, p, peer))
-            return p;
-    }
-}
-
 static void conn_line(struct conn *c)
 {
     struct vsock_dev *d = c->dev;
@@ -666,9 +563,9 @@ static void conn_line(struct conn *c)
         return;
     }
     c->vc.peer_port = port;
-    c->vc.local_port = alloc_local_port(d, port);
+    c->vc.local_port = vsock_table_alloc_port(&d->table, port);
     c->vc.state = VSOCK_CONN_REQUESTING;
-    conn_hash(c);
+    vsock_table_hash(&d->table, &c->vc);
     conn_mark(c, VSOCK_PEND_REQUEST);
     conn_update_io(c);
     rx_pump(d);
@@ -714,7 +611,7 @@ static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdat
         close(cfd); /* the guest is not running */
         return 0;
     }
-    if (d->n_conns >= d->cfg.max_connections) {
+    if (d->table.n >= d->cfg.max_connections) {
         dev_warn(d, "connection limit (%u) reached; refusing a host client",
                  d->cfg.max_connections);
         close(cfd);
@@ -725,28 +622,6 @@ static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
     d->stats.accepted++;
     conn_update_io(c);
-    return 0;
-}
-
-static int listen_unix(const char *path, int *ret)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return -EEXIST;
-        if (unlink(path) < 0)
-            return negative_errno();
-    }
-    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return negative_errno();
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0)
-        return negative_errno();
-    *ret = TAKE_FD(fd);
     return 0;
 }
 
@@ -771,9 +646,9 @@ void vsock_dev_detach(struct vsock_dev *d)
     /* The guest is gone (reboot, QEMU restart): so are its connections. */
     d->mem = NULL;
     d->rx = d->tx = NULL;
-    while (d->all)
-        conn_free(d->all);
-    d->ctrl_head = d->ctrl_len = 0;
+    while (d->table.all)
+        conn_free(conn_of(d->table.all));
+    vsock_table_clear_rst(&d->table);
     free(d->payload_buf);
     d->payload_buf = NULL;
 }
@@ -837,7 +712,7 @@ static const struct vhost_user_device vsock_vhost_user_device = {
 
 static int dev_setup(struct vsock_dev *d)
 {
-    int r = listen_unix(d->uds_path, &d->listen_fd);
+    int r = vsock_hybrid_listen(d->uds_path, &d->listen_fd);
     if (r < 0)
         return r;
     r = sd_event_add_io(d->event, &d->listen_src, d->listen_fd, EPOLLIN, on_listen, d);
@@ -874,7 +749,7 @@ int vsock_dev_new(sd_event *e, const struct vsock_dev_config *cfg, struct vsock_
     if (d->cfg.connect_timeout_ms == 0)
         d->cfg.connect_timeout_ms = 10000;
     d->listen_fd = -1;
-    d->next_local_port = LOCAL_PORT_FIRST;
+    vsock_table_init(&d->table);
     d->uds_path = strdup(cfg->uds_path);
     int r = d->uds_path ? dev_setup(d) : -ENOMEM;
     d->cfg.vhost_user_path = NULL; /* not kept: vhost_user has its own copy */
