@@ -127,6 +127,30 @@ static int wait_gone(pid_t pid, unsigned timeout_s)
     return r > 0 ? 0 : r == 0 ? -ETIMEDOUT : negative_errno();
 }
 
+static void undo_stale_network(const char *name, const char *dir)
+{
+    _cleanup_free_ char *path = NULL, *error = NULL;
+    if (asprintf(&path, "%s/netsetup.json", dir) < 0)
+        return;
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    char buf[4096];
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    struct netsetup_state ns;
+    if (n == 0)
+        return;
+    buf[n] = '\0';
+    if (netsetup_state_from_json(buf, &ns) < 0) {
+        fprintf(stderr, "ocvm: %s: %s is not readable: its network is left as it is\n", name, path);
+        return;
+    }
+    int r = netsetup_cleanup(&ns, &error);
+    if (r < 0)
+        fprintf(stderr, "ocvm: %s: netsetup: undo the network of a dead supervisor: %s\n", name,
+                error ? error : strerror(-r));
+    else
+        fprintf(stderr, "ocvm: %s: removed the network a dead supervisor left\n", name);
+}
+
 int verb_down(int argc, char **argv)
 {
     struct cli_args a;
@@ -150,6 +174,7 @@ int verb_down(int argc, char **argv)
     }
     r = runtime_dir_is_locked(dir);
     if (r <= 0) {
+        undo_stale_network(name, dir); /* a supervisor that was killed left its network */
         int s = runtime_dir_clean_stale(dir);
         if (s < 0 && s != -ENOENT)
             fprintf(stderr, "ocvm: %s: remove stale %s: %s\n", name, dir, strerror(-s));

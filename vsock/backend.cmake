@@ -44,3 +44,9 @@ add_executable(fuzz_vring_replay ${OCVM_FUZZ_VRING_SOURCES} tests/fuzz/replay_ma
 add_test(NAME fuzz/vring_corpus
   COMMAND fuzz_vring_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/vring)
 set_tests_properties(fuzz/vring_corpus PROPERTIES TIMEOUT 120)
+
+# A real QEMU and the demo guest against the backend (skips without them).
+add_test(NAME integration/vsock_backend_qemu
+  COMMAND ${CMAKE_SOURCE_DIR}/tests/support/vsock_backend_qemu.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(integration/vsock_backend_qemu PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+  ENVIRONMENT "OCVM_SOURCE_DIR=${CMAKE_SOURCE_DIR}")

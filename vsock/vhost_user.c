@@ -2,6 +2,7 @@
 #include "vsock/vhost_user.h"
 
 #include "launcher/macro.h"
+#include "vsock/vsock_conn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +10,6 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 
 #define VIRTIO_RING_F_INDIRECT_DESC_BIT 28
@@ -679,13 +679,9 @@ int vhost_user_listen(struct vhost_user *v, const char *path)
         return -ENAMETOOLONG;
     memcpy(sa.sun_path, path, strlen(path) + 1);
 
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return -EEXIST;
-        if (unlink(path) < 0)
-            return negative_errno();
-    }
+    int r = vsock_unix_replace_stale(path);
+    if (r < 0)
+        return r;
     _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return negative_errno();
@@ -696,7 +692,7 @@ int vhost_user_listen(struct vhost_user *v, const char *path)
         unlink(path);
         return -ENOMEM;
     }
-    int r = sd_event_add_io(v->event, &v->listen_src, fd, EPOLLIN, on_accept, v);
+    r = sd_event_add_io(v->event, &v->listen_src, fd, EPOLLIN, on_accept, v);
     if (r < 0) {
         unlink(path);
         return r;

@@ -74,7 +74,8 @@ int vhost_user_new(sd_event *e, const struct vhost_user_device *dev, void *userd
                    struct vhost_user **ret);
 /* Stops the session, closes the sockets and removes the socket file it created. */
 void vhost_user_free(struct vhost_user *v);
-/* Listens on PATH (a stale socket there is replaced; anything else is left and -EEXIST). */
+/* Listens on PATH. A stale socket there is replaced; a live one is -EADDRINUSE, anything else
+ * -EEXIST. */
 int vhost_user_listen(struct vhost_user *v, const char *path);
 /* Serves an already connected front-end socket (inherited fd, socketpair); takes FD. -EBUSY
  * while another front-end is being served. */

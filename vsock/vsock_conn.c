@@ -238,13 +238,9 @@ int vsock_hybrid_listen(const char *path, int *ret_fd)
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return -EEXIST;
-        if (unlink(path) < 0)
-            return negative_errno();
-    }
+    int r = vsock_unix_replace_stale(path);
+    if (r < 0)
+        return r;
     _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return negative_errno();
@@ -252,6 +248,26 @@ int vsock_hybrid_listen(const char *path, int *ret_fd)
         return negative_errno();
     *ret_fd = TAKE_FD(fd);
     return 0;
+}
+
+int vsock_unix_replace_stale(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : negative_errno();
+    if (!S_ISSOCK(st.st_mode))
+        return -EEXIST;
+    /* Someone still listening there (another backend for the same VM) keeps it. */
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return negative_errno();
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN)
+        return -EADDRINUSE;
+    return unlink(path) < 0 ? negative_errno() : 0;
 }
 
 int vsock_hybrid_connect(const char *path, uint32_t port, int *ret_fd)

@@ -95,3 +95,6 @@ int vsock_conn_read_line(struct vsock_conn *c, uint16_t *port);
  * close-on-exec. */
 int vsock_hybrid_listen(const char *path, int *ret_fd);
 int vsock_hybrid_connect(const char *path, uint32_t port, int *ret_fd);
+/* Removes a stale Unix socket at PATH (nobody accepts on it) so that it can be bound again;
+ * -EADDRINUSE while something listens there, -EEXIST for a file that is not a socket. */
+int vsock_unix_replace_stale(const char *path);

@@ -733,7 +733,8 @@ static int dev_setup(struct vsock_dev *d)
 int vsock_dev_new(sd_event *e, const struct vsock_dev_config *cfg, struct vsock_dev **ret)
 {
     if (!e || !cfg || !cfg->uds_path || cfg->guest_cid <= VSOCK_HOST_CID ||
-        cfg->guest_cid == UINT32_MAX)
+        cfg->guest_cid == UINT32_MAX ||
+        (cfg->vhost_user_path && strcmp(cfg->vhost_user_path, cfg->uds_path) == 0))
         return -EINVAL;
     struct vsock_dev *d = calloc(1, sizeof(*d));
     if (!d)

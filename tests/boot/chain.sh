@@ -112,5 +112,26 @@ nft list table inet "ocvm_$name" >/dev/null 2>&1 && bad "nft table left behind" 
 curl -s -m 3 -o /dev/null http://127.0.0.1:18789/health && bad "something still listens on 18789" ||
     ok "nothing listens on 127.0.0.1:18789 any more"
 
+# A supervisor killed outright: QEMU goes with it (PR_SET_PDEATHSIG), and the next `down` (or
+# `up`) undoes the network it left, from its record in the runtime directory.
+if "$ocvm" up -d --config "$cfg" >/dev/null 2>&1; then
+    supervisor=$(status_field "['supervisor_pid']"); qemu=$(status_field "['qemu_pid']")
+    kill -9 "$supervisor"
+    wait_for 10 bash -c "! { [ -r /proc/$qemu/stat ] && [ \$(awk '{print \$3}' /proc/$qemu/stat) != Z ]; }" &&
+        ok "QEMU dies with a killed supervisor" || bad "QEMU outlived its supervisor"
+    ip link show br-openclaw >/dev/null 2>&1 && nft list table inet "ocvm_$name" >/dev/null 2>&1 ||
+        bad "expected the dead supervisor's bridge and table to be still there"
+    out=$("$ocvm" down --config "$cfg" 2>&1)
+    if grep -q "removed the network a dead supervisor left" <<<"$out" &&
+        ! ip link show br-openclaw >/dev/null 2>&1 && ! nft list table inet "ocvm_$name" >/dev/null 2>&1 &&
+        [ ! -e "$rundir" ]; then
+        ok "down after a killed supervisor removes its bridge, table and runtime dir"
+    else
+        bad "down after a killed supervisor: $out"
+    fi
+else
+    bad "second up failed"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -568,6 +568,34 @@ START_TEST(reconnect)
 }
 END_TEST
 
+/* A live socket is never stolen, a stale one is replaced, other files are left alone. */
+START_TEST(listen_path_rules)
+{
+    char dir[] = "/tmp/ocvm-vu-XXXXXX", path[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/vu.sock", dir);
+    struct vhost_user *other;
+    ck_assert_int_eq(vhost_user_new(e, &fake, &fd_dev, &other), 0);
+    ck_assert_int_eq(vhost_user_listen(other, path), 0);
+    ck_assert_int_eq(vhost_user_listen(v, path), -EADDRINUSE);
+    vhost_user_free(other); /* removes its socket file */
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);  /* a stale socket file: bound, never listening */
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, path);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(s);
+    ck_assert_int_eq(vhost_user_listen(v, path), 0);
+    vhost_user_free(v);
+    ck_assert_int_eq(vhost_user_new(e, &fake, &fd_dev, &v), 0);
+    int f = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    close(f);
+    ck_assert_int_eq(vhost_user_listen(v, path), -EEXIST);
+    ck_assert_int_eq(access(path, F_OK), 0); /* left alone */
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 static void put_hdr(uint64_t off, uint16_t op, uint32_t sport, uint32_t dport)
 {
     struct virtio_vsock_hdr h = {.src_cid = htole64(3),
@@ -697,6 +725,7 @@ static Suite *suite(void)
     tcase_add_test(t, new_mem_table_remaps);
     tcase_add_test(t, partial_messages);
     tcase_add_test(t, reconnect);
+    tcase_add_test(t, listen_path_rules);
     tcase_add_test(t, vsock_device_end_to_end);
     suite_add_tcase(s, t);
     TCase *h = tcase_create("hostile");
