@@ -5,7 +5,8 @@
  *   relay_load bulk PORT MIB              send MIB MiB, print MiB/s; checks the digest
  *   relay_load pingpong PORT N            N one-byte round trips; prints p50 and p99 in us
  *   relay_load connrate PORT CONC TOTAL   TOTAL connect+byte+close with CONC in flight; conns/s
- *   relay_load idle PORT N                open N echo connections, print "ready", hold until stdin EOF
+ *   relay_load idle PORT N                open N echo connections, print "ready", hold until stdin
+ * EOF
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +39,8 @@ static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
 static int connect_port(int port, int nonblock)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -58,7 +60,8 @@ struct sconn {
 static int serve(int port)
 {
     int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, 4096) < 0) {

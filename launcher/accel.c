@@ -80,8 +80,10 @@ int accel_kvm_probe(const char **why)
     }
     int r = -ENODEV;
     ((unsigned char *)mem)[0] = 0xf4; /* hlt */
-    struct kvm_userspace_memory_region region = {
-        .slot = 0, .guest_phys_addr = 0x1000, .memory_size = 0x1000, .userspace_addr = (uintptr_t)mem};
+    struct kvm_userspace_memory_region region = {.slot = 0,
+                                                 .guest_phys_addr = 0x1000,
+                                                 .memory_size = 0x1000,
+                                                 .userspace_addr = (uintptr_t)mem};
     _cleanup_close_ int vcpu = -1;
     struct kvm_run *run = MAP_FAILED;
     long run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);

@@ -15,5 +15,6 @@ int accel_kvm_probe(const char **why);
  * cannot be known (no constant TSC, not x86). Under TCG the guest's TSC is the host's, and a
  * microvm guest (no HPET, no PM timer) may fail to calibrate it and hang at boot unless told. */
 unsigned long accel_tsc_khz(void);
-/* Resolves WANT (auto/kernel/user) to KERNEL or USER; -ENODEV for "kernel" without /dev/vhost-vsock. */
+/* Resolves WANT (auto/kernel/user) to KERNEL or USER; -ENODEV for "kernel" without
+ * /dev/vhost-vsock. */
 int accel_vsock_resolve(enum vsock_backend want, enum vsock_backend *ret, const char **why);

@@ -6,8 +6,8 @@
 #include <stddef.h>
 
 struct argv_fd {
-    int parent_fd; /* fd in ocvm, or -1 while only planned (ocvm cmdline) */
-    int child_fd;  /* the number the argv refers to */
+    int parent_fd;    /* fd in ocvm, or -1 while only planned (ocvm cmdline) */
+    int child_fd;     /* the number the argv refers to */
     const char *role; /* static string, e.g. "qmp", "tap0" */
 };
 

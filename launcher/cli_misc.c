@@ -37,7 +37,9 @@ int cli_parse(int argc, char **argv, unsigned flags, struct cli_args *ret)
     int c;
     while ((c = getopt_long(argc, argv, "+c:dh", opts, NULL)) >= 0) {
         switch (c) {
-        case 'c': ret->config = optarg; break;
+        case 'c':
+            ret->config = optarg;
+            break;
         case 'd':
             if (!(flags & CLI_DETACH))
                 goto bad;
@@ -53,7 +55,8 @@ int cli_parse(int argc, char **argv, unsigned flags, struct cli_args *ret)
             return EXIT_USAGE;
         default:
         bad:
-            fprintf(stderr, "ocvm %s: unknown or misplaced option \"%s\"\n", verb, argv[optind - 1]);
+            fprintf(stderr, "ocvm %s: unknown or misplaced option \"%s\"\n", verb,
+                    argv[optind - 1]);
             return EXIT_USAGE;
         }
     }
@@ -127,23 +130,33 @@ static int wait_gone(pid_t pid, unsigned timeout_s)
     return r > 0 ? 0 : r == 0 ? -ETIMEDOUT : negative_errno();
 }
 
+/* Reads the supervisor's network record in DIR: 1 if there is one, 0 if none, -EINVAL if it
+ * cannot be read (*path names the file). */
+static int read_net_record(const char *dir, struct netsetup_state *ret, char **path)
+{
+    if (asprintf(path, "%s/netsetup.json", dir) < 0) {
+        *path = NULL;
+        return -ENOMEM;
+    }
+    _cleanup_fclose_ FILE *f = fopen(*path, "re");
+    char buf[4096];
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (n == 0)
+        return 0;
+    buf[n] = '\0';
+    return netsetup_state_from_json(buf, ret) < 0 ? -EINVAL : 1;
+}
+
 static void undo_stale_network(const char *name, const char *dir)
 {
     _cleanup_free_ char *path = NULL, *error = NULL;
-    if (asprintf(&path, "%s/netsetup.json", dir) < 0)
-        return;
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    char buf[4096];
-    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
     struct netsetup_state ns;
-    if (n == 0)
-        return;
-    buf[n] = '\0';
-    if (netsetup_state_from_json(buf, &ns) < 0) {
+    int r = read_net_record(dir, &ns, &path);
+    if (r == -EINVAL)
         fprintf(stderr, "ocvm: %s: %s is not readable: its network is left as it is\n", name, path);
+    if (r <= 0)
         return;
-    }
-    int r = netsetup_cleanup(&ns, &error);
+    r = netsetup_cleanup(&ns, &error);
     if (r < 0)
         fprintf(stderr, "ocvm: %s: netsetup: undo the network of a dead supervisor: %s\n", name,
                 error ? error : strerror(-r));
@@ -163,13 +176,15 @@ int verb_down(int argc, char **argv)
     unsigned timeout_s = 30 + 5 + 10; /* shutdown_s default + quit grace + margin */
     struct vm_config *c = NULL;
     _cleanup_free_ char *cfg_path = NULL, *err = NULL;
-    if (!a.config && config_path_for_name(name, &cfg_path) == 0 && config_load(cfg_path, &c, &err) == 0)
+    if (!a.config && config_path_for_name(name, &cfg_path) == 0 &&
+        config_load(cfg_path, &c, &err) == 0)
         timeout_s = c->timeouts.shutdown_s + 15;
     else if (a.config && config_load(a.config, &c, &err) == 0)
         timeout_s = c->timeouts.shutdown_s + 15;
     vm_config_free(c);
     if (runtime_dir_path(name, &dir) < 0 || asprintf(&state_path, "%s/state.json", dir) < 0) {
-        fprintf(stderr, "ocvm: %s: no runtime directory (set XDG_RUNTIME_DIR or run as root)\n", name);
+        fprintf(stderr, "ocvm: %s: no runtime directory (set XDG_RUNTIME_DIR or run as root)\n",
+                name);
         return EXIT_FAILED;
     }
     r = runtime_dir_is_locked(dir);
@@ -214,30 +229,26 @@ static uint64_t realtime_usec(void)
 static void format_duration(uint64_t s, char *buf, size_t size)
 {
     if (s >= 86400)
-        snprintf(buf, size, "%llud %02lluh", (unsigned long long)s / 86400, (unsigned long long)s % 86400 / 3600);
+        snprintf(buf, size, "%llud %02lluh", (unsigned long long)s / 86400,
+                 (unsigned long long)s % 86400 / 3600);
     else if (s >= 3600)
-        snprintf(buf, size, "%lluh %02llum", (unsigned long long)s / 3600, (unsigned long long)s % 3600 / 60);
+        snprintf(buf, size, "%lluh %02llum", (unsigned long long)s / 3600,
+                 (unsigned long long)s % 3600 / 60);
     else
-        snprintf(buf, size, "%llum %02llus", (unsigned long long)s / 60, (unsigned long long)s % 60);
+        snprintf(buf, size, "%llum %02llus", (unsigned long long)s / 60,
+                 (unsigned long long)s % 60);
 }
 
 /* The links and the table the supervisor made, from its record in the runtime directory. */
 static void print_network(const char *dir)
 {
     _cleanup_free_ char *path = NULL;
-    if (asprintf(&path, "%s/netsetup.json", dir) < 0)
-        return;
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    char buf[4096];
-    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
     struct netsetup_state ns;
-    if (n == 0)
-        return;
-    buf[n] = '\0';
-    if (netsetup_state_from_json(buf, &ns) < 0) {
+    int r = read_net_record(dir, &ns, &path);
+    if (r == -EINVAL)
         printf("  network: %s is not readable\n", path);
+    if (r <= 0)
         return;
-    }
     printf("  network: bridge %s (%s), TAP %s, uplink %s, nft table %s\n", ns.bridge,
            ns.bridge_created ? "created by ocvm" : "adopted", ns.tap_ifindex ? ns.tap : "none",
            ns.uplink, ns.table_applied ? "applied" : "not applied");
@@ -251,25 +262,27 @@ static int show_one(const char *name, bool as_json, json_t *json_list)
         return -ENOMEM;
     struct vm_state st = {0};
     bool running = runtime_dir_is_locked(dir) > 0 && state_read(state_path, &st) == 0;
-    uint64_t up_s = running && st.qemu_started_at_us ? (realtime_usec() - st.qemu_started_at_us) / 1000000u : 0;
+    uint64_t up_s =
+        running && st.qemu_started_at_us ? (realtime_usec() - st.qemu_started_at_us) / 1000000u : 0;
     if (as_json) {
         json_t *stages = json_array();
         for (unsigned i = 0; running && i < st.n_stages; i++)
             json_array_append_new(stages, json_pack("{s:s,s:I}", "name", st.stages[i].name, "ms",
                                                     (json_int_t)st.stages[i].ms));
-        json_t *relay = json_pack("{s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)st.relay.open,
-                                  "accepted", (json_int_t)st.relay.accepted, "bytes_to_guest",
-                                  (json_int_t)st.relay.bytes_to_guest, "bytes_to_host",
-                                  (json_int_t)st.relay.bytes_to_host, "errors",
-                                  (json_int_t)st.relay.errors);
-        json_t *o = running ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o}", "name", name,
-                                        "running", 1, "phase", st.phase, "supervisor_pid",
-                                        (int)st.supervisor_pid, "qemu_pid", (int)st.qemu_pid,
-                                        "uptime_s", (json_int_t)up_s, "restarts", (int)st.restarts,
-                                        "accel", st.accel, "vsock", st.vsock, "stages", stages,
-                                        "last_exit", st.last_exit, "runtime_dir", dir, "relay", relay)
-                            : json_pack("{s:s,s:b,s:s,s:o}", "name", name, "running", 0, "phase",
-                                        "stopped", "stages", stages);
+        json_t *relay =
+            json_pack("{s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)st.relay.open, "accepted",
+                      (json_int_t)st.relay.accepted, "bytes_to_guest",
+                      (json_int_t)st.relay.bytes_to_guest, "bytes_to_host",
+                      (json_int_t)st.relay.bytes_to_host, "errors", (json_int_t)st.relay.errors);
+        json_t *o = running
+                        ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o}", "name",
+                                    name, "running", 1, "phase", st.phase, "supervisor_pid",
+                                    (int)st.supervisor_pid, "qemu_pid", (int)st.qemu_pid,
+                                    "uptime_s", (json_int_t)up_s, "restarts", (int)st.restarts,
+                                    "accel", st.accel, "vsock", st.vsock, "stages", stages,
+                                    "last_exit", st.last_exit, "runtime_dir", dir, "relay", relay)
+                        : json_pack("{s:s,s:b,s:s,s:o}", "name", name, "running", 0, "phase",
+                                    "stopped", "stages", stages);
         if (!running)
             json_decref(relay);
         json_array_append_new(json_list, o);
@@ -288,8 +301,9 @@ static int show_one(const char *name, bool as_json, json_t *json_list)
            st.last_exit);
     if (strcmp(st.vsock, "none") != 0)
         printf("  relay: %llu open, %llu accepted, %llu bytes to the guest, %llu to the host, "
-               "%llu errors\n", (unsigned long long)st.relay.open,
-               (unsigned long long)st.relay.accepted, (unsigned long long)st.relay.bytes_to_guest,
+               "%llu errors\n",
+               (unsigned long long)st.relay.open, (unsigned long long)st.relay.accepted,
+               (unsigned long long)st.relay.bytes_to_guest,
                (unsigned long long)st.relay.bytes_to_host, (unsigned long long)st.relay.errors);
     print_network(dir);
     printf("  stages:");
@@ -391,7 +405,8 @@ int verb_console(int argc, char **argv)
         return EXIT_FAILED;
     }
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/console.sock", dir) >= (int)sizeof(sa.sun_path)) {
+    if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/console.sock", dir) >=
+        (int)sizeof(sa.sun_path)) {
         fprintf(stderr, "ocvm: %s: console socket path too long\n", name);
         return EXIT_FAILED;
     }
@@ -442,12 +457,17 @@ int verb_cmdline(int argc, char **argv)
         return EXIT_FAILED;
     }
     if (runtime_dir_path(c->name, &dir) < 0) {
-        fprintf(stderr, "ocvm: %s: no runtime directory (set XDG_RUNTIME_DIR or run as root)\n", c->name);
+        fprintf(stderr, "ocvm: %s: no runtime directory (set XDG_RUNTIME_DIR or run as root)\n",
+                c->name);
         vm_config_free(c);
         return EXIT_FAILED;
     }
-    struct qemu_plan plan = {.accel = accel, .vsock = vsock, .runtime_dir = dir, .qmp_fd = -1,
-                             .console_fd = -1, .tap_queues = qemu_tap_queues(c),
+    struct qemu_plan plan = {.accel = accel,
+                             .vsock = vsock,
+                             .runtime_dir = dir,
+                             .qmp_fd = -1,
+                             .console_fd = -1,
+                             .tap_queues = qemu_tap_queues(c),
                              .tsc_khz = accel == ACCEL_TCG ? accel_tsc_khz() : 0};
     struct argv av;
     argv_init(&av);

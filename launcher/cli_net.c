@@ -25,7 +25,8 @@ int verb_dns_config(int argc, char **argv)
     _cleanup_free_ char *text = NULL;
     r = dns_config_render(c, &text);
     if (r == -EINVAL)
-        fprintf(stderr, "ocvm: %s: \"network\" is null: the VM has no network to resolve for\n", c->name);
+        fprintf(stderr, "ocvm: %s: \"network\" is null: the VM has no network to resolve for\n",
+                c->name);
     else if (r < 0)
         fprintf(stderr, "ocvm: %s: dns-config: %s\n", c->name, strerror(-r));
     else

@@ -60,7 +60,9 @@ int verb_relay(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+", opts, NULL)) >= 0) {
         switch (c) {
-        case 'U': any = true; break;
+        case 'U':
+            any = true;
+            break;
         case 'm':
             if (parse_uint(optarg, 1000000, &v) < 0 || v == 0)
                 goto bad_value;
@@ -80,7 +82,8 @@ int verb_relay(int argc, char **argv)
             fprintf(stderr, "ocvm relay: unknown option \"%s\"\n", argv[optind - 1]);
             return EXIT_USAGE;
         bad_value:
-            fprintf(stderr, "ocvm relay: %s: \"%s\" is not a valid number\n", argv[optind - 2], optarg);
+            fprintf(stderr, "ocvm relay: %s: \"%s\" is not a valid number\n", argv[optind - 2],
+                    optarg);
             return EXIT_USAGE;
         }
     }
@@ -96,8 +99,10 @@ int verb_relay(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (listen.kind == ENDPOINT_HYBRID) {
-        fprintf(stderr, "ocvm relay: LISTEN \"%s\": cannot listen on a hybrid endpoint "
-                        "(listen on unix:PATH_PORT instead)\n", argv[optind]);
+        fprintf(stderr,
+                "ocvm relay: LISTEN \"%s\": cannot listen on a hybrid endpoint "
+                "(listen on unix:PATH_PORT instead)\n",
+                argv[optind]);
         return EXIT_USAGE;
     }
     if (endpoint_parse(argv[optind + 1], &target, &why) < 0) {
@@ -105,8 +110,9 @@ int verb_relay(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (listen.kind == ENDPOINT_TCP && !endpoint_is_local(&listen) && !any) {
-        fprintf(stderr, "ocvm relay: LISTEN \"%s\" is not a loopback address: the gateway would be "
-                        "reachable from the network (--unsafe-listen-any to do it anyway)\n",
+        fprintf(stderr,
+                "ocvm relay: LISTEN \"%s\" is not a loopback address: the gateway would be "
+                "reachable from the network (--unsafe-listen-any to do it anyway)\n",
                 argv[optind]);
         return EXIT_USAGE;
     }

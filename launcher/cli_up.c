@@ -68,7 +68,8 @@ int verb_up(int argc, char **argv)
         }
     }
     if (!executable_exists(c->machine.qemu)) {
-        fprintf(stderr, "ocvm: %s: machine.qemu: \"%s\" is not an executable (install qemu-system-x86)\n",
+        fprintf(stderr,
+                "ocvm: %s: machine.qemu: \"%s\" is not an executable (install qemu-system-x86)\n",
                 c->name, c->machine.qemu);
         goto out;
     }

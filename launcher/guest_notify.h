@@ -1,7 +1,8 @@
 /* guest_notify: the host end of systemd's vmm.notify_socket protocol. The guest (systemd, or
  * `ocvm-guest notify`) connects over vsock to the host's port GUEST_NOTIFY_PORT and writes
  * sd_notify text ("READY=1\nSTATUS=...\n"), then closes. With the user backend that arrives as
- * a Unix connection on RUNDIR/vsock.sock_PORT. Each message is bounded; nothing in it is trusted. */
+ * a Unix connection on RUNDIR/vsock.sock_PORT. Each message is bounded; nothing in it is trusted.
+ */
 #pragma once
 
 #include <stdbool.h>

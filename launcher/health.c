@@ -88,8 +88,9 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
             snprintf(p->why, sizeof(p->why), "the gateway answered HTTP %d", code);
             finish(p, false, p->why);
         } else {
-            finish(p, false, n == 0 && p->reply_len == 0 ? "connection closed without a reply"
-                                                         : "not an HTTP reply");
+            finish(p, false,
+                   n == 0 && p->reply_len == 0 ? "connection closed without a reply"
+                                               : "not an HTTP reply");
         }
     }
     return 0;
@@ -116,7 +117,8 @@ int health_probe_start(sd_event *e, const struct endpoint *target, const char *p
     int n = 0, r;
     int m = snprintf(p->request + n, sizeof(p->request) - (size_t)n,
                      "GET %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: ocvm-health\r\n"
-                     "Connection: close\r\n\r\n", path);
+                     "Connection: close\r\n\r\n",
+                     path);
     if (m < 0 || (size_t)(n + m) >= sizeof(p->request)) {
         free(p);
         return -ENAMETOOLONG;
@@ -125,8 +127,8 @@ int health_probe_start(sd_event *e, const struct endpoint *target, const char *p
     bool in_progress;
     if ((r = relay_connect_endpoint(target, &p->fd, &in_progress)) < 0 ||
         (r = sd_event_add_io(e, &p->io, p->fd, EPOLLOUT, on_io, p)) < 0 ||
-        (r = sd_event_add_time_relative(e, &p->timer, CLOCK_MONOTONIC,
-                                        (uint64_t)timeout_ms * 1000u, 0, on_timeout, p)) < 0) {
+        (r = sd_event_add_time_relative(e, &p->timer, CLOCK_MONOTONIC, (uint64_t)timeout_ms * 1000u,
+                                        0, on_timeout, p)) < 0) {
         p->done = NULL;
         health_probe_free(p);
         return r;

@@ -11,7 +11,8 @@ struct health_probe;
 /* OK: the gateway answered 2xx. Otherwise WHY says what happened (static or in the probe). */
 typedef void (*health_done_fn)(struct health_probe *p, bool ok, const char *why, void *userdata);
 
-/* Starts a probe of http://TARGET/PATH (TARGET: tcp or unix); DONE is called exactly once, unless freed before. */
+/* Starts a probe of http://TARGET/PATH (TARGET: tcp or unix); DONE is called exactly once, unless
+ * freed before. */
 int health_probe_start(sd_event *e, const struct endpoint *target, const char *path,
                        unsigned timeout_ms, health_done_fn done, void *userdata,
                        struct health_probe **ret);

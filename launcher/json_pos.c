@@ -42,11 +42,21 @@ static int scan_string(struct scan *s, const char *key, bool *equal)
             char e = s->p[1];
             s->p += 2;
             switch (e) {
-            case 'n': buf[0] = '\n'; break;
-            case 't': buf[0] = '\t'; break;
-            case 'r': buf[0] = '\r'; break;
-            case 'b': buf[0] = '\b'; break;
-            case 'f': buf[0] = '\f'; break;
+            case 'n':
+                buf[0] = '\n';
+                break;
+            case 't':
+                buf[0] = '\t';
+                break;
+            case 'r':
+                buf[0] = '\r';
+                break;
+            case 'b':
+                buf[0] = '\b';
+                break;
+            case 'f':
+                buf[0] = '\f';
+                break;
             case 'u': {
                 if (s->end - s->p < 4)
                     return -EINVAL;
@@ -72,7 +82,9 @@ static int scan_string(struct scan *s, const char *key, bool *equal)
                 }
                 break;
             }
-            default: buf[0] = e; break;
+            default:
+                buf[0] = e;
+                break;
             }
         } else {
             buf[0] = *s->p++;

@@ -10,14 +10,22 @@ static const struct verb {
     int (*run)(int argc, char **argv);
     const char *usage;
 } verbs[] = {
-    {"up", verb_up, "up [-d] NAME|--config FILE     boot the VM and supervise it (-d: detach once ready)"},
-    {"down", verb_down, "down NAME|--config FILE        stop the VM gracefully and remove its runtime state"},
-    {"status", verb_status, "status [--json] [NAME]         state, pids, uptime and readiness stages"},
-    {"console", verb_console, "console NAME|--config FILE     attach to the serial console (Ctrl-] detaches)"},
-    {"relay", verb_relay, "relay LISTEN CONNECT           relay connections (tcp:, unix:, vsock:, hybrid: endpoints)"},
-    {"dns-config", verb_dns_config, "dns-config NAME|--config FILE  print an Unbound snippet that logs the VM's DNS lookups"},
-    {"vsock-backend", verb_vsock_backend, "vsock-backend --socket SOCK --guest-cid N --uds PATH   the vhost-user vsock device alone"},
-    {"cmdline", verb_cmdline, "cmdline NAME|--config FILE     print the QEMU argv, one per line; starts nothing"},
+    {"up", verb_up,
+     "up [-d] NAME|--config FILE     boot the VM and supervise it (-d: detach once ready)"},
+    {"down", verb_down,
+     "down NAME|--config FILE        stop the VM gracefully and remove its runtime state"},
+    {"status", verb_status,
+     "status [--json] [NAME]         state, pids, uptime and readiness stages"},
+    {"console", verb_console,
+     "console NAME|--config FILE     attach to the serial console (Ctrl-] detaches)"},
+    {"relay", verb_relay,
+     "relay LISTEN CONNECT           relay connections (tcp:, unix:, vsock:, hybrid: endpoints)"},
+    {"dns-config", verb_dns_config,
+     "dns-config NAME|--config FILE  print an Unbound snippet that logs the VM's DNS lookups"},
+    {"vsock-backend", verb_vsock_backend,
+     "vsock-backend --socket SOCK --guest-cid N --uds PATH   the vhost-user vsock device alone"},
+    {"cmdline", verb_cmdline,
+     "cmdline NAME|--config FILE     print the QEMU argv, one per line; starts nothing"},
 };
 
 static void usage(FILE *f)

@@ -5,7 +5,8 @@
 
 #include <syslog.h>
 
-void log_vm(int priority, const char *vm, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void log_vm(int priority, const char *vm, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void notify_ready(const char *status);
 void notify_status(const char *status);
 void notify_stopping(void);

@@ -8,13 +8,13 @@
 #include "launcher/vm_config.h"
 
 struct qemu_plan {
-    enum accel accel;          /* resolved: ACCEL_KVM or ACCEL_TCG */
-    enum vsock_backend vsock;  /* resolved: KERNEL or USER (ignored when vsock is disabled) */
-    const char *runtime_dir;   /* sockets and logs live here */
-    int qmp_fd, console_fd;    /* listening sockets in the parent, or -1 when only planning */
-    const int *tap_fds;        /* one per queue; NULL when only planning */
-    unsigned tap_queues;       /* 0 when there is no network */
-    unsigned long tsc_khz;     /* host TSC for a TCG microvm guest's tsc_early_khz=, or 0 */
+    enum accel accel;         /* resolved: ACCEL_KVM or ACCEL_TCG */
+    enum vsock_backend vsock; /* resolved: KERNEL or USER (ignored when vsock is disabled) */
+    const char *runtime_dir;  /* sockets and logs live here */
+    int qmp_fd, console_fd;   /* listening sockets in the parent, or -1 when only planning */
+    const int *tap_fds;       /* one per queue; NULL when only planning */
+    unsigned tap_queues;      /* 0 when there is no network */
+    unsigned long tsc_khz;    /* host TSC for a TCG microvm guest's tsc_early_khz=, or 0 */
 };
 
 /* Number of TAP queues for C: one per vCPU, up to 8, when there is a network; else 0. */

@@ -15,8 +15,8 @@ enum qmp_kind { QMP_GREETING, QMP_RETURN, QMP_ERROR, QMP_EVENT };
 
 struct qmp_msg {
     enum qmp_kind kind;
-    long long id; /* RETURN/ERROR: our id, or -1 if absent */
-    const char *event;     /* EVENT: name */
+    long long id;      /* RETURN/ERROR: our id, or -1 if absent */
+    const char *event; /* EVENT: name */
     const char *error_class, *error_desc;
     json_t *data; /* RETURN: the return value; EVENT: data or NULL (borrowed from root) */
     json_t *root; /* owned: json_decref when done */
@@ -27,7 +27,7 @@ int qmp_parse(const char *line, size_t len, struct qmp_msg *ret, const char **wh
 
 struct qmp;
 struct qmp_handlers {
-    void (*ready)(struct qmp *q, void *userdata);                       /* handshake done */
+    void (*ready)(struct qmp *q, void *userdata); /* handshake done */
     void (*event)(struct qmp *q, const char *name, json_t *data, void *userdata);
     void (*closed)(struct qmp *q, int error, const char *why, void *userdata); /* once */
 };

@@ -12,17 +12,16 @@ int state_write(const char *path, const struct vm_state *s)
     for (unsigned i = 0; stages && i < s->n_stages; i++)
         json_array_append_new(stages, json_pack("{s:s,s:I}", "name", s->stages[i].name, "ms",
                                                 (json_int_t)s->stages[i].ms));
-    json_t *relay = json_pack("{s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)s->relay.open,
-                              "accepted", (json_int_t)s->relay.accepted, "bytes_to_guest",
-                              (json_int_t)s->relay.bytes_to_guest, "bytes_to_host",
-                              (json_int_t)s->relay.bytes_to_host, "errors",
-                              (json_int_t)s->relay.errors);
+    json_t *relay = json_pack(
+        "{s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)s->relay.open, "accepted",
+        (json_int_t)s->relay.accepted, "bytes_to_guest", (json_int_t)s->relay.bytes_to_guest,
+        "bytes_to_host", (json_int_t)s->relay.bytes_to_host, "errors", (json_int_t)s->relay.errors);
     json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:I,s:i,s:s,s:s,s:o,s:s,s:o}", "phase", s->phase,
                           "supervisor_pid", (int)s->supervisor_pid, "qemu_pid", (int)s->qemu_pid,
                           "started_at_us", (json_int_t)s->started_at_us, "qemu_started_at_us",
-                          (json_int_t)s->qemu_started_at_us, "restarts", (int)s->restarts,
-                          "accel", s->accel, "vsock", s->vsock, "stages", stages, "last_exit",
-                          s->last_exit, "relay", relay);
+                          (json_int_t)s->qemu_started_at_us, "restarts", (int)s->restarts, "accel",
+                          s->accel, "vsock", s->vsock, "stages", stages, "last_exit", s->last_exit,
+                          "relay", relay);
     if (!o)
         return -ENOMEM;
     _cleanup_free_ char *tmp = NULL;
@@ -55,13 +54,12 @@ int state_read(const char *path, struct vm_state *ret)
     const char *phase, *accel, *vsock, *last_exit;
     json_int_t spid, qpid, restarts; /* "I" and a range check: "i" would silently truncate */
     json_int_t started, qstarted;
-    int r = json_unpack_ex(o, &err, JSON_STRICT,
-                           "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I}}",
-                           "phase", &phase, "supervisor_pid", &spid, "qemu_pid", &qpid,
-                           "started_at_us", &started, "qemu_started_at_us", &qstarted, "restarts",
-                           &restarts, "accel", &accel, "vsock", &vsock, "stages", &stages,
-                           "last_exit", &last_exit, "relay", "open", &rl[0], "accepted", &rl[1],
-                           "bytes_to_guest", &rl[2], "bytes_to_host", &rl[3], "errors", &rl[4]);
+    int r = json_unpack_ex(
+        o, &err, JSON_STRICT, "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I}}",
+        "phase", &phase, "supervisor_pid", &spid, "qemu_pid", &qpid, "started_at_us", &started,
+        "qemu_started_at_us", &qstarted, "restarts", &restarts, "accel", &accel, "vsock", &vsock,
+        "stages", &stages, "last_exit", &last_exit, "relay", "open", &rl[0], "accepted", &rl[1],
+        "bytes_to_guest", &rl[2], "bytes_to_host", &rl[3], "errors", &rl[4]);
     if (r < 0 || !json_is_array(stages) || spid < 0 || spid > INT32_MAX || qpid < 0 ||
         qpid > INT32_MAX || restarts < 0 || restarts > UINT32_MAX || started < 0 || qstarted < 0) {
         json_decref(o);
@@ -85,7 +83,8 @@ int state_read(const char *path, struct vm_state *ret)
     s.restarts = (unsigned)restarts;
     size_t i;
     json_t *st;
-    json_array_foreach(stages, i, st) {
+    json_array_foreach(stages, i, st)
+    {
         const char *name;
         json_int_t ms;
         if (i >= STATE_MAX_STAGES ||

@@ -24,9 +24,10 @@
 enum { KILL_GRACE_S = 5, STABLE_RESET_S = 60, PROBE_INTERVAL_MS = 300, PROBE_TIMEOUT_MS = 3000 };
 
 enum phase { PHASE_STARTING, PHASE_READY, PHASE_RESTARTING, PHASE_STOPPING };
-static const char *const phase_table[] = {
-    [PHASE_STARTING] = "starting", [PHASE_READY] = "ready",
-    [PHASE_RESTARTING] = "restarting", [PHASE_STOPPING] = "stopping"};
+static const char *const phase_table[] = {[PHASE_STARTING] = "starting",
+                                          [PHASE_READY] = "ready",
+                                          [PHASE_RESTARTING] = "restarting",
+                                          [PHASE_STOPPING] = "stopping"};
 
 enum stop_step { STOP_NONE, STOP_POWERDOWN, STOP_QUIT, STOP_KILL };
 
@@ -44,13 +45,13 @@ struct supervisor {
     size_t err_len;
     char last_stderr[160]; /* QEMU's last line on stderr in this run: the likely exit reason */
     struct qmp *qmp;
-    struct vsock_host *vsock;       /* NULL without vsock */
-    struct netsetup net;            /* bridge, TAP fds, nft table; empty without a network */
+    struct vsock_host *vsock; /* NULL without vsock */
+    struct netsetup net;      /* bridge, TAP fds, nft table; empty without a network */
     bool net_up;
     struct health_probe *probe;
     sd_event_source *probe_timer, *stats_timer;
     bool guest_ready;
-    char probe_why[128];            /* why the last health probe failed */
+    char probe_why[128]; /* why the last health probe failed */
     enum phase phase;
     enum stop_step stop;
     bool guest_powered_off, announced_ready;
@@ -217,8 +218,10 @@ static void announce_ready(struct supervisor *s)
     snprintf(status_line, sizeof(status_line), "ready in %.2f s (QEMU pid %d)", (double)ms / 1000.0,
              (int)s->qemu_pid);
     if (s->vsock)
-        log_vm(LOG_NOTICE, s->c->name, "%s; the gateway is reachable at http://%s/ (console: ocvm "
-               "console %s)", status_line, s->c->gateway.host_listen, s->c->name);
+        log_vm(LOG_NOTICE, s->c->name,
+               "%s; the gateway is reachable at http://%s/ (console: ocvm "
+               "console %s)",
+               status_line, s->c->gateway.host_listen, s->c->name);
     else
         log_vm(LOG_NOTICE, s->c->name, "%s; console: ocvm console %s", status_line, s->c->name);
     s->announced_ready = true;
@@ -423,8 +426,9 @@ static int on_ready_timeout(sd_event_source *src, uint64_t usec, void *userdata)
     s->ready_timer = sd_event_source_disable_unref(s->ready_timer);
     if (s->phase != PHASE_STARTING || s->qemu_pid <= 0)
         return 0;
-    const char *waiting = !s->vsock ? "" : !s->guest_ready ? "; the guest never sent READY over vsock"
-                                                           : "; the gateway health check failed: ";
+    const char *waiting = !s->vsock         ? ""
+                          : !s->guest_ready ? "; the guest never sent READY over vsock"
+                                            : "; the gateway health check failed: ";
     log_vm(LOG_ERR, s->c->name, "not ready after %u s (timeouts.ready_s)%s%s: killing QEMU",
            s->c->timeouts.ready_s, waiting, s->vsock && s->guest_ready ? s->probe_why : "");
     snprintf(s->last_stderr, sizeof(s->last_stderr), "not ready after %u s",
@@ -482,8 +486,8 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
         delay = s->c->restart.backoff_max_ms;
     s->restarts++;
     s->phase = PHASE_RESTARTING;
-    log_vm(LOG_WARNING, s->c->name, "%s; restart %u/%u in %llu ms", s->state.last_exit,
-           s->restarts, s->c->restart.max_restarts, (unsigned long long)delay);
+    log_vm(LOG_WARNING, s->c->name, "%s; restart %u/%u in %llu ms", s->state.last_exit, s->restarts,
+           s->c->restart.max_restarts, (unsigned long long)delay);
     save_state(s);
     arm_timer(s, delay * 1000u, on_restart_timer);
     return 0;
@@ -586,8 +590,8 @@ static int spawn_qemu(struct supervisor *s)
     TAKE_FD(err_read);
     stage(s, "QEMU started");
     r = sd_event_add_time_relative(s->event, &s->ready_timer, CLOCK_MONOTONIC,
-                                   (uint64_t)s->c->timeouts.ready_s * 1000000u, 0,
-                                   on_ready_timeout, s);
+                                   (uint64_t)s->c->timeouts.ready_s * 1000000u, 0, on_ready_timeout,
+                                   s);
     if (r < 0)
         return r;
     r = connect_qmp(s);
@@ -731,9 +735,13 @@ static void teardown(struct supervisor *s)
 
 int supervisor_run(const struct vm_config *c, const struct supervisor_options *o)
 {
-    struct supervisor s = {
-        .c = c, .o = o, .rd = {.lock_fd = -1}, .qmp_listen_fd = -1, .console_listen_fd = -1,
-        .boot_t0 = o->t0_usec, .exit_code = 1};
+    struct supervisor s = {.c = c,
+                           .o = o,
+                           .rd = {.lock_fd = -1},
+                           .qmp_listen_fd = -1,
+                           .console_listen_fd = -1,
+                           .boot_t0 = o->t0_usec,
+                           .exit_code = 1};
     int r = prepare(&s);
     if (r == 0) {
         r = spawn_qemu(&s);

@@ -10,7 +10,12 @@
 
 enum machine_type { MACHINE_MICROVM, MACHINE_Q35, _MACHINE_TYPE_MAX };
 enum accel { ACCEL_AUTO, ACCEL_KVM, ACCEL_TCG, _ACCEL_MAX };
-enum vsock_backend { VSOCK_BACKEND_AUTO, VSOCK_BACKEND_KERNEL, VSOCK_BACKEND_USER, _VSOCK_BACKEND_MAX };
+enum vsock_backend {
+    VSOCK_BACKEND_AUTO,
+    VSOCK_BACKEND_KERNEL,
+    VSOCK_BACKEND_USER,
+    _VSOCK_BACKEND_MAX
+};
 enum share_proto { SHARE_VIRTIOFS, SHARE_9P, _SHARE_PROTO_MAX };
 enum forward_dir { FORWARD_TO_GUEST, FORWARD_TO_HOST, _FORWARD_DIR_MAX };
 
@@ -19,8 +24,8 @@ struct vm_machine {
     enum accel accel;
     unsigned vcpu;
     uint64_t memory_mib;
-    char *qemu;  /* binary name or path */
-    char *user;  /* run QEMU as this user, or NULL */
+    char *qemu;        /* binary name or path */
+    char *user;        /* run QEMU as this user, or NULL */
     char **extra_args; /* NULL-terminated */
 };
 
@@ -48,7 +53,7 @@ struct vm_network {
         char *host;
         uint16_t *ports;
         size_t n_ports;
-    } *egress_allow;
+    } * egress_allow;
     size_t n_egress_allow;
 };
 

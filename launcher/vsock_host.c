@@ -46,7 +46,8 @@ static int host_listener(const struct vsock_host *h, enum vsock_backend backend,
             return -ENOMEM;
         return runtime_dir_listen(path, ret_fd);
     }
-    struct endpoint e = {.kind = ENDPOINT_VSOCK, .cid = ENDPOINT_VSOCK_CID_ANY, .port = (uint16_t)port};
+    struct endpoint e = {
+        .kind = ENDPOINT_VSOCK, .cid = ENDPOINT_VSOCK_CID_ANY, .port = (uint16_t)port};
     return relay_listen_endpoint(&e, ret_fd);
 }
 
@@ -73,8 +74,8 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, enum vsock_backend ba
         _cleanup_free_ char *vhost = NULL;
         if (asprintf(&vhost, "%s/vhost-user-vsock.sock", runtime_dir) < 0)
             goto fail;
-        struct vsock_dev_config dc = {.guest_cid = c->vsock.guest_cid, .uds_path = h->uds_path,
-                                      .vhost_user_path = vhost};
+        struct vsock_dev_config dc = {
+            .guest_cid = c->vsock.guest_cid, .uds_path = h->uds_path, .vhost_user_path = vhost};
         if ((r = vsock_dev_new(e, &dc, &h->dev)) < 0)
             FAIL("vsock backend on %s: %s", vhost, strerror(-r));
     }
@@ -87,7 +88,8 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, enum vsock_backend ba
     if ((r = relay_new(&ro, &h->relay)) < 0)
         FAIL("relay: %s", strerror(-r));
     h->gateway.kind = ENDPOINT_TCP;
-    if (endpoint_parse_hostport(c->gateway.host_listen, h->gateway.host, &h->gateway.port, &why) < 0) {
+    if (endpoint_parse_hostport(c->gateway.host_listen, h->gateway.host, &h->gateway.port, &why) <
+        0) {
         r = -EINVAL;
         FAIL("gateway.host_listen \"%s\": %s", c->gateway.host_listen, why);
     }
@@ -116,7 +118,8 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, enum vsock_backend ba
                 FAIL("forwards[%zu]: listen for guest port %u: %s", i, f->guest_port, strerror(-r));
         }
     }
-    if ((r = sd_event_add_io(e, &h->relay_src, relay_fd(h->relay), EPOLLIN, on_relay, h->relay)) < 0)
+    if ((r = sd_event_add_io(e, &h->relay_src, relay_fd(h->relay), EPOLLIN, on_relay, h->relay)) <
+        0)
         FAIL("relay: %s", strerror(-r));
     *ret = h;
     return 0;

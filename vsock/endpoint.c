@@ -76,7 +76,8 @@ int endpoint_parse_hostport(const char *s, char host[static 64], uint16_t *port,
     unsigned char addr[16];
     bool v6 = *s == '[';
     if (inet_pton(v6 ? AF_INET6 : AF_INET, tmp, addr) != 1) {
-        *why = v6 ? "host is not an IPv6 address" : "host is not an IPv4 address (write IPv6 as [ADDR])";
+        *why = v6 ? "host is not an IPv6 address"
+                  : "host is not an IPv4 address (write IPv6 as [ADDR])";
         return -EINVAL;
     }
     if (parse_port(colon + 1, port, why) < 0)

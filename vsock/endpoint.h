@@ -1,14 +1,21 @@
 /* endpoint: the address forms the relay and the config speak: tcp:HOST:PORT (IPv4, or [IPv6]),
- * unix:PATH, vsock:CID:PORT (vsock:any:PORT to listen) and hybrid:PATH:PORT. Parsing is pure and strict (bounded lengths,
- * ports 1-65535, absolute Unix paths that fit sockaddr_un). */
+ * unix:PATH, vsock:CID:PORT (vsock:any:PORT to listen) and hybrid:PATH:PORT. Parsing is pure and
+ * strict (bounded lengths, ports 1-65535, absolute Unix paths that fit sockaddr_un). */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#define ENDPOINT_VSOCK_CID_ANY UINT32_MAX /* vsock:any:PORT: listen on every CID (VMADDR_CID_ANY) */
+#define ENDPOINT_VSOCK_CID_ANY UINT32_MAX /* vsock:any:PORT: listen on every CID (VMADDR_CID_ANY)  \
+                                           */
 
-enum endpoint_kind { ENDPOINT_TCP, ENDPOINT_UNIX, ENDPOINT_VSOCK, ENDPOINT_HYBRID, _ENDPOINT_KIND_MAX };
+enum endpoint_kind {
+    ENDPOINT_TCP,
+    ENDPOINT_UNIX,
+    ENDPOINT_VSOCK,
+    ENDPOINT_HYBRID,
+    _ENDPOINT_KIND_MAX
+};
 
 struct endpoint {
     enum endpoint_kind kind;

@@ -17,7 +17,15 @@
 #include <sys/un.h>
 #include <time.h>
 
-enum { BUF_SIZE = 65536, PIPE_SIZE = 256 * 1024, PIPE_POOL_MAX = 64, QUANTUM = 8, ACCEPT_BATCH = 64, HYBRID_LINE_MAX = 32, MAX_EVENTS = 128 };
+enum {
+    BUF_SIZE = 65536,
+    PIPE_SIZE = 256 * 1024,
+    PIPE_POOL_MAX = 64,
+    QUANTUM = 8,
+    ACCEPT_BATCH = 64,
+    HYBRID_LINE_MAX = 32,
+    MAX_EVENTS = 128
+};
 
 enum kind { KIND_LISTENER, KIND_SIDE, KIND_TIMER, KIND_SIGNAL };
 
@@ -90,7 +98,8 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-__attribute__((format(printf, 2, 3))) static void relay_log(const struct relay *r, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void relay_log(const struct relay *r, const char *fmt,
+                                                            ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -133,14 +142,13 @@ static void arm_timer(struct relay *r)
     uint64_t when = 0;
     if (r->connecting.head)
         when = r->connecting.head->deadline_ms;
-    if (r->open.head && r->o.idle_timeout_ms &&
-        (when == 0 || r->open.head->deadline_ms < when))
+    if (r->open.head && r->o.idle_timeout_ms && (when == 0 || r->open.head->deadline_ms < when))
         when = r->open.head->deadline_ms;
     if (when == 0 || (r->timer_armed_ms && r->timer_armed_ms <= when))
         return; /* nothing to time, or an earlier wake-up is already set (it re-arms) */
     uint64_t now = now_ms(), delay = when > now ? when - now : 1;
-    struct itimerspec its = {.it_value = {.tv_sec = (time_t)(delay / 1000),
-                                          .tv_nsec = (long)(delay % 1000) * 1000000L}};
+    struct itimerspec its = {
+        .it_value = {.tv_sec = (time_t)(delay / 1000), .tv_nsec = (long)(delay % 1000) * 1000000L}};
     if (timerfd_settime(r->timerfd, 0, &its, NULL) == 0)
         r->timer_armed_ms = when;
 }
@@ -243,7 +251,8 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
                     return e;
             }
             if (!f->use_buf) {
-                n = splice(src->fd, NULL, f->pw, NULL, PIPE_SIZE, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                n = splice(src->fd, NULL, f->pw, NULL, PIPE_SIZE,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                 if (n < 0 && errno == EINVAL) {
                     f->use_buf = true; /* this socket type cannot splice: copy instead */
                     continue;
@@ -269,7 +278,8 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
         if (f->queued > 0 && dst->writable) {
             ssize_t n;
             if (!f->use_buf)
-                n = splice(f->pr, NULL, dst->fd, NULL, f->queued, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                n = splice(f->pr, NULL, dst->fd, NULL, f->queued,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             else
                 n = send(dst->fd, f->buf + f->buf_off, f->queued, MSG_NOSIGNAL);
             if (n > 0) {
@@ -586,7 +596,8 @@ static void accept_one(struct relay *r, struct forward *f, int cfd)
         uint64_t now = now_ms();
         if (now - r->last_limit_log_ms >= 1000) {
             r->last_limit_log_ms = now;
-            relay_log(r, "connection limit (%zu) reached: refusing new clients", r->o.max_connections);
+            relay_log(r, "connection limit (%zu) reached: refusing new clients",
+                      r->o.max_connections);
         }
         close(cfd);
         return;
@@ -679,10 +690,18 @@ int relay_dispatch(struct relay *r, int timeout_ms)
     for (int i = 0; i < n; i++) {
         struct tag *t = ev[i].data.ptr;
         switch (t->kind) {
-        case KIND_LISTENER: on_listener(r, (struct forward *)t); break;
-        case KIND_SIDE: on_side(r, (struct side *)t, ev[i].events); break;
-        case KIND_TIMER: on_timer(r); break;
-        case KIND_SIGNAL: r->stop = true; break;
+        case KIND_LISTENER:
+            on_listener(r, (struct forward *)t);
+            break;
+        case KIND_SIDE:
+            on_side(r, (struct side *)t, ev[i].events);
+            break;
+        case KIND_TIMER:
+            on_timer(r);
+            break;
+        case KIND_SIGNAL:
+            r->stop = true;
+            break;
         }
     }
     /* connections that used their quantum: one more round each, after the new events */

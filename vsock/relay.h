@@ -13,10 +13,10 @@
 #include <stdint.h>
 
 struct relay_options {
-    size_t max_connections;       /* 0: 4096 */
-    unsigned connect_timeout_ms;  /* 0: 5000 */
-    unsigned idle_timeout_ms;     /* 0: never */
-    const char *log_prefix;       /* e.g. "relay" or "openclaw: relay" */
+    size_t max_connections;      /* 0: 4096 */
+    unsigned connect_timeout_ms; /* 0: 5000 */
+    unsigned idle_timeout_ms;    /* 0: never */
+    const char *log_prefix;      /* e.g. "relay" or "openclaw: relay" */
 };
 
 struct relay_stats {
@@ -29,7 +29,8 @@ struct relay;
 int relay_new(const struct relay_options *o, struct relay **ret);
 void relay_free(struct relay *r);
 /* Listens on LISTEN (tcp or unix; a unix path is replaced) and forwards each client to TARGET. */
-int relay_add_forward(struct relay *r, const struct endpoint *listen, const struct endpoint *target);
+int relay_add_forward(struct relay *r, const struct endpoint *listen,
+                      const struct endpoint *target);
 /* The same with an already listening socket (socket activation, a listener kept across VM
  * restarts); the relay takes ownership of FD. */
 int relay_add_forward_fd(struct relay *r, int fd, const struct endpoint *target);

@@ -143,9 +143,13 @@ static char *openclaw_paths[] = {"/var/lib/ocvm/openclaw/vmlinuz", "/run/opencla
 START_TEST(golden_openclaw_tcg_kernel_vsock)
 {
     struct vm_config *c = load_example("openclaw.json", openclaw_paths, 2);
-    struct qemu_plan p = {.accel = ACCEL_TCG, .vsock = VSOCK_BACKEND_KERNEL,
-                          .runtime_dir = "/run/ocvm/openclaw", .qmp_fd = -1, .console_fd = -1,
-                          .tap_queues = qemu_tap_queues(c), .tsc_khz = 2096015};
+    struct qemu_plan p = {.accel = ACCEL_TCG,
+                          .vsock = VSOCK_BACKEND_KERNEL,
+                          .runtime_dir = "/run/ocvm/openclaw",
+                          .qmp_fd = -1,
+                          .console_fd = -1,
+                          .tap_queues = qemu_tap_queues(c),
+                          .tsc_khz = 2096015};
     _cleanup_free_ char *got = render(c, &p, openclaw_paths, 2);
     check_golden("openclaw-tcg-kernel.argv", got);
     vm_config_free(c);
@@ -155,8 +159,11 @@ END_TEST
 START_TEST(golden_openclaw_kvm_user_vsock)
 {
     struct vm_config *c = load_example("openclaw.json", openclaw_paths, 2);
-    struct qemu_plan p = {.accel = ACCEL_KVM, .vsock = VSOCK_BACKEND_USER,
-                          .runtime_dir = "/run/ocvm/openclaw", .qmp_fd = -1, .console_fd = -1,
+    struct qemu_plan p = {.accel = ACCEL_KVM,
+                          .vsock = VSOCK_BACKEND_USER,
+                          .runtime_dir = "/run/ocvm/openclaw",
+                          .qmp_fd = -1,
+                          .console_fd = -1,
                           .tap_queues = qemu_tap_queues(c)};
     _cleanup_free_ char *got = render(c, &p, openclaw_paths, 2);
     check_golden("openclaw-kvm-user.argv", got);
@@ -169,9 +176,13 @@ START_TEST(golden_demo)
     /* the demo's kernel is built later: point it at stand-ins */
     char *paths[] = {"../build/guest/vmlinuz", "/unused", "../build/guest/initrd.img"};
     struct vm_config *c = load_example("demo.json", paths, 3);
-    struct qemu_plan p = {.accel = ACCEL_TCG, .vsock = VSOCK_BACKEND_USER,
-                          .runtime_dir = "/run/ocvm/demo", .qmp_fd = -1, .console_fd = -1,
-                          .tap_queues = qemu_tap_queues(c), .tsc_khz = 2096015};
+    struct qemu_plan p = {.accel = ACCEL_TCG,
+                          .vsock = VSOCK_BACKEND_USER,
+                          .runtime_dir = "/run/ocvm/demo",
+                          .qmp_fd = -1,
+                          .console_fd = -1,
+                          .tap_queues = qemu_tap_queues(c),
+                          .tsc_khz = 2096015};
     _cleanup_free_ char *got = render(c, &p, paths, 3);
     check_golden("demo.argv", got);
     vm_config_free(c);
@@ -184,19 +195,26 @@ START_TEST(golden_q35_multiqueue_9p)
     char kernel[600], share[600], text[2048];
     snprintf(kernel, sizeof(kernel), "%s/stand-in-0", tmpdir);
     snprintf(share, sizeof(share), "%s/stand-in-1", tmpdir);
-    snprintf(text, sizeof(text),
-             "{\"name\": \"big\", \"machine\": {\"type\": \"q35\", \"vcpu\": 4, \"user\": \"nobody\","
-             " \"extra_args\": [\"-msg\", \"timestamp=on\"]},"
-             " \"boot\": {\"kernel\": \"%s\"}, \"vsock\": {\"backend\": \"kernel\", \"guest_cid\": 7},"
-             " \"shares\": [{\"tag\": \"data\", \"source\": \"%s\", \"proto\": \"9p\", \"read_only\": false}]}",
-             kernel, share);
+    snprintf(
+        text, sizeof(text),
+        "{\"name\": \"big\", \"machine\": {\"type\": \"q35\", \"vcpu\": 4, \"user\": \"nobody\","
+        " \"extra_args\": [\"-msg\", \"timestamp=on\"]},"
+        " \"boot\": {\"kernel\": \"%s\"}, \"vsock\": {\"backend\": \"kernel\", \"guest_cid\": 7},"
+        " \"shares\": [{\"tag\": \"data\", \"source\": \"%s\", \"proto\": \"9p\", \"read_only\": "
+        "false}]}",
+        kernel, share);
     struct vm_config *c = NULL;
     _cleanup_free_ char *err = NULL;
-    ck_assert_msg(config_load_text("/etc/ocvm/big.json", text, strlen(text), &c, &err) == 0, "%s", err);
+    ck_assert_msg(config_load_text("/etc/ocvm/big.json", text, strlen(text), &c, &err) == 0, "%s",
+                  err);
     int taps[4] = {10, 11, 12, 13};
-    struct qemu_plan p = {.accel = ACCEL_KVM, .vsock = VSOCK_BACKEND_KERNEL,
-                          .runtime_dir = "/run/ocvm/big", .qmp_fd = 20, .console_fd = 21,
-                          .tap_fds = taps, .tap_queues = qemu_tap_queues(c)};
+    struct qemu_plan p = {.accel = ACCEL_KVM,
+                          .vsock = VSOCK_BACKEND_KERNEL,
+                          .runtime_dir = "/run/ocvm/big",
+                          .qmp_fd = 20,
+                          .console_fd = 21,
+                          .tap_fds = taps,
+                          .tap_queues = qemu_tap_queues(c)};
     char *paths[] = {"/var/lib/big/vmlinuz", "/srv/big-data"};
     _cleanup_free_ char *got = render(c, &p, paths, 2);
     check_golden("q35-multiqueue-9p.argv", got);
@@ -213,8 +231,13 @@ START_TEST(fd_layout_is_fixed)
     _cleanup_free_ char *err = NULL;
     ck_assert_int_eq(config_load_text("/x.json", text, strlen(text), &c, &err), 0);
     int taps[2] = {40, 41};
-    struct qemu_plan p = {.accel = ACCEL_TCG, .vsock = VSOCK_BACKEND_USER, .runtime_dir = "/r",
-                          .qmp_fd = 30, .console_fd = 31, .tap_fds = taps, .tap_queues = 2};
+    struct qemu_plan p = {.accel = ACCEL_TCG,
+                          .vsock = VSOCK_BACKEND_USER,
+                          .runtime_dir = "/r",
+                          .qmp_fd = 30,
+                          .console_fd = 31,
+                          .tap_fds = taps,
+                          .tap_queues = 2};
     struct argv a;
     argv_init(&a);
     ck_assert_int_eq(qemu_argv_build(c, &p, &a), 0);
@@ -249,8 +272,11 @@ START_TEST(commas_doubled_newlines_refused)
     struct vm_config *c = NULL;
     _cleanup_free_ char *err = NULL;
     ck_assert_int_eq(config_load_text("/x.json", text, strlen(text), &c, &err), 0);
-    struct qemu_plan p = {.accel = ACCEL_TCG, .vsock = VSOCK_BACKEND_USER,
-                          .runtime_dir = "/r,server=off", .qmp_fd = -1, .console_fd = -1};
+    struct qemu_plan p = {.accel = ACCEL_TCG,
+                          .vsock = VSOCK_BACKEND_USER,
+                          .runtime_dir = "/r,server=off",
+                          .qmp_fd = -1,
+                          .console_fd = -1};
     struct argv a;
     argv_init(&a);
     ck_assert_int_eq(qemu_argv_build(c, &p, &a), 0);
@@ -273,17 +299,20 @@ START_TEST(kernel_cmdline_additions)
 {
     char kernel[600], text[1024];
     snprintf(kernel, sizeof(kernel), "%s/stand-in-0", tmpdir);
-    snprintf(text, sizeof(text),
-             "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\", \"cmdline\": \"console=ttyS0 reboot=k\"},"
-             " \"network\": {\"bridge_address\": \"10.9.0.1/16\", \"guest_address\": \"10.9.3.4\","
-             " \"dns\": \"10.9.0.1\"}, \"vsock\": null}", kernel);
+    snprintf(
+        text, sizeof(text),
+        "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\", \"cmdline\": \"console=ttyS0 reboot=k\"},"
+        " \"network\": {\"bridge_address\": \"10.9.0.1/16\", \"guest_address\": \"10.9.3.4\","
+        " \"dns\": \"10.9.0.1\"}, \"vsock\": null}",
+        kernel);
     struct vm_config *c = NULL;
     _cleanup_free_ char *err = NULL, *cmdline = NULL;
     ck_assert_msg(config_load_text("/x.json", text, strlen(text), &c, &err) == 0, "%s", err);
     struct qemu_plan p = {.accel = ACCEL_KVM, .tsc_khz = 2096015};
     ck_assert_int_eq(qemu_kernel_cmdline(c, &p, &cmdline), 0);
     /* the user's own reboot= wins; the guest learns its address, prefix, gateway and DNS */
-    ck_assert_str_eq(cmdline, "console=ttyS0 reboot=k ocvm.ip=10.9.3.4/16 ocvm.gw=10.9.0.1 ocvm.dns=10.9.0.1");
+    ck_assert_str_eq(
+        cmdline, "console=ttyS0 reboot=k ocvm.ip=10.9.3.4/16 ocvm.gw=10.9.0.1 ocvm.dns=10.9.0.1");
     free(cmdline);
     /* TCG on microvm: the guest is told the TSC rate it cannot calibrate */
     p.accel = ACCEL_TCG;
@@ -294,15 +323,19 @@ START_TEST(kernel_cmdline_additions)
     vm_config_free(c);
     /* with vsock: where to send READY, and the relays the guest must run */
     snprintf(text, sizeof(text),
-             "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\", \"cmdline\": \"quiet\"}, \"network\": null,"
-             " \"gateway\": {\"guest_port\": 8080}, \"forwards\": [{\"to\": \"host\", \"guest_port\": 99,"
-             " \"connect\": \"tcp:127.0.0.1:99\"}]}", kernel);
+             "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\", \"cmdline\": \"quiet\"}, "
+             "\"network\": null,"
+             " \"gateway\": {\"guest_port\": 8080}, \"forwards\": [{\"to\": \"host\", "
+             "\"guest_port\": 99,"
+             " \"connect\": \"tcp:127.0.0.1:99\"}]}",
+             kernel);
     ck_assert_msg(config_load_text("/x.json", text, strlen(text), &c, &err) == 0, "%s", err);
     p.accel = ACCEL_KVM;
     ck_assert_int_eq(qemu_kernel_cmdline(c, &p, &cmdline), 0);
-    ck_assert_str_eq(cmdline, "quiet reboot=t systemd.set_credential=vmm.notify_socket:vsock-stream:2:18788 "
-                              "ocvm.relay=vsock:any:8080,tcp:127.0.0.1:8080 "
-                              "ocvm.relay=tcp:127.0.0.1:99,vsock:2:99");
+    ck_assert_str_eq(cmdline,
+                     "quiet reboot=t systemd.set_credential=vmm.notify_socket:vsock-stream:2:18788 "
+                     "ocvm.relay=vsock:any:8080,tcp:127.0.0.1:8080 "
+                     "ocvm.relay=tcp:127.0.0.1:99,vsock:2:99");
     vm_config_free(c);
 }
 END_TEST

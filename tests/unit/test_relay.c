@@ -69,8 +69,8 @@ static int tcp_listener(uint16_t *port)
 static int tcp_connect(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     struct timeval tv = {.tv_sec = 10};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -79,7 +79,8 @@ static int tcp_connect(uint16_t port)
 }
 
 /* A relay from a fresh loopback port to TARGET; returns the port clients use. */
-static uint16_t relay_to(struct running *rt, const struct relay_options *o, const struct endpoint *target)
+static uint16_t relay_to(struct running *rt, const struct relay_options *o,
+                         const struct endpoint *target)
 {
     uint16_t port;
     ck_assert_int_eq(relay_new(o, &rt->r), 0);
@@ -286,7 +287,8 @@ START_TEST(slow_reader_gets_back_pressure)
         ck_assert_msg(total < (64u << 20), "relay buffered without bound");
     }
     /* socket buffers on both hops plus one pipe: a few MiB at most */
-    ck_assert_msg(total < (16u << 20), "accepted %zu bytes from a client whose server never reads", total);
+    ck_assert_msg(total < (16u << 20), "accepted %zu bytes from a client whose server never reads",
+                  total);
     close(fd);
     server_stop(&s);
     rt_free(&rt);
@@ -434,7 +436,8 @@ static struct endpoint hybrid_start(struct hybrid_peer *h, const char *dir, cons
     snprintf(e.path, sizeof(e.path), "%s/vsock.sock", dir);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     strcpy(sa.sun_path, e.path);
-    *h = (struct hybrid_peer){.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), .reply = reply};
+    *h =
+        (struct hybrid_peer){.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), .reply = reply};
     unlink(e.path);
     ck_assert_int_eq(bind(h->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     ck_assert_int_eq(listen(h->lfd, 8), 0);
@@ -483,7 +486,8 @@ START_TEST(hybrid_refusal_and_silence_reset_the_client)
     t = hybrid_start(&h, dir, NULL); /* accepts, never answers */
     fd = tcp_connect(relay_to(&rt, &o, &t));
     ck_assert_msg(!closed_within(fd, 100), "gave up before the connect timeout");
-    ck_assert_msg(closed_within(fd, 1500), "a silent peer must be given up after the connect timeout");
+    ck_assert_msg(closed_within(fd, 1500),
+                  "a silent peer must be given up after the connect timeout");
     close(fd);
     ck_assert_uint_eq(rt_stats(&rt).timeouts, 1);
     rt_free(&rt);
