@@ -1,5 +1,6 @@
-# The user-space vhost-user vsock backend (issue 4): its sources go into ocvm_core; its unit
-# tests, the fuzz target (clang only) and a corpus replay that runs with any compiler.
+# The user-space vhost-user vsock backend (issue 4): its sources go into ocvm_core; then its unit
+# tests, the fuzz targets (clang only) with corpus replays that run with any compiler, and a check
+# against a real QEMU.
 target_sources(ocvm_core PRIVATE
   vsock/virtqueue.c
   vsock/vsock_pkt.c
@@ -15,9 +16,6 @@ add_library(ocvm_fake_guest STATIC tests/support/fake_guest.c)
 target_link_libraries(ocvm_fake_guest PUBLIC ocvm_core)
 
 foreach(suite virtqueue vsock_dev vhost_user)
-  if(NOT EXISTS ${CMAKE_SOURCE_DIR}/tests/unit/test_${suite}.c)
-    continue()
-  endif()
   add_executable(test_${suite} tests/unit/test_${suite}.c)
   target_link_libraries(test_${suite} PRIVATE ocvm_fake_guest ocvm_core PkgConfig::CHECK)
   target_compile_definitions(test_${suite} PRIVATE
@@ -27,23 +25,27 @@ foreach(suite virtqueue vsock_dev vhost_user)
     ENVIRONMENT "CK_FORK=yes")
 endforeach()
 
-# Runs the backend on its own (what `ocvm vsock-backend` will run) for the QEMU test.
-add_executable(vsock_backend_driver tests/support/vsock_backend_driver.c)
-target_link_libraries(vsock_backend_driver PRIVATE ocvm_core)
-
-# Fuzzing: the descriptor-chain walker and the packet parser, fed hostile rings. The sources
-# under test are compiled into the target so that they carry the fuzzer's coverage.
-set(OCVM_FUZZ_VRING_SOURCES tests/fuzz/fuzz_vring.c vsock/virtqueue.c vsock/vsock_pkt.c)
-if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
-  add_executable(fuzz_vring ${OCVM_FUZZ_VRING_SOURCES})
-  target_compile_options(fuzz_vring PRIVATE -fsanitize=fuzzer,address,undefined)
-  target_link_options(fuzz_vring PRIVATE -fsanitize=fuzzer,address,undefined)
-endif()
-# The corpus replayed through the same entry point with the normal compiler, so CI covers it.
-add_executable(fuzz_vring_replay ${OCVM_FUZZ_VRING_SOURCES} tests/fuzz/replay_main.c)
-add_test(NAME fuzz/vring_corpus
-  COMMAND fuzz_vring_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/vring)
-set_tests_properties(fuzz/vring_corpus PROPERTIES TIMEOUT 120)
+# Fuzzing: the descriptor-chain walker and packet parser fed hostile rings (fuzz_vring), and the
+# vhost-user back-end fed a hostile front-end (fuzz_vhost_user). The sources under test are
+# compiled into each target so that they carry the fuzzer's coverage. Each corpus is also
+# replayed through the same entry point with the normal compiler, so every build (and the ASan
+# one) runs it.
+set(OCVM_FUZZ_vring_SOURCES tests/fuzz/fuzz_vring.c vsock/virtqueue.c vsock/vsock_pkt.c)
+set(OCVM_FUZZ_vhost_user_SOURCES tests/fuzz/fuzz_vhost_user.c vsock/vhost_user.c
+  vsock/virtqueue.c vsock/vsock_conn.c)
+foreach(target vring vhost_user)
+  if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
+    add_executable(fuzz_${target} ${OCVM_FUZZ_${target}_SOURCES})
+    target_compile_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_libraries(fuzz_${target} PRIVATE PkgConfig::SYSTEMD)
+  endif()
+  add_executable(fuzz_${target}_replay ${OCVM_FUZZ_${target}_SOURCES} tests/fuzz/replay_main.c)
+  target_link_libraries(fuzz_${target}_replay PRIVATE PkgConfig::SYSTEMD)
+  add_test(NAME fuzz/${target}_corpus
+    COMMAND fuzz_${target}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${target})
+  set_tests_properties(fuzz/${target}_corpus PROPERTIES TIMEOUT 300)
+endforeach()
 
 # A real QEMU and the demo guest against the backend (skips without them).
 add_test(NAME integration/vsock_backend_qemu

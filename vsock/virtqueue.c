@@ -109,8 +109,8 @@ int vq_mem_add_fd(struct vq_mem *m, uint64_t gpa, uint64_t uva, uint64_t size, i
     if (size > SIZE_MAX - delta)
         return -EINVAL;
     size_t len = (size_t)(size + delta);
-    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
-                      (off_t)aligned);
+    void *base =
+        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, (off_t)aligned);
     if (base == MAP_FAILED)
         return negative_errno();
     m->r[m->n++] = (struct vq_mem_region){.gpa = gpa,

@@ -16,10 +16,10 @@
 #define VQ_MAX_SIZE 32768u
 
 struct vq_mem_region {
-    uint64_t gpa;  /* guest-physical address of the first byte */
-    uint64_t uva;  /* the VMM's virtual address of it (ring addresses are given in these) */
-    uint64_t size; /* bytes */
-    uint8_t *host; /* our mapping of the first byte */
+    uint64_t gpa;   /* guest-physical address of the first byte */
+    uint64_t uva;   /* the VMM's virtual address of it (ring addresses are given in these) */
+    uint64_t size;  /* bytes */
+    uint8_t *host;  /* our mapping of the first byte */
     void *map_base; /* what to munmap (page aligned), or NULL when the memory is not ours */
     size_t map_len;
 };
@@ -45,18 +45,18 @@ void vq_mem_clear(struct vq_mem *m);
 
 /* One descriptor chain: device-readable segments first (out), then device-writable (in). */
 struct vq_chain {
-    uint16_t head;      /* descriptor index to hand back with virtqueue_push() */
-    bool has_head;      /* false when the avail ring named no valid descriptor */
+    uint16_t head; /* descriptor index to hand back with virtqueue_push() */
+    bool has_head; /* false when the avail ring named no valid descriptor */
     unsigned n_out, n_in;
     const struct iovec *seg; /* n_out + n_in entries, owned by the queue, valid until next pop */
     uint64_t out_bytes, in_bytes;
 };
 
 struct virtqueue {
-    uint16_t num;                            /* queue size; 0 until set */
+    uint16_t num;                           /* queue size; 0 until set */
     uint64_t desc_uva, avail_uva, used_uva; /* as the VMM gave them */
     bool addr_set;
-    uint8_t *desc;   /* our pointers, NULL while the addresses do not translate */
+    uint8_t *desc; /* our pointers, NULL while the addresses do not translate */
     uint8_t *avail;
     uint8_t *used;
     uint16_t last_avail; /* next avail ring entry to take */

@@ -15,8 +15,8 @@
 #include <sys/uio.h>
 
 enum vsock_conn_state {
-    VSOCK_CONN_HOST_LINE,   /* host client accepted, waiting for its CONNECT line */
-    VSOCK_CONN_REQUESTING,  /* REQUEST owed or sent to the guest, waiting for RESPONSE */
+    VSOCK_CONN_HOST_LINE,  /* host client accepted, waiting for its CONNECT line */
+    VSOCK_CONN_REQUESTING, /* REQUEST owed or sent to the guest, waiting for RESPONSE */
     VSOCK_CONN_ESTABLISHED,
 };
 

@@ -68,7 +68,8 @@ static uint64_t now_usec(void)
 }
 
 /* Guest misbehaviour is logged, but at most LOG_BURST lines per LOG_WINDOW_USEC. */
-static void dev_warn(struct vsock_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void dev_warn(struct vsock_dev *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void dev_warn(struct vsock_dev *d, const char *fmt, ...)
 {
     uint64_t now = now_usec();
@@ -228,8 +229,7 @@ static bool conn_guest_data(struct vsock_dev *d, struct conn *c, const struct vs
 {
     int r = vsock_conn_to_host(&c->vc, p->payload, p->n_payload, p->hdr.len);
     if (r == -ENOBUFS)
-        dev_warn(d, "guest port %u overran the credit it was given; resetting",
-                 c->vc.peer_port);
+        dev_warn(d, "guest port %u overran the credit it was given; resetting", c->vc.peer_port);
     if (r < 0) {
         conn_reset(c);
         return false;
@@ -256,8 +256,8 @@ static void conn_guest_response(struct conn *c)
 static void conn_guest_shutdown(struct vsock_dev *d, struct conn *c, uint32_t flags)
 {
     if (flags & ~(uint32_t)(VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND)) {
-        dev_warn(d, "guest port %u: SHUTDOWN with unknown flags %#x; resetting",
-                 c->vc.peer_port, flags);
+        dev_warn(d, "guest port %u: SHUTDOWN with unknown flags %#x; resetting", c->vc.peer_port,
+                 flags);
         conn_reset(c);
         return;
     }
@@ -274,8 +274,8 @@ static void conn_guest_shutdown(struct vsock_dev *d, struct conn *c, uint32_t fl
 static void guest_connect(struct vsock_dev *d, const struct vsock_hdr *h)
 {
     if (d->table.n >= d->cfg.max_connections) {
-        dev_warn(d, "connection limit (%u) reached; refusing guest port %u",
-                 d->cfg.max_connections, h->src_port);
+        dev_warn(d, "connection limit (%u) reached; refusing guest port %u", d->cfg.max_connections,
+                 h->src_port);
         queue_rst(d, h->dst_port, h->src_port);
         return;
     }
@@ -362,8 +362,8 @@ static void handle_bad_chain(struct vsock_dev *d, const struct vq_chain *ch, int
         dev_warn(d, "dropped a malformed tx chain (head %u): %s", ch->head, strerror(-pop_err));
     else
         dev_warn(d, "dropped a bad packet (op %s, port %u -> %u): %s",
-                 h ? vsock_op_to_string(h->op) : "?", h ? h->src_port : 0,
-                 h ? h->dst_port : 0, vsock_pkt_error_to_string(perr));
+                 h ? vsock_op_to_string(h->op) : "?", h ? h->src_port : 0, h ? h->dst_port : 0,
+                 vsock_pkt_error_to_string(perr));
     if (!h)
         return;
     struct conn *c = conn_lookup(d, h->dst_port, h->src_port);
@@ -467,8 +467,7 @@ static int conn_fill_data(struct conn *c, const struct vq_chain *ch)
     if (got == 0) { /* the host client finished sending: half-close towards the guest */
         v->pending &= ~VSOCK_PEND_DATA;
         v->host_eof = true;
-        return (int)write_conn_hdr(c, ch, VIRTIO_VSOCK_OP_SHUTDOWN, VIRTIO_VSOCK_SHUTDOWN_SEND,
-                                   0);
+        return (int)write_conn_hdr(c, ch, VIRTIO_VSOCK_OP_SHUTDOWN, VIRTIO_VSOCK_SHUTDOWN_SEND, 0);
     }
     d->stats.bytes_to_guest += (uint64_t)got;
     return (int)write_conn_hdr(c, ch, VIRTIO_VSOCK_OP_RW, 0, (uint32_t)got);
@@ -508,7 +507,7 @@ static bool rx_fill_one(struct vsock_dev *d, const struct vq_chain *ch)
     int n = conn_fill(c, ch);
     if (n < 0)
         return false; /* reset: its RST is queued now */
-    if (c->vc.pending)
+    if (n > 0 && c->vc.pending)
         vsock_table_queue(&d->table, &c->vc); /* round robin */
     if (n > 0)
         virtqueue_push(d->rx, ch->head, (uint32_t)n);

@@ -29,12 +29,12 @@ struct vsock_dev_config {
 };
 
 struct vsock_dev_stats {
-    uint64_t connections;   /* open now */
-    uint64_t accepted;      /* host-initiated, total */
+    uint64_t connections;    /* open now */
+    uint64_t accepted;       /* host-initiated, total */
     uint64_t guest_connects; /* guest-initiated, total */
     uint64_t bytes_to_guest, bytes_to_host;
-    uint64_t resets;        /* RSTs sent to the guest */
-    uint64_t bad_packets;   /* malformed chains and packets from the guest */
+    uint64_t resets;      /* RSTs sent to the guest */
+    uint64_t bad_packets; /* malformed chains and packets from the guest */
 };
 
 struct vsock_dev;

@@ -137,11 +137,10 @@ static void put_hdr(void *dst, const struct vsock_hdr *h)
         uint32_t src_port, dst_port, len;
         uint16_t type, op;
         uint32_t flags, buf_alloc, fwd_cnt;
-    } __attribute__((packed)) raw = {htole64(h->src_cid),  htole64(h->dst_cid),
-                                     htole32(h->src_port), htole32(h->dst_port),
-                                     htole32(h->len),      htole16(h->type),
-                                     htole16(h->op),       htole32(h->flags),
-                                     htole32(h->buf_alloc), htole32(h->fwd_cnt)};
+    } __attribute__((packed))
+    raw = {htole64(h->src_cid),   htole64(h->dst_cid), htole32(h->src_port), htole32(h->dst_port),
+           htole32(h->len),       htole16(h->type),    htole16(h->op),       htole32(h->flags),
+           htole32(h->buf_alloc), htole32(h->fwd_cnt)};
     _Static_assert(sizeof(raw) == VSOCK_HDR_SIZE, "header size");
     memcpy(dst, &raw, sizeof(raw));
 }

@@ -4,7 +4,8 @@
 # over vmm.notify_socket to UDS_18788); host->guest `CONNECT 18789` through ocvm-guest relay to
 # the stand-in gateway (GET /health sees peer 127.0.0.1; 8 MiB echoed, digest compared); a guest
 # reset (rings stopped, then started again); QEMU killed and a new one reconnecting to the same
-# backend; SIGTERM removing the sockets. Skips (77) without QEMU or the demo guest.
+# backend; SIGTERM removing the sockets. The backend runs as `ocvm vsock-backend`. Skips (77)
+# without QEMU or the demo guest.
 # usage: vsock_backend_qemu.sh BUILD_DIR
 set -eu
 build=$(cd "$1" && pwd)
@@ -27,7 +28,7 @@ command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64"
 command -v python3 >/dev/null || skip "no python3"
 [ -f "$guest/vmlinuz" ] && [ -f "$guest/initrd.img" ] ||
     skip "no demo guest in $guest (scripts/build-guest makes it)"
-[ -x "$build/vsock_backend_driver" ] || skip "no $build/vsock_backend_driver"
+[ -x "$build/ocvm" ] || skip "no $build/ocvm"
 
 tmp=$(mktemp -d /tmp/ocvm-vsock-qemu.XXXXXX)
 backend="" qemu="" listener=""
@@ -77,7 +78,7 @@ PY
 }
 health() { $client get "$tmp/v.sock" 18789 /health | grep -q '"peer":"127.0.0.1"'; }
 
-"$build/vsock_backend_driver" --socket "$tmp/vu.sock" --guest-cid 3 --uds "$tmp/v.sock" \
+"$build/ocvm" vsock-backend --socket "$tmp/vu.sock" --guest-cid 3 --uds "$tmp/v.sock" \
     2>"$tmp/backend.log" &
 backend=$!
 wait_for 5 test -S "$tmp/vu.sock" || fail "backend did not listen"

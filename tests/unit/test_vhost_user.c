@@ -46,9 +46,9 @@ struct fake_dev {
 static sd_event *e;
 static struct vhost_user *v;
 static struct fake_dev fd_dev;
-static int fe = -1;       /* the front-end's end of the socket */
+static int fe = -1; /* the front-end's end of the socket */
 static int memfd = -1;
-static uint8_t *mem;      /* the test's view of guest memory */
+static uint8_t *mem; /* the test's view of guest memory */
 static int kickfd[2] = {-1, -1}, callfd[2] = {-1, -1};
 
 static int fake_get_config(void *ud, uint32_t off, uint8_t *buf, uint32_t size)
@@ -431,11 +431,11 @@ START_TEST(mem_table_hostile)
 {
     negotiate();
     unsigned before = count_fds();
-    ck_assert_uint_ne(set_mem(MEM_SIZE + 4096, 0), 0);    /* beyond the file */
-    ck_assert_uint_ne(set_mem(MEM_SIZE, 4096), 0);        /* offset pushes it beyond */
-    ck_assert_uint_ne(set_mem(UINT64_MAX, 0), 0);         /* wraps */
+    ck_assert_uint_ne(set_mem(MEM_SIZE + 4096, 0), 0);     /* beyond the file */
+    ck_assert_uint_ne(set_mem(MEM_SIZE, 4096), 0);         /* offset pushes it beyond */
+    ck_assert_uint_ne(set_mem(UINT64_MAX, 0), 0);          /* wraps */
     ck_assert_uint_ne(set_mem(4096, UINT64_MAX - 100), 0); /* offset wraps */
-    ck_assert_uint_ne(set_mem(0, 0), 0);                  /* empty */
+    ck_assert_uint_ne(set_mem(0, 0), 0);                   /* empty */
     struct mem_msg m = {.n = 9};
     ck_assert_uint_ne(acked(VHOST_USER_SET_MEM_TABLE, &m, 8 + 8 * 32, &memfd, 1), 0);
     m.n = 0;
@@ -525,7 +525,7 @@ START_TEST(unknown_request)
     ck_assert_uint_ne(acked(99, NULL, 0, NULL, 0), 0);
     ck_assert_uint_ne(acked(VHOST_USER_SET_LOG_BASE, NULL, 0, NULL, 0), 0);
     ck_assert(vhost_user_connected(v));
-    get_u64(VHOST_USER_GET_FEATURES); /* still talking */
+    get_u64(VHOST_USER_GET_FEATURES);                           /* still talking */
     send_msg(0xdeadbeef, VHOST_USER_VERSION, NULL, 0, NULL, 0); /* no ack asked: dropped */
     ck_assert(frontend_dropped());
 }
@@ -578,8 +578,8 @@ START_TEST(listen_path_rules)
     ck_assert_int_eq(vhost_user_new(e, &fake, &fd_dev, &other), 0);
     ck_assert_int_eq(vhost_user_listen(other, path), 0);
     ck_assert_int_eq(vhost_user_listen(v, path), -EADDRINUSE);
-    vhost_user_free(other); /* removes its socket file */
-    int s = socket(AF_UNIX, SOCK_STREAM, 0);  /* a stale socket file: bound, never listening */
+    vhost_user_free(other);                  /* removes its socket file */
+    int s = socket(AF_UNIX, SOCK_STREAM, 0); /* a stale socket file: bound, never listening */
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     strcpy(sa.sun_path, path);
     ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);

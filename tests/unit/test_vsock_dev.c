@@ -3,6 +3,8 @@
  * credit, half-close, credit requests) and hostile guests (bad chains, bad headers, protocol
  * violations): each bad packet is dropped with the right answer and the device keeps working. */
 #include "tests/support/fake_guest.h"
+#include "vsock/backend_main.h"
+#include "vsock/vsock_conn.h"
 #include "vsock/vsock_dev.h"
 
 #include <check.h>
@@ -27,7 +29,7 @@ static sd_event *e;
 static struct vsock_dev *d;
 static char dir[48], uds[64];
 static uint32_t guest_fwd; /* what the guest says it consumed */
-static uint32_t dev_buf; /* the device's buf_alloc */
+static uint32_t dev_buf;   /* the device's buf_alloc */
 
 static void setup_cfg(uint32_t buf_alloc, unsigned max_conns, unsigned timeout_ms)
 {
@@ -129,8 +131,7 @@ static struct vsock_hdr expect_rx(uint16_t op, uint32_t sport, uint32_t dport)
     struct vsock_hdr h;
     static uint8_t buf[RX_BUF];
     pump();
-    ck_assert_msg(rx_get(&h, buf, sizeof(buf), NULL), "no packet for the guest (wanted op %u)",
-                  op);
+    ck_assert_msg(rx_get(&h, buf, sizeof(buf), NULL), "no packet for the guest (wanted op %u)", op);
     ck_assert_msg(h.op == op, "op %u, wanted %u", h.op, op);
     ck_assert_uint_eq(h.src_cid, 2);
     ck_assert_uint_eq(h.dst_cid, CID);
@@ -325,9 +326,9 @@ END_TEST
 START_TEST(host_bad_lines)
 {
     static const char *const bad[] = {
-        "CONNECT 0\n", "CONNECT 65536\n", "CONNECT 080\n", "CONNECT -1\n", "CONNECT\n",
-        "connect 80\n", "CONNECT 80 \n", "CONNECT 80\r\n", "HELLO\n", "CONNECT 123456789012\n",
-        "CONNECT 8",  /* then EOF */
+        "CONNECT 0\n", "CONNECT 65536\n",        "CONNECT 080\n", "CONNECT -1\n",
+        "CONNECT\n",   "connect 80\n",           "CONNECT 80 \n", "CONNECT 80\r\n",
+        "HELLO\n",     "CONNECT 123456789012\n", "CONNECT 8", /* then EOF */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int fd = host_client();
@@ -399,7 +400,7 @@ START_TEST(credit_to_guest)
         pump();
     }
     ck_assert_int_eq(got, 100); /* no more than advertised */
-    upd.fwd_cnt = 100;           /* the guest application read it all */
+    upd.fwd_cnt = 100;          /* the guest application read it all */
     tx_send(upd, NULL, 0);
     pump();
     while (rx_get(&h, buf + got, sizeof(buf) - (size_t)got, &n)) {
@@ -839,6 +840,89 @@ START_TEST(protocol_violations)
 }
 END_TEST
 
+/* --- the hybrid CONNECT line and the command line --- */
+
+START_TEST(connect_line)
+{
+    static const struct {
+        const char *s;
+        int port; /* -1: refused */
+    } cases[] = {
+        {"CONNECT 1\n", 1},
+        {"CONNECT 65535\n", 65535},
+        {"CONNECT 18789\n", 18789},
+        {"CONNECT 0\n", -1},
+        {"CONNECT 65536\n", -1},
+        {"CONNECT 99999\n", -1},
+        {"CONNECT 01\n", -1},
+        {"CONNECT +1\n", -1},
+        {"CONNECT 1 \n", -1},
+        {"CONNECT  1\n", -1},
+        {"CONNECT 1\r\n", -1},
+        {"CONNECT 1", -1},
+        {"CONNECT \n", -1},
+        {"CONNECT\n", -1},
+        {"connect 1\n", -1},
+        {"CONNECT 123456\n", -1},
+        {"", -1},
+        {"\n", -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint16_t port = 0;
+        int r = vsock_hybrid_parse_connect(cases[i].s, strlen(cases[i].s), &port);
+        if (cases[i].port < 0)
+            ck_assert_msg(r < 0, "accepted %s", cases[i].s);
+        else
+            ck_assert_msg(r == 0 && port == cases[i].port, "refused %s", cases[i].s);
+    }
+    uint16_t port;
+    ck_assert_int_lt(vsock_hybrid_parse_connect("CONNECT 1\0\n", 11, &port), 0);
+}
+END_TEST
+
+static int run_main(const char *const *args)
+{
+    char *argv[16];
+    int argc = 0;
+    for (; args[argc]; argc++)
+        argv[argc] = (char *)args[argc];
+    argv[argc] = NULL;
+    return vsock_backend_main(argc, argv);
+}
+
+START_TEST(command_line)
+{
+    char sock[96], other[96];
+    snprintf(sock, sizeof(sock), "%s/vu.sock", dir);
+    snprintf(other, sizeof(other), "%s/o.sock", dir);
+    const char *const none[] = {"vsock-backend", NULL};
+    const char *const bad_cid[] = {"vsock-backend", "--socket", sock, "--guest-cid", "2",
+                                   "--uds",         other,      NULL};
+    const char *const cid_text[] = {"vsock-backend", "--socket", sock, "--guest-cid", "3x",
+                                    "--uds",         other,      NULL};
+    const char *const extra[] = {"vsock-backend", "--socket", sock,   "--guest-cid", "3",
+                                 "--uds",         other,      "more", NULL};
+    const char *const same[] = {"vsock-backend", "--socket", sock, "--guest-cid", "3",
+                                "--uds",         sock,       NULL};
+    const char *const unknown[] = {"vsock-backend", "--cid", "3", NULL};
+    const char *const help[] = {"vsock-backend", "--help", NULL};
+    ck_assert_int_eq(run_main(none), 2);
+    ck_assert_int_eq(run_main(bad_cid), 2);
+    ck_assert_int_eq(run_main(cid_text), 2);
+    ck_assert_int_eq(run_main(extra), 2);
+    ck_assert_int_eq(run_main(same), 2);
+    ck_assert_int_eq(run_main(unknown), 2);
+    ck_assert_int_eq(run_main(help), 0);
+    /* cannot listen: a plain file where the socket goes */
+    FILE *f = fopen(sock, "w");
+    fclose(f);
+    const char *const taken[] = {"vsock-backend", "--socket", sock, "--guest-cid", "3",
+                                 "--uds",         other,      NULL};
+    ck_assert_int_eq(run_main(taken), 1);
+    ck_assert_int_eq(access(other, F_OK), -1); /* nothing left behind */
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("vsock_dev");
@@ -876,6 +960,12 @@ static Suite *suite(void)
     tcase_add_test(h, bad_rx_buffers);
     tcase_add_test(h, protocol_violations);
     suite_add_tcase(s, h);
+
+    TCase *c = tcase_create("cli");
+    tcase_add_checked_fixture(c, setup, teardown);
+    tcase_add_test(c, connect_line);
+    tcase_add_test(c, command_line);
+    suite_add_tcase(s, c);
     return s;
 }
 
