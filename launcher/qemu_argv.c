@@ -75,6 +75,25 @@ static int vsock_cmdline(const struct vm_config *c, char **ret)
     return 0;
 }
 
+/* Which virtiofs tags the guest should mount, and whether read-only (`ocvm.share=TAG[,ro]`). */
+static int shares_cmdline(const struct vm_config *c, char **ret)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    if (!f)
+        return -ENOMEM;
+    for (size_t i = 0; i < c->n_shares; i++)
+        if (c->shares[i].proto == SHARE_VIRTIOFS)
+            fprintf(f, " ocvm.share=%s%s", c->shares[i].tag, c->shares[i].read_only ? ",ro" : "");
+    if (fclose(f) != 0) {
+        free(s);
+        return -ENOMEM;
+    }
+    *ret = s;
+    return 0;
+}
+
 int qemu_kernel_cmdline(const struct vm_config *c, const struct qemu_plan *p, char **ret)
 {
     _cleanup_free_ char *net = NULL, *tsc = NULL;
@@ -92,15 +111,15 @@ int qemu_kernel_cmdline(const struct vm_config *c, const struct qemu_plan *p, ch
                      c->network->dns) < 0)
             return -ENOMEM;
     }
-    _cleanup_free_ char *vsock = NULL;
+    _cleanup_free_ char *vsock = NULL, *shares = NULL;
     int r = vsock_cmdline(c, &vsock);
-    if (r < 0)
+    if (r < 0 || (r = shares_cmdline(c, &shares)) < 0)
         return r;
     /* reboot=t: a guest reboot or panic becomes a triple fault, which -no-reboot turns into a
      * QEMU exit the supervisor sees (and restarts from). */
     bool has_reboot = strstr(c->boot.cmdline, "reboot=") != NULL;
-    if (asprintf(ret, "%s%s%s%s%s", c->boot.cmdline, has_reboot ? "" : " reboot=t", tsc ? tsc : "",
-                 net ? net : "", vsock ? vsock : "") < 0)
+    if (asprintf(ret, "%s%s%s%s%s%s", c->boot.cmdline, has_reboot ? "" : " reboot=t",
+                 tsc ? tsc : "", net ? net : "", vsock ? vsock : "", shares) < 0)
         return -ENOMEM;
     return 0;
 }

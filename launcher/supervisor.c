@@ -7,6 +7,7 @@
 #include "launcher/qmp.h"
 #include "launcher/runtime_dir.h"
 #include "launcher/state.h"
+#include "launcher/virtiofsd.h"
 #include "launcher/vsock_host.h"
 #include "netsetup/netsetup.h"
 
@@ -47,6 +48,7 @@ struct supervisor {
     struct qmp *qmp;
     struct vsock_host *vsock; /* NULL without vsock */
     struct netsetup net;      /* bridge, TAP fds, nft table; empty without a network */
+    struct virtiofsd_set fsd; /* one virtiofsd per virtiofs share, per QEMU run */
     bool net_up;
     struct health_probe *probe;
     sd_event_source *probe_timer, *stats_timer;
@@ -448,6 +450,7 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
     s->qemu_pid = 0;
     qmp_free(s->qmp);
     s->qmp = NULL;
+    virtiofsd_stop(&s->fsd); /* they end with their QEMU; reap them (or make them end) */
     if (s->vsock)
         stop_probing(s);
     if (s->err_src) {
@@ -565,10 +568,18 @@ static int spawn_qemu(struct supervisor *s)
     }
     s->guest_powered_off = false;
     s->stop = STOP_NONE;
+    _cleanup_free_ char *fs_error = NULL;
+    r = virtiofsd_start(s->c, s->rd.path, &s->fsd, &fs_error);
+    if (r < 0) {
+        log_vm(LOG_ERR, s->c->name, "%s", fs_error ? fs_error : strerror(-r));
+        argv_done(&a);
+        return r;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         r = negative_errno();
         argv_done(&a);
+        virtiofsd_stop(&s->fsd);
         return r;
     }
     if (pid == 0)
@@ -712,6 +723,7 @@ static void teardown(struct supervisor *s)
         waitpid(s->qemu_pid, NULL, 0);
     }
     qmp_free(s->qmp);
+    virtiofsd_stop(&s->fsd);
     health_probe_free(s->probe);
     sd_event_source_disable_unref(s->probe_timer);
     sd_event_source_disable_unref(s->stats_timer);
