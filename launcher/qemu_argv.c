@@ -329,10 +329,15 @@ int qemu_argv_build(const struct vm_config *c, const struct qemu_plan *p, struct
     add_vsock(c, p, a);
     add_shares(c, p, a);
     argv_add(a, "-sandbox");
-    argv_add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
     if (c->machine.user) {
+        /* -runas drops to the user after the devices are open, with set*id calls the seccomp
+         * filter is already installed for: elevateprivileges=deny (and =children) kill QEMU with
+         * SIGSYS there. Once QEMU runs as the user, allowing set*id gains it nothing. */
+        argv_add(a, "on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny");
         argv_add(a, "-runas");
         argv_add(a, c->machine.user);
+    } else {
+        argv_add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
     }
     for (char **e = c->machine.extra_args; e && *e; e++)
         argv_add(a, *e);

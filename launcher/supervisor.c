@@ -9,6 +9,7 @@
 #include "launcher/state.h"
 #include "launcher/virtiofsd.h"
 #include "launcher/vsock_host.h"
+#include "launcher/watchdog.h"
 #include "netsetup/netsetup.h"
 
 #include <errno.h>
@@ -49,6 +50,8 @@ struct supervisor {
     struct vsock_host *vsock; /* NULL without vsock */
     struct netsetup net;      /* bridge, TAP fds, nft table; empty without a network */
     struct virtiofsd_set fsd; /* one virtiofsd per virtiofs share, per QEMU run */
+    sd_event_source *watchdog;  /* with machine.user: stops QEMU if we die (see watchdog.h) */
+    int watchdog_fd;
     bool net_up;
     struct health_probe *probe;
     sd_event_source *probe_timer, *stats_timer;
@@ -110,6 +113,7 @@ static void finish(struct supervisor *s, int code)
 }
 
 static int spawn_qemu(struct supervisor *s);
+static void stop_watchdog(struct supervisor *s);
 
 /* ---- stopping ---- */
 
@@ -451,6 +455,7 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
     qmp_free(s->qmp);
     s->qmp = NULL;
     virtiofsd_stop(&s->fsd); /* they end with their QEMU; reap them (or make them end) */
+    stop_watchdog(s);
     if (s->vsock)
         stop_probing(s);
     if (s->err_src) {
@@ -522,6 +527,33 @@ static _Noreturn void exec_qemu(const struct argv *a, int err_fd)
     execvp(a->v[0], a->v);
     fprintf(stderr, "exec %s: %s\n", a->v[0], strerror(errno));
     _exit(127);
+}
+
+static int on_watchdog_exit(sd_event_source *src, const siginfo_t *si, void *userdata)
+{
+    struct supervisor *s = userdata;
+    s->watchdog = sd_event_source_disable_unref(s->watchdog); /* reaped by sd-event */
+    return 0;
+}
+
+static void stop_watchdog(struct supervisor *s)
+{
+    if (s->watchdog_fd >= 0)
+        close(s->watchdog_fd);
+    s->watchdog_fd = -1;
+    /* it ends by itself once QEMU has ended; its exit is reaped by its event source */
+}
+
+static void start_watchdog(struct supervisor *s, pid_t qemu)
+{
+    pid_t pid;
+    stop_watchdog(s);
+    int r = watchdog_start(qemu, &pid, &s->watchdog_fd);
+    if (r == 0)
+        r = sd_event_add_child(s->event, &s->watchdog, pid, WEXITED, on_watchdog_exit, s);
+    if (r < 0)
+        log_vm(LOG_WARNING, s->c->name, "QEMU watchdog: %s: QEMU (running as %s) would outlive a "
+               "killed supervisor", strerror(-r), s->c->machine.user);
 }
 
 /* (Re)creates the QMP and console listeners: QEMU unlinks a socket's path when it exits. */
@@ -599,6 +631,8 @@ static int spawn_qemu(struct supervisor *s)
     }
     sd_event_source_set_io_fd_own(s->err_src, true);
     TAKE_FD(err_read);
+    if (s->c->machine.user)
+        start_watchdog(s, pid);
     stage(s, "QEMU started");
     r = sd_event_add_time_relative(s->event, &s->ready_timer, CLOCK_MONOTONIC,
                                    (uint64_t)s->c->timeouts.ready_s * 1000000u, 0, on_ready_timeout,
@@ -724,6 +758,13 @@ static void teardown(struct supervisor *s)
     }
     qmp_free(s->qmp);
     virtiofsd_stop(&s->fsd);
+    stop_watchdog(s);
+    if (s->watchdog) { /* QEMU is gone: the watchdog ends at once */
+        pid_t pid;
+        if (sd_event_source_get_child_pid(s->watchdog, &pid) >= 0)
+            waitpid(pid, NULL, 0);
+        sd_event_source_disable_unref(s->watchdog);
+    }
     health_probe_free(s->probe);
     sd_event_source_disable_unref(s->probe_timer);
     sd_event_source_disable_unref(s->stats_timer);
@@ -751,6 +792,7 @@ int supervisor_run(const struct vm_config *c, const struct supervisor_options *o
                            .o = o,
                            .rd = {.lock_fd = -1},
                            .qmp_listen_fd = -1,
+                           .watchdog_fd = -1,
                            .console_listen_fd = -1,
                            .boot_t0 = o->t0_usec,
                            .exit_code = 1};

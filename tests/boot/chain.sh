@@ -41,7 +41,7 @@ ip link add up0 type veth peer name up0peer && ip addr add 10.250.77.1/24 dev up
 cat >"$cfg" <<JSON
 {
   "name": "$name",
-  "machine": { "vcpu": 2, "memory_mib": 2048 },
+  "machine": { "vcpu": 2, "memory_mib": 2048, "user": "nobody" },
   "boot": { "kernel": "$guest/vmlinuz", "initrd": "$guest/initrd.img",
             "cmdline": "console=ttyS0 panic=-1 quiet" },
   "vsock": { "backend": "user", "guest_cid": 3 },
@@ -61,6 +61,9 @@ stages=$(status_field "['stages']")
 grep -q "guest ready" <<<"$stages" && grep -q "gateway healthy" <<<"$stages" &&
     ok "stages include guest ready (vsock READY) and gateway healthy" || bad "stages: $stages"
 
+qemu_uid=$(awk '/^Uid:/ {print $3}' "/proc/$(status_field "['qemu_pid']")/status")
+[ "$qemu_uid" = "$(id -u nobody)" ] && ok "QEMU runs as the configured user (nobody)" ||
+    bad "QEMU runs as uid $qemu_uid, not nobody"
 body=$(curl -s -m 10 -w ' %{http_code}' http://127.0.0.1:18789/health)
 [[ "$body" == *'"peer":"127.0.0.1"'*' 200' ]] && ok "GET /health on the host: 200, the gateway saw peer 127.0.0.1" ||
     bad "GET /health: $body"
