@@ -50,9 +50,31 @@ wait_for() { # SECONDS COMMAND...: true once COMMAND succeeds
     return 1
 }
 
+# systemd's side of Type=notify: a datagram socket that records what ocvm sends it
+python3 - "$tmp/notify.sock" "$tmp/notify.log" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(120)
+with open(sys.argv[2], "a") as log:
+    try:
+        while True:
+            log.write(s.recv(4096).decode() + "\n---\n")
+            log.flush()
+    except socket.timeout:
+        pass
+PY
+notify_pid=$!
+for _ in $(seq 50); do [ -S "$tmp/notify.sock" ] && break; sleep 0.1; done
+
 start=$SECONDS
-if out=$("$ocvm" up -d --config "$cfg" 2>&1); then ok "up -d returns once ready ($((SECONDS - start)) s)"
+if out=$(NOTIFY_SOCKET="$tmp/notify.sock" "$ocvm" up -d --config "$cfg" 2>&1); then ok "up -d returns once ready ($((SECONDS - start)) s)"
 else bad "up -d: $out"; exit 1; fi
+sleep 0.3
+grep -q "^READY=1" "$tmp/notify.log" && grep -q "^STATUS=ready in" "$tmp/notify.log" &&
+    grep -q "^STATUS=QMP connected" "$tmp/notify.log" &&
+    ok "sd_notify: STATUS per stage, then READY=1 (systemd Type=notify)" || {
+    bad "sd_notify messages:"; cat "$tmp/notify.log"; }
 
 phase=$(json "['phase']"); stages=$(json "[\"stages\"]")
 [ "$phase" = ready ] && ok "status: phase ready" || bad "status phase is $phase"
@@ -113,6 +135,9 @@ fi
 [ -z "$(ps -eo ppid=,comm= | awk -v p="$supervisor" '$1 == p')" ] && ok "no child of the supervisor left (virtiofsd)" ||
     bad "children of the supervisor survived"
 "$ocvm" status --config "$cfg" >/dev/null; [ $? = 3 ] && ok "status says stopped (exit 3)" || bad "status after down"
+
+kill "$notify_pid" 2>/dev/null
+grep -q "^STOPPING=1" "$tmp/notify.log" && ok "sd_notify: STOPPING=1 on down" || bad "no STOPPING=1"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
