@@ -202,9 +202,23 @@ int verb_down(int argc, char **argv)
         return EXIT_FAILED;
     }
     if (kill(st.supervisor_pid, SIGTERM) < 0) {
-        fprintf(stderr, "ocvm: %s: signal supervisor %d: %s\n", name, (int)st.supervisor_pid,
-                strerror(errno));
-        return EXIT_FAILED;
+        if (errno != ESRCH) {
+            fprintf(stderr, "ocvm: %s: signal supervisor %d: %s\n", name,
+                    (int)st.supervisor_pid, strerror(errno));
+            return EXIT_FAILED;
+        }
+        /* the supervisor died; what it left is letting go of the lock: wait, then clean up */
+        for (int i = 0; i < 100 && runtime_dir_is_locked(dir) > 0; i++)
+            usleep(100000);
+        if (runtime_dir_is_locked(dir) > 0) {
+            fprintf(stderr, "ocvm: %s: supervisor %d is gone but %s/lock is still held\n", name,
+                    (int)st.supervisor_pid, dir);
+            return EXIT_FAILED;
+        }
+        undo_stale_network(name, dir);
+        r = runtime_dir_clean_stale(dir);
+        printf("%s: not running (cleaned up after a dead supervisor)\n", name);
+        return r < 0 && r != -ENOENT ? EXIT_FAILED : EXIT_OK;
     }
     fprintf(stderr, "ocvm: %s: stopping (supervisor pid %d)...\n", name, (int)st.supervisor_pid);
     r = wait_gone(st.supervisor_pid, timeout_s);

@@ -47,7 +47,14 @@ int watchdog_start(pid_t qemu_pid, pid_t *ret_pid, int *ret_fd)
         return negative_errno();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the check below by accident */
-        close(wr);
+        /* keep nothing of the supervisor's (its runtime-dir lock above all: a watchdog holding
+         * it would make a dead supervisor look alive) */
+        int lo = pidfd < rd ? pidfd : rd, hi = pidfd < rd ? rd : pidfd;
+        if (lo > 3)
+            syscall(SYS_close_range, 3, lo - 1, 0);
+        if (hi > lo + 1)
+            syscall(SYS_close_range, lo + 1, hi - 1, 0);
+        syscall(SYS_close_range, hi + 1, ~0U, 0);
         if (getppid() != parent) /* the supervisor died before we were set up */
             syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0);
         prctl(PR_SET_PDEATHSIG, 0); /* from here on the pipe tells us */

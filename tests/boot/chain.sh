@@ -25,7 +25,7 @@ name=chaintest
 rundir="$OCVM_RUNTIME_DIR/$name"
 cfg="$tmp/$name.json"
 passed=0 failed=0
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
+ok() { echo "ok   $1 [${SECONDS}s]"; passed=$((passed + 1)); }
 bad() { echo "FAIL $1"; failed=$((failed + 1)); }
 cleanup() {
     [ -f "$rundir/state.json" ] && "$ocvm" down --config "$cfg" >/dev/null 2>&1
