@@ -672,21 +672,14 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
 int vhost_user_listen(struct vhost_user *v, const char *path)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (v->listen_fd >= 0)
         return -EBUSY;
-    if (!path || !*path || strlen(path) >= sizeof(sa.sun_path))
+    if (!path || !*path)
         return -ENAMETOOLONG;
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-
-    int r = vsock_unix_replace_stale(path);
+    _cleanup_close_ int fd = -1;
+    int r = vsock_hybrid_listen(path, &fd); /* the same kind of listener: Unix, stale replaced */
     if (r < 0)
         return r;
-    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return negative_errno();
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
-        return negative_errno();
     _cleanup_free_ char *p = strdup(path);
     if (!p) {
         unlink(path);
