@@ -27,7 +27,11 @@ cfg="$tmp/$name.json"
 passed=0 failed=0
 ok() { echo "ok   $1 [${SECONDS}s]"; passed=$((passed + 1)); }
 bad() { echo "FAIL $1"; failed=$((failed + 1)); }
+# Our own leftovers, if a check failed: processes whose command line names our temp dir
+# (QEMU's console log, virtiofsd's source), stopped by pid.
+leftovers() { pgrep -f -- "$tmp/" | grep -vx "$$" || true; }
 cleanup() {
+    for p in $(leftovers); do kill -9 "$p" 2>/dev/null; done
     [ -f "$rundir/state.json" ] && "$ocvm" down --config "$cfg" >/dev/null 2>&1
     rm -rf "$tmp"
 }
@@ -135,6 +139,10 @@ if "$ocvm" up -d --config "$cfg" >/dev/null 2>&1; then
 else
     bad "second up failed"
 fi
+
+left=$(leftovers)
+[ -z "$left" ] && ok "no process of this test is left running" ||
+    bad "processes left running: $(ps -o pid=,args= -p "$(tr '\n' ',' <<<"$left" | sed 's/,$//')" | cut -c1-100)"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -20,7 +20,11 @@ cfg="$tmp/boottest.json"
 passed=0 failed=0
 ok() { echo "ok   $1"; passed=$((passed + 1)); }
 bad() { echo "FAIL $1"; failed=$((failed + 1)); }
+# Our own leftovers, if a check failed: processes whose command line names our temp dir
+# (QEMU's console log, virtiofsd's source), stopped by pid.
+leftovers() { pgrep -f -- "$tmp/" | grep -vx "$$" || true; }
 cleanup() {
+    for p in $(leftovers); do kill -9 "$p" 2>/dev/null; done
     if [ -f "$rundir/state.json" ]; then
         "$ocvm" down --config "$cfg" >/dev/null 2>&1
     fi
@@ -136,8 +140,12 @@ fi
     bad "children of the supervisor survived"
 "$ocvm" status --config "$cfg" >/dev/null; [ $? = 3 ] && ok "status says stopped (exit 3)" || bad "status after down"
 
-kill "$notify_pid" 2>/dev/null
+kill "$notify_pid" 2>/dev/null; wait "$notify_pid" 2>/dev/null
 grep -q "^STOPPING=1" "$tmp/notify.log" && ok "sd_notify: STOPPING=1 on down" || bad "no STOPPING=1"
+
+left=$(leftovers)
+[ -z "$left" ] && ok "no process of this test is left running" ||
+    bad "processes left running: $(ps -o pid=,args= -p "$(tr '\n' ',' <<<"$left" | sed 's/,$//')" | cut -c1-100)"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
