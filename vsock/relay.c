@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -242,8 +243,9 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
 {
     for (int i = 0; i < QUANTUM; i++) {
         bool progress = false;
-        /* fill only an empty pipe: then EAGAIN can only mean "source has nothing" */
-        if (f->queued == 0 && !f->src_eof && src->readable) {
+        /* top the pipe up while it is under half full; an EAGAIN is then ambiguous (source dry,
+         * or a pipe whose slots hold small buffers), which FIONREAD on the source settles */
+        if (f->queued < (f->use_buf ? 1 : PIPE_SIZE / 2) && !f->src_eof && src->readable) {
             ssize_t n;
             if (!f->use_buf && f->pr < 0) {
                 int e = flow_get_pipe(r, f);
@@ -251,7 +253,7 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
                     return e;
             }
             if (!f->use_buf) {
-                n = splice(src->fd, NULL, f->pw, NULL, PIPE_SIZE,
+                n = splice(src->fd, NULL, f->pw, NULL, PIPE_SIZE - f->queued,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                 if (n < 0 && errno == EINVAL) {
                     f->use_buf = true; /* this socket type cannot splice: copy instead */
@@ -264,13 +266,17 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
                 n = read(src->fd, f->buf, BUF_SIZE);
             }
             if (n > 0) {
-                f->queued = (size_t)n;
+                f->queued += (size_t)n;
                 progress = true;
             } else if (n == 0) {
                 f->src_eof = true;
                 progress = true;
             } else if (errno == EAGAIN) {
-                src->readable = false;
+                /* with data in the pipe, "dry" needs proof; without it we only retry once the
+                 * pipe is empty, when EAGAIN is unambiguous (never a stall on an ET loop) */
+                int avail = 1;
+                if (f->queued == 0 || (ioctl(src->fd, FIONREAD, &avail) == 0 && avail == 0))
+                    src->readable = false;
             } else if (errno != EINTR) {
                 return negative_errno();
             }
