@@ -47,9 +47,11 @@ cat >"$cfg" <<JSON
   "name": "$name",
   "machine": { "vcpu": 2, "memory_mib": 2048, "user": "nobody" },
   "boot": { "kernel": "$guest/vmlinuz", "initrd": "$guest/initrd.img",
-            "cmdline": "console=ttyS0 panic=-1 quiet" },
+            "cmdline": "console=ttyS0 panic=-1 quiet ocvm.relay=tcp:127.0.0.1:18790,tcp:127.0.0.1:18789" },
   "vsock": { "backend": "user", "guest_cid": 3 },
   "network": { "uplink": "up0" },
+  "forwards": [ { "to": "guest", "listen": "tcp:127.0.0.1:19000", "guest_port": 18790 },
+                { "to": "host", "guest_port": 18791, "connect": "tcp:127.0.0.1:28080" } ],
   "restart": { "max_restarts": 3, "backoff_initial_ms": 500 },
   "timeouts": { "ready_s": 120, "shutdown_s": 20 }
 }
@@ -71,6 +73,22 @@ qemu_uid=$(awk '/^Uid:/ {print $3}' "/proc/$(status_field "['qemu_pid']")/status
 body=$(curl -s -m 10 -w ' %{http_code}' http://127.0.0.1:18789/health)
 [[ "$body" == *'"peer":"127.0.0.1"'*' 200' ]] && ok "GET /health on the host: 200, the gateway saw peer 127.0.0.1" ||
     bad "GET /health: $body"
+
+# Extra forwards. Host -> guest: 127.0.0.1:19000 -> vsock 18790 -> the guest's 127.0.0.1:18790
+# (where a test relay on the kernel line leads on to the gateway).
+body=$(curl -s -m 10 -w ' %{http_code}' http://127.0.0.1:19000/health)
+[[ "$body" == *'"peer":"127.0.0.1"'*' 200' ]] && ok "forward to the guest: host 127.0.0.1:19000 reaches guest port 18790" ||
+    bad "forward to the guest: $body"
+# Guest -> host: the guest's 127.0.0.1:18791 -> vsock host port 18791 -> a host service.
+mkdir -p "$tmp/www" && echo "host-service-$$" >"$tmp/www/index.html"
+python3 -m http.server 28080 --bind 127.0.0.1 --directory "$tmp/www" >/dev/null 2>&1 &
+web=$!
+sleep 1
+console_out=$( (sleep 1; printf 'wget -q -O - http://127.0.0.1:18791/index.html\n'; sleep 4; printf '\035') |
+    timeout 20 "$ocvm" console --config "$cfg" 2>&1)
+kill "$web"; wait "$web" 2>/dev/null
+grep -q "host-service-$$" <<<"$console_out" && ok "forward to the host: the guest's 127.0.0.1:18791 reaches a host service" ||
+    bad "forward to the host: $console_out"
 
 head -c $((64 << 20)) /dev/urandom >"$tmp/in.bin"
 t0=$SECONDS
