@@ -12,7 +12,7 @@ target_link_libraries(ocvm_core PUBLIC PkgConfig::NL PkgConfig::NFT)
 
 foreach(suite firewall dns_config ruleset_diff)
   add_executable(test_${suite} tests/unit/test_${suite}.c)
-  target_link_libraries(test_${suite} PRIVATE ocvm_core PkgConfig::CHECK)
+  target_link_libraries(test_${suite} PRIVATE ocvm_core ocvm_test_golden PkgConfig::CHECK)
   target_compile_definitions(test_${suite} PRIVATE
     SOURCE_DIR="${CMAKE_SOURCE_DIR}" BUILD_DIR="${CMAKE_BINARY_DIR}")
   add_test(NAME unit/${suite} COMMAND test_${suite})

@@ -4,44 +4,14 @@
 #include "launcher/macro.h"
 #include "netsetup/dns_config.h"
 
+#include "tests/support/golden.h"
+
 #include <check.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
 static char tmpdir[] = "/tmp/ocvm-test-dns-XXXXXX";
-
-static char *read_all(const char *path)
-{
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(m);
-    return buf;
-}
-
-static void check_golden(const char *golden, const char *got)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/tests/golden/%s", SOURCE_DIR, golden);
-    if (getenv("UPDATE_GOLDEN")) {
-        FILE *f = fopen(path, "we");
-        ck_assert_msg(f, "cannot write %s", path);
-        fputs(got, f);
-        fclose(f);
-        return;
-    }
-    _cleanup_free_ char *want = read_all(path);
-    ck_assert_msg(want, "missing golden file %s (UPDATE_GOLDEN=1 makes it)", path);
-    ck_assert_str_eq(got, want);
-}
 
 static void setup(void)
 {
@@ -84,7 +54,7 @@ START_TEST(golden_openclaw)
     struct vm_config *c = load("{}");
     _cleanup_free_ char *text = NULL;
     ck_assert_int_eq(dns_config_render(c, &text), 0);
-    check_golden("openclaw.unbound", text);
+    golden_check("openclaw.unbound", text);
     ck_assert_ptr_nonnull(strstr(text, "\nserver:\n    interface: 192.168.83.1\n"));
     ck_assert_ptr_nonnull(strstr(text, "\n    access-control: 192.168.83.0/24 allow\n"));
     ck_assert_ptr_nonnull(strstr(text, "\n    log-queries: yes\n    log-replies: yes\n"));

@@ -8,72 +8,14 @@
 #include "netsetup/netsetup.h"
 
 #include <arpa/inet.h>
+#include "tests/support/golden.h"
+
 #include <check.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
 static char tmpdir[] = "/tmp/ocvm-test-fw-XXXXXX";
-
-static char *read_all(const char *path)
-{
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(m);
-    return buf;
-}
-
-/* Replaces every FROM in S by TO (S is freed). */
-static char *replace(char *s, const char *from, const char *to)
-{
-    char *out = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&out, &len);
-    const char *p = s, *q;
-    while ((q = strstr(p, from))) {
-        fwrite(p, 1, (size_t)(q - p), m);
-        fputs(to, m);
-        p = q + strlen(from);
-    }
-    fputs(p, m);
-    fclose(m);
-    free(s);
-    return out;
-}
-
-static void check_golden(const char *golden, const char *got)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/tests/golden/%s", SOURCE_DIR, golden);
-    if (getenv("UPDATE_GOLDEN")) {
-        FILE *f = fopen(path, "we");
-        ck_assert_msg(f, "cannot write %s", path);
-        fputs(got, f);
-        fclose(f);
-        return;
-    }
-    _cleanup_free_ char *want = read_all(path);
-    ck_assert_msg(want, "missing golden file %s (UPDATE_GOLDEN=1 makes it)", path);
-    if (strcmp(want, got) != 0) {
-        const char *w = want, *g = got;
-        unsigned line = 1;
-        while (*w && *w == *g) {
-            if (*w == '\n')
-                line++;
-            w++;
-            g++;
-        }
-        ck_abort_msg("%s differs at line %u:\nwant: %.80s\ngot:  %.80s", golden, line, w, g);
-    }
-}
 
 static void setup(void)
 {
@@ -100,14 +42,14 @@ static struct vm_config *load_example(const char *name)
 {
     char path[512], stand_in[600];
     snprintf(path, sizeof(path), "%s/examples/%s", SOURCE_DIR, name);
-    char *text = read_all(path);
+    char *text = golden_read_file(path);
     ck_assert_msg(text, "cannot read %s", path);
     snprintf(stand_in, sizeof(stand_in), "%s/vmlinuz", tmpdir);
-    text = replace(text, "/var/lib/ocvm/openclaw/vmlinuz", stand_in);
-    text = replace(text, "../build/guest/vmlinuz", stand_in);
-    text = replace(text, "../build/guest/initrd.img", stand_in);
+    text = golden_replace(text, "/var/lib/ocvm/openclaw/vmlinuz", stand_in);
+    text = golden_replace(text, "../build/guest/vmlinuz", stand_in);
+    text = golden_replace(text, "../build/guest/initrd.img", stand_in);
     snprintf(stand_in, sizeof(stand_in), "%s/share", tmpdir);
-    text = replace(text, "/run/openclaw-secrets", stand_in);
+    text = golden_replace(text, "/run/openclaw-secrets", stand_in);
     struct vm_config *c = NULL;
     _cleanup_free_ char *err = NULL;
     int r = config_load_text(path, text, strlen(text), &c, &err);
@@ -122,7 +64,7 @@ static struct vm_config *load_text(const char *json)
     char path[600], kernel[600];
     snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
     snprintf(kernel, sizeof(kernel), "%s/vmlinuz", tmpdir);
-    _cleanup_free_ char *text = replace(strdup(json), "KERNEL", kernel);
+    _cleanup_free_ char *text = golden_replace(strdup(json), "KERNEL", kernel);
     struct vm_config *c = NULL;
     _cleanup_free_ char *err = NULL;
     ck_assert_msg(config_load_text(path, text, strlen(text), &c, &err) == 0, "%s", err);
@@ -149,7 +91,7 @@ START_TEST(golden_openclaw)
 {
     struct vm_config *c = load_example("openclaw.json");
     _cleanup_free_ char *text = render(c, "eth0", NULL, 0);
-    check_golden("openclaw.nft", text);
+    golden_check("openclaw.nft", text);
     vm_config_free(c);
 }
 END_TEST
@@ -174,7 +116,7 @@ START_TEST(golden_egress_allow_list)
         {ip("203.0.113.7"), 443},
     };
     _cleanup_free_ char *text = render(c, c->network->uplink, e, ELEMENTSOF(e));
-    check_golden("egress.nft", text);
+    golden_check("egress.nft", text);
     ck_assert_ptr_nonnull(strstr(text, "\t\t\t203.0.113.7 . 443,\n\t\t\t203.0.113.7 . 8443\n"));
     ck_assert_ptr_null(strstr(strstr(text, "203.0.113.7 . 443") + 1, "203.0.113.7 . 443"));
     vm_config_free(c);
@@ -190,7 +132,7 @@ START_TEST(golden_custom_network)
                   " \"tap\": \"vm-lab\", \"guest_address\": \"10.250.7.2\", \"uplink\": \"wan0\","
                   " \"dns\": \"192.0.2.53\"}, \"gateway\": {\"guest_port\": 9999}}");
     _cleanup_free_ char *text = render(c, "wan0", NULL, 0);
-    check_golden("custom.nft", text);
+    golden_check("custom.nft", text);
     vm_config_free(c);
 }
 END_TEST

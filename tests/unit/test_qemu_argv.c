@@ -4,6 +4,8 @@
 #include "launcher/macro.h"
 #include "launcher/qemu_argv.h"
 
+#include "tests/support/golden.h"
+
 #include <check.h>
 #include <errno.h>
 #include <string.h>
@@ -11,52 +13,18 @@
 
 static char tmpdir[] = "/tmp/ocvm-test-argv-XXXXXX";
 
-static char *read_all(const char *path)
-{
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(m);
-    return buf;
-}
-
-/* Replaces every FROM in S by TO (S is freed). */
-static char *replace(char *s, const char *from, const char *to)
-{
-    char *out = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&out, &len);
-    const char *p = s, *q;
-    while ((q = strstr(p, from))) {
-        fwrite(p, 1, (size_t)(q - p), m);
-        fputs(to, m);
-        p = q + strlen(from);
-    }
-    fputs(p, m);
-    fclose(m);
-    free(s);
-    return out;
-}
-
 /* Loads an example with its host paths pointed at stand-ins that exist here; the argv is then
  * rewritten back to the example's own paths so the golden file shows what a user would get. */
 static struct vm_config *load_example(const char *name, char **host_paths, size_t n)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/examples/%s", SOURCE_DIR, name);
-    char *text = read_all(path);
+    char *text = golden_read_file(path);
     ck_assert_msg(text, "cannot read %s", path);
     for (size_t i = 0; i < n; i++) {
         char stand_in[600];
         snprintf(stand_in, sizeof(stand_in), "%s/stand-in-%zu", tmpdir, i);
-        text = replace(text, host_paths[i], stand_in);
+        text = golden_replace(text, host_paths[i], stand_in);
     }
     struct vm_config *c = NULL;
     _cleanup_free_ char *err = NULL;
@@ -82,36 +50,9 @@ static char *render(const struct vm_config *c, const struct qemu_plan *p, char *
     for (size_t i = 0; i < n; i++) {
         char stand_in[600];
         snprintf(stand_in, sizeof(stand_in), "%s/stand-in-%zu", tmpdir, i);
-        out = replace(out, stand_in, host_paths[i]);
+        out = golden_replace(out, stand_in, host_paths[i]);
     }
-    return replace(out, SOURCE_DIR, "SOURCE_DIR");
-}
-
-static void check_golden(const char *golden, const char *got)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/tests/golden/%s", SOURCE_DIR, golden);
-    if (getenv("UPDATE_GOLDEN")) {
-        FILE *f = fopen(path, "we");
-        ck_assert_msg(f, "cannot write %s", path);
-        fputs(got, f);
-        fclose(f);
-        return;
-    }
-    _cleanup_free_ char *want = read_all(path);
-    ck_assert_msg(want, "missing golden file %s (UPDATE_GOLDEN=1 makes it)", path);
-    if (strcmp(want, got) != 0) {
-        /* show the first differing line */
-        const char *w = want, *g = got;
-        unsigned line = 1;
-        while (*w && *w == *g) {
-            if (*w == '\n')
-                line++;
-            w++;
-            g++;
-        }
-        ck_abort_msg("%s differs at line %u:\nwant: %.80s\ngot:  %.80s", golden, line, w, g);
-    }
+    return golden_replace(out, SOURCE_DIR, "SOURCE_DIR");
 }
 
 static void setup(void)
@@ -151,7 +92,7 @@ START_TEST(golden_openclaw_tcg_kernel_vsock)
                           .tap_queues = qemu_tap_queues(c),
                           .tsc_khz = 2096015};
     _cleanup_free_ char *got = render(c, &p, openclaw_paths, 2);
-    check_golden("openclaw-tcg-kernel.argv", got);
+    golden_check("openclaw-tcg-kernel.argv", got);
     vm_config_free(c);
 }
 END_TEST
@@ -166,7 +107,7 @@ START_TEST(golden_openclaw_kvm_user_vsock)
                           .console_fd = -1,
                           .tap_queues = qemu_tap_queues(c)};
     _cleanup_free_ char *got = render(c, &p, openclaw_paths, 2);
-    check_golden("openclaw-kvm-user.argv", got);
+    golden_check("openclaw-kvm-user.argv", got);
     vm_config_free(c);
 }
 END_TEST
@@ -184,7 +125,7 @@ START_TEST(golden_demo)
                           .tap_queues = qemu_tap_queues(c),
                           .tsc_khz = 2096015};
     _cleanup_free_ char *got = render(c, &p, paths, 3);
-    check_golden("demo.argv", got);
+    golden_check("demo.argv", got);
     vm_config_free(c);
 }
 END_TEST
@@ -217,7 +158,7 @@ START_TEST(golden_q35_multiqueue_9p)
                           .tap_queues = qemu_tap_queues(c)};
     char *paths[] = {"/var/lib/big/vmlinuz", "/srv/big-data"};
     _cleanup_free_ char *got = render(c, &p, paths, 2);
-    check_golden("q35-multiqueue-9p.argv", got);
+    golden_check("q35-multiqueue-9p.argv", got);
     vm_config_free(c);
 }
 END_TEST
