@@ -714,10 +714,8 @@ int config_load_text(const char *path, const char *text, size_t len, struct vm_c
         const char *end = near ? strrchr(jerr.text, '\'') : NULL;
         if (near && end > near + 6 && col > (int)(end - (near + 6)) - 1)
             col -= (int)(end - (near + 6)) - 1;
-        if (asprintf(error, "%s:%d:%d: %s", path, jerr.line > 0 ? jerr.line : 1, col, jerr.text) <
-            0)
-            *error = NULL;
-        return -EINVAL;
+        return error_setf(error, -EINVAL, "%s:%d:%d: %s", path, jerr.line > 0 ? jerr.line : 1, col,
+                          jerr.text);
     }
     struct vm_config *c = calloc(1, sizeof(*c));
     int r = -ENOMEM;
@@ -754,9 +752,7 @@ int config_load(const char *path, struct vm_config **ret, char **error)
     _cleanup_fclose_ FILE *f = fopen(path, "re");
     if (!f) {
         int r = negative_errno();
-        if (asprintf(error, "%s: %s", path, strerror(-r)) < 0)
-            *error = NULL;
-        return r;
+        return error_setf(error, r, "%s: %s", path, strerror(-r));
     }
     _cleanup_free_ char *buf = malloc(CONFIG_MAX_SIZE + 1);
     if (!buf)
@@ -764,15 +760,10 @@ int config_load(const char *path, struct vm_config **ret, char **error)
     size_t n = fread(buf, 1, CONFIG_MAX_SIZE + 1, f);
     if (ferror(f)) {
         int r = negative_errno();
-        if (asprintf(error, "%s: %s", path, strerror(-r)) < 0)
-            *error = NULL;
-        return r;
+        return error_setf(error, r, "%s: %s", path, strerror(-r));
     }
-    if (n > CONFIG_MAX_SIZE) {
-        if (asprintf(error, "%s: larger than %d bytes", path, CONFIG_MAX_SIZE) < 0)
-            *error = NULL;
-        return -EFBIG;
-    }
+    if (n > CONFIG_MAX_SIZE)
+        return error_setf(error, -EFBIG, "%s: larger than %d bytes", path, CONFIG_MAX_SIZE);
     return config_load_text(path, buf, n, ret, error);
 }
 

@@ -57,9 +57,8 @@ int virtiofsd_start(const struct vm_config *c, const char *runtime_dir, struct v
         return 0;
     if (access(VIRTIOFSD_PATH, X_OK) < 0) {
         int r = negative_errno();
-        if (asprintf(error, "%s: %s (install qemu-system-common)", VIRTIOFSD_PATH, strerror(-r)) < 0)
-            *error = NULL;
-        return r;
+        return error_setf(error, r, "%s: %s (install qemu-system-common)", VIRTIOFSD_PATH,
+                          strerror(-r));
     }
     if (!(set->pids = calloc(n, sizeof(pid_t))))
         return -ENOMEM;
@@ -76,10 +75,8 @@ int virtiofsd_start(const struct vm_config *c, const char *runtime_dir, struct v
         if (r == 0 && pid < 0)
             r = negative_errno();
         if (r < 0) {
-            if (asprintf(error, "shares \"%s\": start virtiofsd: %s", s->tag, strerror(-r)) < 0)
-                *error = NULL;
             virtiofsd_stop(set);
-            return r;
+            return error_setf(error, r, "shares \"%s\": start virtiofsd: %s", s->tag, strerror(-r));
         }
         if (pid == 0)
             exec_virtiofsd(s, fd);

@@ -2,7 +2,8 @@
  * with it (virtiofsd exits when QEMU disconnects). ocvm opens the vhost-user listening socket
  * itself (RUNDIR/virtiofs-TAG.sock, 0600) and passes it with --fd, so QEMU never races its
  * creation. A read_only share is served from a read-only bind mount in a mount namespace of the
- * daemon's own: the kernel refuses writes, whatever the guest asks (virtiofsd has no such option). */
+ * daemon's own: the kernel refuses writes, whatever the guest asks (virtiofsd has no such option).
+ */
 #pragma once
 
 #include "launcher/vm_config.h"

@@ -51,10 +51,9 @@ static int host_listener(const struct vsock_host *h, enum vsock_backend backend,
     return relay_listen_endpoint(&e, ret_fd);
 }
 
-#define FAIL(fmt, ...)                                                                             \
+#define FAIL(...)                                                                                  \
     do {                                                                                           \
-        if (asprintf(error, fmt, __VA_ARGS__) < 0)                                                 \
-            *error = NULL;                                                                         \
+        error_setf(error, r, __VA_ARGS__);                                                         \
         goto fail;                                                                                 \
     } while (0)
 

@@ -81,20 +81,9 @@ static int nl_errno(int nle)
     }
 }
 
-static int failf(char **error, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int failf(char **error, int r, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(error, fmt, ap) < 0)
-        *error = NULL;
-    va_end(ap);
-    return r;
-}
-
 /* Fails with "WHAT: <netlink error>" for the libnl code NLE. */
 #define NL_FAIL(error, nle, fmt, ...)                                                              \
-    failf(error, nl_errno(nle), fmt ": %s", __VA_ARGS__, nl_geterror(nle))
+    error_setf(error, nl_errno(nle), fmt ": %s", __VA_ARGS__, nl_geterror(nle))
 
 int link_socket_open(struct nl_sock **ret, char **error)
 {
@@ -180,16 +169,16 @@ int link_bridge_setup(struct nl_sock *sk, const char *name, const char *address,
 {
     struct cidr want;
     if (cidr_parse(address, false, &want) < 0)
-        return failf(error, -EINVAL, "bridge %s: \"%s\" is not an IPv4 address with a prefix", name,
-                     address);
+        return error_setf(error, -EINVAL, "bridge %s: \"%s\" is not an IPv4 address with a prefix",
+                          name, address);
     *ret_created = false;
     _cleanup_link_ struct rtnl_link *l = NULL;
     int e = rtnl_link_get_kernel(sk, 0, name, &l);
     if (e >= 0) {
         if (!rtnl_link_is_bridge(l)) {
             const char *type = rtnl_link_get_type(l);
-            return failf(error, -EEXIST, "link %s exists and is not a bridge (it is %s%s)", name,
-                         type ? "a " : "a device without a type", type ? type : "");
+            return error_setf(error, -EEXIST, "link %s exists and is not a bridge (it is %s%s)",
+                              name, type ? "a " : "a device without a type", type ? type : "");
         }
         int ifindex = rtnl_link_get_ifindex(l);
         bool has_want;
@@ -197,15 +186,16 @@ int link_bridge_setup(struct nl_sock *sk, const char *name, const char *address,
         if ((e = bridge_addresses(sk, ifindex, want, &has_want, other)) < 0)
             return NL_FAIL(error, e, "list the addresses of bridge %s", name);
         if (!has_want && other[0])
-            return failf(
+            return error_setf(
                 error, -EEXIST,
                 "bridge %s already exists with address %s, not %s (network.bridge_address)", name,
                 other, address);
         if (!has_want)
-            return failf(error, -EEXIST,
-                         "bridge %s already exists without address %s; ocvm adopts a bridge only "
-                         "when it has network.bridge_address",
-                         name, address);
+            return error_setf(
+                error, -EEXIST,
+                "bridge %s already exists without address %s; ocvm adopts a bridge only "
+                "when it has network.bridge_address",
+                name, address);
         *ret_ifindex = ifindex;
         if (!(rtnl_link_get_flags(l) & IFF_UP) && (e = link_up(sk, ifindex, 0)) < 0)
             return NL_FAIL(error, e, "bring bridge %s up", name);
@@ -223,7 +213,7 @@ int link_bridge_setup(struct nl_sock *sk, const char *name, const char *address,
     *ret_created = true;
     int ifindex = link_ifindex(sk, name);
     if (ifindex < 0)
-        return failf(error, ifindex, "bridge %s vanished after it was created", name);
+        return error_setf(error, ifindex, "bridge %s vanished after it was created", name);
     *ret_ifindex = ifindex;
     if ((e = bridge_add_address(sk, ifindex, address)) < 0)
         return NL_FAIL(error, e, "add address %s to bridge %s", address, name);
@@ -258,26 +248,27 @@ int link_tap_create(struct nl_sock *sk, const char *name, unsigned queues, const
                     int bridge_ifindex, int *fds, int *ret_ifindex, char **error)
 {
     if (queues == 0 || queues > LINK_MAX_QUEUES)
-        return failf(error, -EINVAL, "TAP %s: %u queues (1 to %d)", name, queues, LINK_MAX_QUEUES);
+        return error_setf(error, -EINVAL, "TAP %s: %u queues (1 to %d)", name, queues,
+                          LINK_MAX_QUEUES);
     int r = link_ifindex(sk, name);
     if (r >= 0)
-        return failf(error, -EEXIST,
-                     "TAP %s: a link of that name exists already (is the VM "
-                     "running, or is the name taken?)",
-                     name);
+        return error_setf(error, -EEXIST,
+                          "TAP %s: a link of that name exists already (is the VM "
+                          "running, or is the name taken?)",
+                          name);
     for (unsigned q = 0; q < queues; q++)
         fds[q] = -1;
     for (unsigned q = 0; q < queues; q++) {
         if ((r = tap_open_queue(name, queues > 1, &fds[q])) < 0) {
             if (q == 0)
-                failf(error, r, "create TAP %s: %s", name, strerror(-r));
+                error_setf(error, r, "create TAP %s: %s", name, strerror(-r));
             else
-                failf(error, r, "open queue %u of TAP %s: %s", q, name, strerror(-r));
+                error_setf(error, r, "open queue %u of TAP %s: %s", q, name, strerror(-r));
             goto fail;
         }
     }
     if ((r = link_ifindex(sk, name)) < 0) {
-        failf(error, r, "TAP %s vanished after it was created", name);
+        error_setf(error, r, "TAP %s vanished after it was created", name);
         goto fail;
     }
     *ret_ifindex = r;
@@ -346,9 +337,9 @@ int link_default_route(struct nl_sock *sk, char **ret, char **error)
             best = ifindex, best_metric = metric;
     }
     if (best == 0)
-        return failf(error, -ENETUNREACH,
-                     "network.uplink is \"auto\" but there is no IPv4 default route; name the "
-                     "interface in network.uplink");
+        return error_setf(error, -ENETUNREACH,
+                          "network.uplink is \"auto\" but there is no IPv4 default route; name the "
+                          "interface in network.uplink");
     _cleanup_link_ struct rtnl_link *l = NULL;
     if ((e = rtnl_link_get_kernel(sk, best, NULL, &l)) < 0)
         return NL_FAIL(error, e, "look up the default route's interface (index %d)", best);

@@ -10,17 +10,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-static int failf(char **error, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int failf(char **error, int r, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(error, fmt, ap) < 0)
-        *error = NULL;
-    va_end(ap);
-    return r;
-}
-
 static int copy_name(char *dst, size_t size, const char *src)
 {
     size_t n = strlen(src);
@@ -46,18 +35,18 @@ static int plan(const struct vm_config *c, struct nl_sock *sk, char **ret_uplink
         if (!(uplink = strdup(n->uplink)))
             return -ENOMEM;
         if ((r = link_ifindex(sk, uplink)) < 0)
-            return failf(error, r, "network.uplink %s: %s", uplink,
-                         r == -ENODEV ? "no such interface" : strerror(-r));
+            return error_setf(error, r, "network.uplink %s: %s", uplink,
+                              r == -ENODEV ? "no such interface" : strerror(-r));
     }
     if (strcmp(uplink, n->bridge) == 0 || strcmp(uplink, n->tap) == 0)
-        return failf(error, -EINVAL, "network.uplink %s is the VM's own %s%s", uplink,
-                     strcmp(uplink, n->bridge) == 0 ? "bridge" : "TAP",
-                     strcmp(n->uplink, "auto") == 0 ? " (found from the default route)" : "");
+        return error_setf(error, -EINVAL, "network.uplink %s is the VM's own %s%s", uplink,
+                          strcmp(uplink, n->bridge) == 0 ? "bridge" : "TAP",
+                          strcmp(n->uplink, "auto") == 0 ? " (found from the default route)" : "");
     if ((r = firewall_resolve_egress(n, &egress, &n_egress, error)) < 0)
         return r;
     struct firewall_facts f = {.uplink = uplink, .egress = egress, .n_egress = n_egress};
     if ((r = firewall_render(c, &f, ret_ruleset)) < 0)
-        return failf(error, r, "render the nft table of %s: %s", c->name, strerror(-r));
+        return error_setf(error, r, "render the nft table of %s: %s", c->name, strerror(-r));
     *ret_uplink = TAKE_PTR(uplink);
     return 0;
 }
@@ -67,12 +56,13 @@ static int forwarding_on(const char *what, const char *name, bool *was_set, char
 {
     int f = link_forwarding_get(name);
     if (f < 0)
-        return failf(error, f, "read IPv4 forwarding of %s %s: %s", what, name, strerror(-f));
+        return error_setf(error, f, "read IPv4 forwarding of %s %s: %s", what, name, strerror(-f));
     if (f == 1)
         return 0;
     int r = link_forwarding_set(name, true);
     if (r < 0)
-        return failf(error, r, "turn on IPv4 forwarding of %s %s: %s", what, name, strerror(-r));
+        return error_setf(error, r, "turn on IPv4 forwarding of %s %s: %s", what, name,
+                          strerror(-r));
     *was_set = true;
     return 0;
 }
@@ -104,10 +94,10 @@ int netsetup_up(const struct vm_config *c, struct netsetup *ret, char **error)
     if (copy_name(s->vm, sizeof(s->vm), c->name) < 0 ||
         copy_name(s->bridge, sizeof(s->bridge), n->bridge) < 0 ||
         copy_name(s->tap, sizeof(s->tap), n->tap) < 0)
-        return failf(error, -EINVAL, "network: a name is empty or too long");
+        return error_setf(error, -EINVAL, "network: a name is empty or too long");
     if (queues == 0 || queues > LINK_MAX_QUEUES)
-        return failf(error, -EINVAL, "TAP %s: %u queues (1 to %d)", n->tap, queues,
-                     LINK_MAX_QUEUES);
+        return error_setf(error, -EINVAL, "TAP %s: %u queues (1 to %d)", n->tap, queues,
+                          LINK_MAX_QUEUES);
 
     _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
     _cleanup_free_ char *uplink = NULL, *ruleset = NULL;
@@ -115,7 +105,7 @@ int netsetup_up(const struct vm_config *c, struct netsetup *ret, char **error)
     if (r < 0 || (r = plan(c, sk, &uplink, &ruleset, error)) < 0)
         return r;
     if (copy_name(s->uplink, sizeof(s->uplink), uplink) < 0)
-        return failf(error, -EINVAL, "uplink %s: name too long", uplink);
+        return error_setf(error, -EINVAL, "uplink %s: name too long", uplink);
 
     if ((r = link_bridge_setup(sk, n->bridge, n->bridge_address, &s->bridge_ifindex,
                                &s->bridge_created, error)) < 0 ||
@@ -161,16 +151,16 @@ int netsetup_cleanup(const struct netsetup_state *s, char **error)
      * is turned back off only when no other VM's table is left (another VM may use it). */
     if (s->uplink_forwarding_set && s->uplink[0] && firewall_count_tables(s->vm, &e) == 0) {
         int r = link_forwarding_set(s->uplink, false);
-        STEP(r < 0 && r != -ENOENT ? failf(&e, r, "turn off IPv4 forwarding of uplink %s: %s",
-                                           s->uplink, strerror(-r))
+        STEP(r < 0 && r != -ENOENT ? error_setf(&e, r, "turn off IPv4 forwarding of uplink %s: %s",
+                                                s->uplink, strerror(-r))
                                    : 0);
     }
     free(e);
     e = NULL;
     if (s->bridge_forwarding_set && s->bridge[0]) {
         int r = link_forwarding_set(s->bridge, false);
-        STEP(r < 0 && r != -ENOENT ? failf(&e, r, "turn off IPv4 forwarding of bridge %s: %s",
-                                           s->bridge, strerror(-r))
+        STEP(r < 0 && r != -ENOENT ? error_setf(&e, r, "turn off IPv4 forwarding of bridge %s: %s",
+                                                s->bridge, strerror(-r))
                                    : 0);
     }
     if (s->table_applied)
@@ -184,8 +174,8 @@ int netsetup_cleanup(const struct netsetup_state *s, char **error)
         if (r == 0 && s->bridge_created && s->bridge_ifindex > 0) {
             int ports = link_bridge_ports(sk, s->bridge_ifindex);
             if (ports < 0)
-                STEP(failf(&e, ports, "list the ports of bridge %s: %s", s->bridge,
-                           strerror(-ports)));
+                STEP(error_setf(&e, ports, "list the ports of bridge %s: %s", s->bridge,
+                                strerror(-ports)));
             else if (ports == 0)
                 STEP(link_delete(sk, s->bridge, s->bridge_ifindex, &e));
         }
