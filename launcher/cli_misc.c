@@ -203,8 +203,8 @@ int verb_down(int argc, char **argv)
     }
     if (kill(st.supervisor_pid, SIGTERM) < 0) {
         if (errno != ESRCH) {
-            fprintf(stderr, "ocvm: %s: signal supervisor %d: %s\n", name,
-                    (int)st.supervisor_pid, strerror(errno));
+            fprintf(stderr, "ocvm: %s: signal supervisor %d: %s\n", name, (int)st.supervisor_pid,
+                    strerror(errno));
             return EXIT_FAILED;
         }
         /* the supervisor died; what it left is letting go of the lock: wait, then clean up */
@@ -232,13 +232,6 @@ int verb_down(int argc, char **argv)
 }
 
 /* ---- status ---- */
-
-static uint64_t realtime_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void format_duration(uint64_t s, char *buf, size_t size)
 {
@@ -276,8 +269,9 @@ static int show_one(const char *name, bool as_json, json_t *json_list)
         return -ENOMEM;
     struct vm_state st = {0};
     bool running = runtime_dir_is_locked(dir) > 0 && state_read(state_path, &st) == 0;
-    uint64_t up_s =
-        running && st.qemu_started_at_us ? (realtime_usec() - st.qemu_started_at_us) / 1000000u : 0;
+    uint64_t up_s = running && st.qemu_started_at_us
+                        ? (clock_usec(CLOCK_REALTIME) - st.qemu_started_at_us) / 1000000u
+                        : 0;
     if (as_json) {
         json_t *stages = json_array();
         for (unsigned i = 0; running && i < st.n_stages; i++)

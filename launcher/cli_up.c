@@ -48,9 +48,7 @@ static int wait_for_detached(pid_t child, int fd, const char *name)
 
 int verb_up(int argc, char **argv)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t t0 = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    uint64_t t0 = clock_usec(CLOCK_MONOTONIC);
     struct cli_args a;
     int r = cli_parse(argc, argv, CLI_DETACH, &a);
     if (r)

@@ -4,8 +4,10 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
@@ -64,4 +66,12 @@ __attribute__((format(printf, 3, 4))) static inline int error_setf(char **error,
         *error = NULL;
     va_end(ap);
     return r;
+}
+
+/* Microseconds on CLOCK. */
+static inline uint64_t clock_usec(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }

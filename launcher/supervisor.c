@@ -47,10 +47,10 @@ struct supervisor {
     size_t err_len;
     char last_stderr[160]; /* QEMU's last line on stderr in this run: the likely exit reason */
     struct qmp *qmp;
-    struct vsock_host *vsock; /* NULL without vsock */
-    struct netsetup net;      /* bridge, TAP fds, nft table; empty without a network */
-    struct virtiofsd_set fsd; /* one virtiofsd per virtiofs share, per QEMU run */
-    sd_event_source *watchdog;  /* with machine.user: stops QEMU if we die (see watchdog.h) */
+    struct vsock_host *vsock;  /* NULL without vsock */
+    struct netsetup net;       /* bridge, TAP fds, nft table; empty without a network */
+    struct virtiofsd_set fsd;  /* one virtiofsd per virtiofs share, per QEMU run */
+    sd_event_source *watchdog; /* with machine.user: stops QEMU if we die (see watchdog.h) */
     int watchdog_fd;
     bool net_up;
     struct health_probe *probe;
@@ -65,13 +65,6 @@ struct supervisor {
     int exit_code;
 };
 
-static uint64_t now_usec(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void save_state(struct supervisor *s)
 {
     snprintf(s->state.phase, sizeof(s->state.phase), "%s", phase_table[s->phase]);
@@ -85,7 +78,7 @@ static void save_state(struct supervisor *s)
 /* Records a readiness stage with its time since this boot began, and prints it. */
 static void stage(struct supervisor *s, const char *name)
 {
-    uint64_t ms = (now_usec(CLOCK_MONOTONIC) - s->boot_t0) / 1000u;
+    uint64_t ms = (clock_usec(CLOCK_MONOTONIC) - s->boot_t0) / 1000u;
     if (s->state.n_stages < STATE_MAX_STAGES) {
         struct vm_stage *st = &s->state.stages[s->state.n_stages++];
         snprintf(st->name, sizeof(st->name), "%s", name);
@@ -219,7 +212,7 @@ static void announce_ready(struct supervisor *s)
         return;
     s->phase = PHASE_READY;
     s->ready_timer = sd_event_source_disable_unref(s->ready_timer);
-    uint64_t ms = (now_usec(CLOCK_MONOTONIC) - s->boot_t0) / 1000u;
+    uint64_t ms = (clock_usec(CLOCK_MONOTONIC) - s->boot_t0) / 1000u;
     char status_line[128];
     snprintf(status_line, sizeof(status_line), "ready in %.2f s (QEMU pid %d)", (double)ms / 1000.0,
              (int)s->qemu_pid);
@@ -416,7 +409,7 @@ static int on_restart_timer(sd_event_source *src, uint64_t usec, void *userdata)
 {
     struct supervisor *s = userdata;
     s->timer = sd_event_source_disable_unref(s->timer);
-    s->boot_t0 = now_usec(CLOCK_MONOTONIC);
+    s->boot_t0 = clock_usec(CLOCK_MONOTONIC);
     s->state.n_stages = 0;
     int r = spawn_qemu(s);
     if (r < 0) {
@@ -448,7 +441,7 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
     struct supervisor *s = userdata;
     char how[64];
     describe_exit(si, how, sizeof(how));
-    uint64_t ran_usec = now_usec(CLOCK_MONOTONIC) - s->boot_t0;
+    uint64_t ran_usec = clock_usec(CLOCK_MONOTONIC) - s->boot_t0;
     s->child = sd_event_source_disable_unref(s->child);
     s->ready_timer = sd_event_source_disable_unref(s->ready_timer);
     s->qemu_pid = 0;
@@ -552,8 +545,10 @@ static void start_watchdog(struct supervisor *s, pid_t qemu)
     if (r == 0)
         r = sd_event_add_child(s->event, &s->watchdog, pid, WEXITED, on_watchdog_exit, s);
     if (r < 0)
-        log_vm(LOG_WARNING, s->c->name, "QEMU watchdog: %s: QEMU (running as %s) would outlive a "
-               "killed supervisor", strerror(-r), s->c->machine.user);
+        log_vm(LOG_WARNING, s->c->name,
+               "QEMU watchdog: %s: QEMU (running as %s) would outlive a "
+               "killed supervisor",
+               strerror(-r), s->c->machine.user);
 }
 
 /* (Re)creates the QMP and console listeners: QEMU unlinks a socket's path when it exits. */
@@ -618,7 +613,7 @@ static int spawn_qemu(struct supervisor *s)
         exec_qemu(&a, err_write);
     argv_done(&a);
     s->qemu_pid = pid;
-    s->state.qemu_started_at_us = now_usec(CLOCK_REALTIME);
+    s->state.qemu_started_at_us = clock_usec(CLOCK_REALTIME);
     if (s->phase != PHASE_STOPPING)
         s->phase = PHASE_STARTING;
     fcntl(err_read, F_SETFL, O_NONBLOCK);
@@ -714,7 +709,7 @@ static int prepare(struct supervisor *s)
     if (!s->state_path || !s->qmp_path || !s->console_path)
         return -ENOMEM;
     s->state.supervisor_pid = getpid();
-    s->state.started_at_us = now_usec(CLOCK_REALTIME);
+    s->state.started_at_us = clock_usec(CLOCK_REALTIME);
     snprintf(s->state.accel, sizeof(s->state.accel), "%s", accel_to_string(s->o->accel));
     snprintf(s->state.vsock, sizeof(s->state.vsock), "%s",
              s->c->vsock.enabled ? vsock_backend_to_string(s->o->vsock) : "none");

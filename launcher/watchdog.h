@@ -2,7 +2,8 @@
  * kernel clears PR_SET_PDEATHSIG on a credential change, so such a QEMU would outlive a killed
  * supervisor. A small child of the supervisor (still root, with the parent-death signal set)
  * holds a pidfd of QEMU and the read end of a pipe only the supervisor writes to: when the pipe
- * closes (the supervisor is gone) it stops QEMU (SIGTERM, then SIGKILL); when QEMU ends, it ends. */
+ * closes (the supervisor is gone) it stops QEMU (SIGTERM, then SIGKILL); when QEMU ends, it ends.
+ */
 #pragma once
 
 #include <sys/types.h>

@@ -6,8 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define ENDPOINT_VSOCK_CID_ANY UINT32_MAX /* vsock:any:PORT: listen on every CID (VMADDR_CID_ANY)  \
-                                           */
+#define ENDPOINT_VSOCK_CID_ANY                                                                     \
+    UINT32_MAX /* vsock:any:PORT: listen on every CID (VMADDR_CID_ANY)                             \
+                */
 
 enum endpoint_kind {
     ENDPOINT_TCP,

@@ -92,10 +92,7 @@ static int write_all(int fd, const char *p, size_t len)
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return clock_usec(CLOCK_MONOTONIC) / 1000u;
 }
 
 /* ---- notify ------------------------------------------------------------------------------ */
@@ -455,8 +452,9 @@ static int relay_from_cmdline(struct relay *r, const char *cmdline)
 static int verb_relay(int argc, char **argv)
 {
     if (argc % 2 == 0 || argc - 1 > 2 * RELAY_MAX) {
-        fprintf(stderr, "usage: ocvm-guest relay [LISTEN CONNECT ...]\n"
-                        "  (none given: every ocvm.relay=LISTEN,CONNECT on the kernel command line)\n");
+        fprintf(stderr,
+                "usage: ocvm-guest relay [LISTEN CONNECT ...]\n"
+                "  (none given: every ocvm.relay=LISTEN,CONNECT on the kernel command line)\n");
         return 2;
     }
     struct relay_options o = {.log_prefix = "guest relay"};

@@ -94,9 +94,7 @@ struct relay {
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return clock_usec(CLOCK_MONOTONIC) / 1000u;
 }
 
 __attribute__((format(printf, 2, 3))) static void relay_log(const struct relay *r, const char *fmt,

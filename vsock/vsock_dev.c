@@ -60,19 +60,12 @@ struct vsock_dev {
 static void rx_pump(struct vsock_dev *d);
 static void conn_update_io(struct conn *c);
 
-static uint64_t now_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Guest misbehaviour is logged, but at most LOG_BURST lines per LOG_WINDOW_USEC. */
 static void dev_warn(struct vsock_dev *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void dev_warn(struct vsock_dev *d, const char *fmt, ...)
 {
-    uint64_t now = now_usec();
+    uint64_t now = clock_usec(CLOCK_MONOTONIC);
     if (now - d->log_window_start > LOG_WINDOW_USEC) {
         if (d->log_suppressed > 0)
             fprintf(stderr, LOG_PREFIX ": %u similar messages suppressed\n", d->log_suppressed);

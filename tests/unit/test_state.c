@@ -54,7 +54,10 @@ static struct vm_state sample(void)
         .vsock = "user",
         .n_stages = 4,
         .last_exit = "QEMU exited with status 1: \"qemu-system-x86_64: -m 2048: bad\"",
-        .relay = {.open = 2, .accepted = 90, .bytes_to_guest = 1ull << 40, .bytes_to_host = 7,
+        .relay = {.open = 2,
+                  .accepted = 90,
+                  .bytes_to_guest = 1ull << 40,
+                  .bytes_to_host = 7,
                   .errors = 3},
     };
     static const char *const names[] = {"config", "lock", "qmp", "ready"};
@@ -128,7 +131,9 @@ START_TEST(test_missing_file)
 END_TEST
 
 /* A valid file, with one field replaced (or removed, or added) per case. */
-#define RELAY "\"relay\": {\"open\": 1, \"accepted\": 2, \"bytes_to_guest\": 3, \"bytes_to_host\": 4, \"errors\": 5}"
+#define RELAY                                                                                      \
+    "\"relay\": {\"open\": 1, \"accepted\": 2, \"bytes_to_guest\": 3, \"bytes_to_host\": 4, "      \
+    "\"errors\": 5}"
 #define STAGE "{\"name\": \"s\", \"ms\": 1}"
 #define STAGES "[{\"name\": \"config\", \"ms\": 0}, {\"name\": \"ready\", \"ms\": 2400}]"
 #define FIELDS_BEFORE_PID "{\"phase\": \"ready\", "
@@ -169,8 +174,8 @@ static const struct bad_case {
     {"wrong type (pid as string)", FIELDS_BEFORE_PID
      "\"supervisor_pid\": \"4242\", \"qemu_pid\": 4243, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"wrong type (phase as number)", "{\"phase\": 3, " GOOD_PIDS GOOD_TIMES GOOD_REST GOOD_TAIL},
-    {"wrong type (stages as object)",
-     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST "\"stages\": {}, \"last_exit\": \"\", " RELAY "}"},
+    {"wrong type (stages as object)", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
+     "\"stages\": {}, \"last_exit\": \"\", " RELAY "}"},
     {"wrong type (pid as float)", FIELDS_BEFORE_PID
      "\"supervisor_pid\": 4242.0, \"qemu_pid\": 4243, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"negative supervisor_pid", FIELDS_BEFORE_PID
@@ -208,7 +213,8 @@ static const struct bad_case strict_bad[] = {
     {"qemu_pid beyond pid_t (2^32 + 4243)", FIELDS_BEFORE_PID
      "\"supervisor_pid\": 4242, \"qemu_pid\": 4294971539, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"unknown key inside a stage", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"stages\": [{\"name\": \"config\", \"ms\": 0, \"colour\": \"blue\"}], \"last_exit\": \"\", " RELAY "}"},
+     "\"stages\": [{\"name\": \"config\", \"ms\": 0, \"colour\": \"blue\"}], \"last_exit\": "
+     "\"\", " RELAY "}"},
     {"duplicate key",
      FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST "\"phase\": \"stopped\", " GOOD_TAIL},
 };
