@@ -22,6 +22,7 @@ enum {
     BUF_SIZE = 65536,
     PIPE_SIZE = 256 * 1024,
     PIPE_POOL_MAX = 64,
+    POOL_IDLE_MS = 1000, /* with no connection open this long, pooled pipes are closed */
     QUANTUM = 8,
     ACCEPT_BATCH = 64,
     HYBRID_LINE_MAX = 32,
@@ -86,7 +87,8 @@ struct relay {
     struct conn *ready;
     int pool[PIPE_POOL_MAX][2]; /* empty pipes, lent to flows only while they hold data */
     size_t n_pool;
-    uint64_t timer_armed_ms; /* 0: not armed */
+    uint64_t pool_release_ms; /* when an idle relay closes its pooled pipes; 0: not due */
+    uint64_t timer_armed_ms;  /* 0: not armed */
     uint64_t last_limit_log_ms;
     struct relay_stats stats;
     bool stop;
@@ -143,6 +145,13 @@ static void arm_timer(struct relay *r)
         when = r->connecting.head->deadline_ms;
     if (r->open.head && r->o.idle_timeout_ms && (when == 0 || r->open.head->deadline_ms < when))
         when = r->open.head->deadline_ms;
+    /* an idle relay goes back to its listeners and control fds alone */
+    if (r->stats.open > 0 || r->n_pool == 0)
+        r->pool_release_ms = 0;
+    else if (r->pool_release_ms == 0)
+        r->pool_release_ms = now_ms() + POOL_IDLE_MS;
+    if (r->pool_release_ms && (when == 0 || r->pool_release_ms < when))
+        when = r->pool_release_ms;
     if (when == 0 || (r->timer_armed_ms && r->timer_armed_ms <= when))
         return; /* nothing to time, or an earlier wake-up is already set (it re-arms) */
     uint64_t now = now_ms(), delay = when > now ? when - now : 1;
@@ -682,6 +691,14 @@ static void on_timer(struct relay *r)
     while (r->o.idle_timeout_ms && (c = r->open.head) && c->deadline_ms <= now) {
         r->stats.timeouts++;
         conn_kill(r, c, false);
+    }
+    if (r->pool_release_ms && r->pool_release_ms <= now && r->stats.open == 0) {
+        while (r->n_pool > 0) {
+            r->n_pool--;
+            close(r->pool[r->n_pool][0]);
+            close(r->pool[r->n_pool][1]);
+        }
+        r->pool_release_ms = 0;
     }
 }
 

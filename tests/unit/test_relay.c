@@ -350,51 +350,79 @@ START_TEST(connection_limit_refuses_and_recovers)
 }
 END_TEST
 
-START_TEST(no_fd_leak_after_many_connections)
+/* Issue 5's acceptance scenario: 10,000 connections opened and closed (normal exchanges, clients
+ * that vanish mid-transfer, clients that never send, a target that is down), then clients of a
+ * server that never reads, which either reset while their data sits in the relay or are cut off
+ * when that server goes away. The relay must stay up with exactly the fds it had before. */
+START_TEST(same_fds_after_10000_connections_and_abuse)
 {
-    struct server s;
+    struct server s, hold;
     struct running rt;
     struct relay_options o = {0};
-    struct endpoint t = tcp_ep(server_start(&s, SERVE_ECHO, 2000));
+    struct endpoint t = tcp_ep(server_start(&s, SERVE_ECHO, 20000));
     uint16_t port = relay_to(&rt, &o, &t);
     uint16_t dead;
     close(tcp_listener(&dead));
-    struct endpoint td = tcp_ep(dead);
-    uint16_t dead_port;
+    struct endpoint td = tcp_ep(dead), th = tcp_ep(server_start(&hold, SERVE_HOLD, 64));
+    uint16_t dead_port, hold_port;
     ck_assert_int_eq(relay_add_forward_fd(rt.r, tcp_listener(&dead_port), &td), 0);
+    ck_assert_int_eq(relay_add_forward_fd(rt.r, tcp_listener(&hold_port), &th), 0);
     static char buf[200000];
-    /* warm up: the relay keeps a few empty pipes for reuse (at most 64), not one per client */
-    int w = tcp_connect(port);
-    ck_assert_int_eq(write(w, "warm", 4), 4);
-    ck_assert_int_eq(read(w, buf, 4), 4);
-    close(w);
-    usleep(50000);
     int before = count_fds();
-    for (int i = 0; i < 600; i++) {
-        int fd = tcp_connect(i % 3 == 2 ? dead_port : port);
-        if (i % 3 == 0) { /* a normal exchange */
+    struct linger rst = {.l_onoff = 1, .l_linger = 0};
+    for (int i = 0; i < 10000; i++) {
+        int fd = tcp_connect(i % 4 == 3 ? dead_port : port);
+        switch (i % 4) {
+        case 0: /* a normal exchange */
             ck_assert_int_eq(write(fd, "ping", 4), 4);
             ck_assert_int_eq(read(fd, buf, 4), 4);
-            close(fd);
-        } else if (i % 3 == 1) { /* a client that vanishes mid-transfer, with a reset */
+            break;
+        case 1: /* a client that vanishes mid-transfer, with a reset */
             (void)!send(fd, buf, sizeof(buf), MSG_DONTWAIT);
-            struct linger lg = {.l_onoff = 1, .l_linger = 0};
-            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-            close(fd);
-        } else {
-            closed_within(fd, 1000);
-            close(fd);
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+            break;
+        case 2: /* opened and closed without a byte */
+            break;
+        case 3:
+            ck_assert_msg(closed_within(fd, 1000), "client %d not told the target is down", i);
+            break;
+        }
+        close(fd);
+    }
+    /* a server that never reads: clients fill every buffer on the way, until they block */
+    int stuck[4];
+    for (int i = 0; i < 4; i++) {
+        stuck[i] = tcp_connect(hold_port);
+        for (;;) {
+            struct pollfd p = {.fd = stuck[i], .events = POLLOUT};
+            if (poll(&p, 1, 100) == 0)
+                break;
+            ck_assert_int_gt(send(stuck[i], buf, sizeof(buf), MSG_DONTWAIT), 0);
         }
     }
+    for (int i = 0; i < 2; i++) { /* half give up, with a reset */
+        setsockopt(stuck[i], SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+        close(stuck[i]);
+    }
+    server_stop(&hold); /* the server goes: the other half are told so */
+    before--;           /* its listener */
+    for (int i = 2; i < 4; i++) {
+        ck_assert_msg(closed_within(stuck[i], 2000), "client %d of a vanished server not told", i);
+        close(stuck[i]);
+    }
     int after = -1;
-    for (int tries = 0; tries < 200; tries++) {
-        struct relay_stats st = rt_stats(&rt);
+    struct relay_stats st = {0};
+    /* an idle relay closes its pooled pipes after a second: then exactly the fds it had */
+    for (int tries = 0; tries < 150; tries++) {
+        st = rt_stats(&rt);
         after = count_fds();
         if (st.open == 0 && after == before)
             break;
         usleep(20000);
     }
+    ck_assert_uint_eq(st.open, 0);
     ck_assert_int_eq(after, before);
+    ck_assert_uint_ge(st.accepted, 10000 + 4);
     rt_free(&rt);
     server_stop(&s);
 }
@@ -564,7 +592,7 @@ int main(void)
     tcase_add_test(t, slow_reader_gets_back_pressure);
     tcase_add_test(t, target_down_resets_client_at_once);
     tcase_add_test(t, connection_limit_refuses_and_recovers);
-    tcase_add_test(t, no_fd_leak_after_many_connections);
+    tcase_add_test(t, same_fds_after_10000_connections_and_abuse);
     tcase_add_test(t, hybrid_connect_ok_then_data);
     tcase_add_test(t, hybrid_refusal_and_silence_reset_the_client);
     tcase_add_test(t, idle_connections_are_closed);
