@@ -50,6 +50,7 @@ int verb_relay(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'm'},
         {"connect-timeout-ms", required_argument, NULL, 'c'},
         {"idle-timeout-s", required_argument, NULL, 'i'},
+        {"splice", no_argument, NULL, 's'},
         {0},
     };
     struct relay_options o = {.log_prefix = "relay"};
@@ -62,6 +63,9 @@ int verb_relay(int argc, char **argv)
         switch (c) {
         case 'U':
             any = true;
+            break;
+        case 's':
+            o.splice = true;
             break;
         case 'm':
             if (parse_uint(optarg, 1000000, &v) < 0 || v == 0)
@@ -88,8 +92,9 @@ int verb_relay(int argc, char **argv)
         }
     }
     if (argc - optind != 2) {
-        fprintf(stderr, "usage: ocvm relay [--unsafe-listen-any] [--max-connections N] "
-                        "[--connect-timeout-ms N] [--idle-timeout-s N] LISTEN CONNECT\n");
+        fprintf(stderr,
+                "usage: ocvm relay [--unsafe-listen-any] [--max-connections N] "
+                "[--connect-timeout-ms N] [--idle-timeout-s N] [--splice] LISTEN CONNECT\n");
         return EXIT_USAGE;
     }
     struct endpoint listen, target;

@@ -12,17 +12,22 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/param.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 
 enum {
-    BUF_SIZE = 65536,
+    RING_MIN = 64 * 1024, /* ring classes: 64 KiB, 256 KiB, 1 MiB, 4 MiB */
+    RING_CLASSES = 4,
+    RING_POOL_MAX = 16,             /* per class */
+    RING_BUDGET = 64 * 1024 * 1024, /* rings above the smallest class, lent and pooled */
     PIPE_SIZE = 256 * 1024,
     PIPE_POOL_MAX = 64,
-    POOL_IDLE_MS = 1000, /* with no connection open this long, pooled pipes are closed */
+    POOL_IDLE_MS = 1000, /* pooled rings and pipes unused this long are released */
     QUANTUM = 8,
     ACCEPT_BATCH = 64,
     HYBRID_LINE_MAX = 32,
@@ -42,13 +47,17 @@ struct forward {
     struct forward *next;
 };
 
-/* One direction of a connection: bytes read from SRC wait in a pipe (or buf) for DST. */
+/* One direction of a connection: bytes read from SRC wait for DST in a ring buffer, or with
+ * relay_options.splice in a pipe. Both are lent from the relay's pools only while they hold data,
+ * so an idle connection holds neither. A flow that fills its ring asks for the next size class:
+ * bulk transfers move up to 4 MiB per system call, interactive ones stay at 64 KiB. */
 struct flow {
-    int pr, pw;    /* pipe, opened on first use */
-    size_t queued; /* bytes in the pipe or buffer */
-    char *buf;     /* read/write fallback when splice is refused */
-    size_t buf_off;
-    bool use_buf, src_eof, shut_done;
+    char *ring;
+    size_t ring_cap, head; /* the data starts at head and wraps at ring_cap */
+    size_t queued;         /* bytes in the ring or the pipe */
+    unsigned cls;          /* the ring class this flow asks for */
+    int pr, pw;            /* pipe, with use_pipe */
+    bool use_pipe, src_eof, shut_done;
 };
 
 struct conn;
@@ -87,7 +96,13 @@ struct relay {
     struct conn *ready;
     int pool[PIPE_POOL_MAX][2]; /* empty pipes, lent to flows only while they hold data */
     size_t n_pool;
-    uint64_t pool_release_ms; /* when an idle relay closes its pooled pipes; 0: not due */
+    struct {
+        char *free[RING_POOL_MAX];
+        size_t n;
+    } rings[RING_CLASSES];    /* empty rings, by class */
+    size_t ring_bytes;        /* capacity of the rings above class 0, lent or pooled */
+    uint64_t pool_used_ms;    /* last time a ring or pipe was taken */
+    uint64_t pool_release_ms; /* when unused pooled rings and pipes are released; 0: not due */
     uint64_t timer_armed_ms;  /* 0: not armed */
     uint64_t last_limit_log_ms;
     struct relay_stats stats;
@@ -145,11 +160,11 @@ static void arm_timer(struct relay *r)
         when = r->connecting.head->deadline_ms;
     if (r->open.head && r->o.idle_timeout_ms && (when == 0 || r->open.head->deadline_ms < when))
         when = r->open.head->deadline_ms;
-    /* an idle relay goes back to its listeners and control fds alone */
-    if (r->stats.open > 0 || r->n_pool == 0)
-        r->pool_release_ms = 0;
-    else if (r->pool_release_ms == 0)
-        r->pool_release_ms = now_ms() + POOL_IDLE_MS;
+    /* pools left unused go back to the system: an idle relay holds its listeners alone */
+    bool pooled = r->n_pool > 0;
+    for (unsigned c = 0; c < RING_CLASSES; c++)
+        pooled = pooled || r->rings[c].n > 0;
+    r->pool_release_ms = pooled ? r->pool_used_ms + POOL_IDLE_MS : 0;
     if (r->pool_release_ms && (when == 0 || r->pool_release_ms < when))
         when = r->pool_release_ms;
     if (when == 0 || (r->timer_armed_ms && r->timer_armed_ms <= when))
@@ -181,6 +196,7 @@ static void flow_put_pipe(struct relay *r, struct flow *f)
 
 static int flow_get_pipe(struct relay *r, struct flow *f)
 {
+    r->pool_used_ms = now_ms();
     if (r->n_pool > 0) {
         r->n_pool--;
         f->pr = r->pool[r->n_pool][0];
@@ -197,11 +213,74 @@ static int flow_get_pipe(struct relay *r, struct flow *f)
     return 0;
 }
 
+static unsigned ring_class(size_t cap)
+{
+    unsigned c = 0;
+    while ((size_t)RING_MIN << (2 * c) < cap)
+        c++;
+    return c;
+}
+
+static void ring_release(struct relay *r, char *ring, size_t cap)
+{
+    if (cap > RING_MIN)
+        r->ring_bytes -= cap;
+    free(ring);
+}
+
+/* Gives F's ring back to the pool once it is empty (or frees it, on a connection's end). */
+static void flow_put_ring(struct relay *r, struct flow *f)
+{
+    if (!f->ring)
+        return;
+    unsigned c = ring_class(f->ring_cap);
+    if (f->queued == 0 && r->rings[c].n < RING_POOL_MAX)
+        r->rings[c].free[r->rings[c].n++] = f->ring;
+    else
+        ring_release(r, f->ring, f->ring_cap);
+    f->ring = NULL;
+    f->ring_cap = f->head = 0;
+}
+
+/* The biggest ring up to F's class that the pool or the budget gives (64 KiB always). */
+static int flow_get_ring(struct relay *r, struct flow *f)
+{
+    r->pool_used_ms = now_ms();
+    for (unsigned c = f->cls + 1; c-- > 0;) {
+        size_t cap = (size_t)RING_MIN << (2 * c);
+        if (r->rings[c].n > 0) {
+            f->ring = r->rings[c].free[--r->rings[c].n];
+        } else if (c == 0 || r->ring_bytes + cap <= RING_BUDGET) {
+            if (!(f->ring = malloc(cap)))
+                continue;
+            if (c > 0)
+                r->ring_bytes += cap;
+        } else {
+            continue;
+        }
+        f->ring_cap = cap;
+        f->head = 0;
+        return 0;
+    }
+    return -ENOMEM;
+}
+
+static void pools_release(struct relay *r)
+{
+    while (r->n_pool > 0) {
+        r->n_pool--;
+        close(r->pool[r->n_pool][0]);
+        close(r->pool[r->n_pool][1]);
+    }
+    for (unsigned c = 0; c < RING_CLASSES; c++)
+        while (r->rings[c].n > 0)
+            ring_release(r, r->rings[c].free[--r->rings[c].n], (size_t)RING_MIN << (2 * c));
+}
+
 static void flow_free(struct relay *r, struct flow *f)
 {
     flow_put_pipe(r, f);
-    free(f->buf);
-    f->buf = NULL;
+    flow_put_ring(r, f);
 }
 
 /* Ends C now (at the end of this dispatch its memory goes). RESET: abortive close (RST). */
@@ -243,6 +322,39 @@ static void mark_ready(struct relay *r, struct conn *c)
     r->ready = c;
 }
 
+/* Reads from SRC into the free part of F's ring (one or two segments). */
+static ssize_t ring_fill(struct relay *r, struct flow *f, struct side *src)
+{
+    if (f->ring && f->queued == 0 && ring_class(f->ring_cap) < f->cls)
+        flow_put_ring(r, f); /* empty, and the flow has earned a bigger one */
+    if (!f->ring) {
+        int e = flow_get_ring(r, f);
+        if (e < 0) {
+            errno = -e;
+            return -1;
+        }
+    }
+    size_t tail = (f->head + f->queued) % f->ring_cap, space = f->ring_cap - f->queued;
+    struct iovec iov[2] = {{f->ring + tail, MIN(space, f->ring_cap - tail)}, {f->ring, 0}};
+    iov[1].iov_len = space - iov[0].iov_len;
+    ssize_t n = readv(src->fd, iov, iov[1].iov_len ? 2 : 1);
+    if (n > 0 && (size_t)n == space && f->cls < RING_CLASSES - 1)
+        f->cls++; /* the source had more than the ring could take */
+    return n;
+}
+
+/* Sends the ring's data (one or two segments) to DST. */
+static ssize_t ring_drain(struct flow *f, struct side *dst)
+{
+    size_t first = MIN(f->queued, f->ring_cap - f->head);
+    struct iovec iov[2] = {{f->ring + f->head, first}, {f->ring, f->queued - first}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = iov[1].iov_len ? 2 : 1};
+    ssize_t n = sendmsg(dst->fd, &mh, MSG_NOSIGNAL);
+    if (n > 0)
+        f->head = (f->head + (size_t)n) % f->ring_cap;
+    return n;
+}
+
 /* Moves what it can from SRC to DST through F. Returns 1 if it stopped with work left, 0 when
  * it is waiting for an event, -errno on a connection error. */
 static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct side *dst,
@@ -250,27 +362,26 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
 {
     for (int i = 0; i < QUANTUM; i++) {
         bool progress = false;
-        /* top the pipe up while it is under half full; an EAGAIN is then ambiguous (source dry,
-         * or a pipe whose slots hold small buffers), which FIONREAD on the source settles */
-        if (f->queued < (f->use_buf ? 1 : PIPE_SIZE / 2) && !f->src_eof && src->readable) {
+        /* top up while under half full; with a pipe an EAGAIN is then ambiguous (source dry, or
+         * a pipe whose slots hold small buffers), which FIONREAD on the source settles */
+        size_t room = f->use_pipe ? PIPE_SIZE / 2 : (f->ring ? f->ring_cap / 2 : 0);
+        if (f->queued <= room && !f->src_eof && src->readable) {
             ssize_t n;
-            if (!f->use_buf && f->pr < 0) {
-                int e = flow_get_pipe(r, f);
-                if (e < 0)
-                    return e;
-            }
-            if (!f->use_buf) {
+            if (f->use_pipe) {
+                if (f->pr < 0) {
+                    int e = flow_get_pipe(r, f);
+                    if (e < 0)
+                        return e;
+                }
                 n = splice(src->fd, NULL, f->pw, NULL, PIPE_SIZE - f->queued,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-                if (n < 0 && errno == EINVAL) {
-                    f->use_buf = true; /* this socket type cannot splice: copy instead */
+                if (n < 0 && errno == EINVAL && f->queued == 0) {
+                    f->use_pipe = false; /* this socket type cannot splice: copy instead */
+                    flow_put_pipe(r, f);
                     continue;
                 }
             } else {
-                if (!f->buf && !(f->buf = malloc(BUF_SIZE)))
-                    return -ENOMEM;
-                f->buf_off = 0;
-                n = read(src->fd, f->buf, BUF_SIZE);
+                n = ring_fill(r, f, src);
             }
             if (n > 0) {
                 f->queued += (size_t)n;
@@ -279,10 +390,11 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
                 f->src_eof = true;
                 progress = true;
             } else if (errno == EAGAIN) {
-                /* with data in the pipe, "dry" needs proof; without it we only retry once the
-                 * pipe is empty, when EAGAIN is unambiguous (never a stall on an ET loop) */
+                /* a ring read that found no data proves the source dry; a pipe needs FIONREAD
+                 * when it holds data (never a stall on an ET loop) */
                 int avail = 1;
-                if (f->queued == 0 || (ioctl(src->fd, FIONREAD, &avail) == 0 && avail == 0))
+                if (!f->use_pipe || f->queued == 0 ||
+                    (ioctl(src->fd, FIONREAD, &avail) == 0 && avail == 0))
                     src->readable = false;
             } else if (errno != EINTR) {
                 return negative_errno();
@@ -290,14 +402,13 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
         }
         if (f->queued > 0 && dst->writable) {
             ssize_t n;
-            if (!f->use_buf)
+            if (f->use_pipe)
                 n = splice(f->pr, NULL, dst->fd, NULL, f->queued,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             else
-                n = send(dst->fd, f->buf + f->buf_off, f->queued, MSG_NOSIGNAL);
+                n = ring_drain(f, dst);
             if (n > 0) {
                 f->queued -= (size_t)n;
-                f->buf_off += (size_t)n;
                 *counter += (uint64_t)n;
                 progress = true;
             } else if (n < 0 && errno == EAGAIN) {
@@ -306,8 +417,10 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
                 return negative_errno();
             }
         }
-        if (f->queued == 0 && !f->use_buf && (!src->readable || f->src_eof))
-            flow_put_pipe(r, f); /* idle connections hold no pipe */
+        if (f->queued == 0 && (!src->readable || f->src_eof)) {
+            flow_put_pipe(r, f); /* idle connections hold no pipe and no ring */
+            flow_put_ring(r, f);
+        }
         if (f->src_eof && f->queued == 0 && !f->shut_done) {
             f->shut_done = true; /* half-close: the other direction keeps flowing */
             if (shutdown(dst->fd, SHUT_WR) < 0 && errno != ENOTCONN)
@@ -488,10 +601,7 @@ void relay_free(struct relay *r)
         close(f->fd);
         free(f);
     }
-    for (size_t i = 0; i < r->n_pool; i++) {
-        close(r->pool[i][0]);
-        close(r->pool[i][1]);
-    }
+    pools_release(r);
     if (r->sigfd >= 0)
         close(r->sigfd);
     if (r->timerfd >= 0)
@@ -623,8 +733,8 @@ static void accept_one(struct relay *r, struct forward *f, int cfd)
     *c = (struct conn){
         .client = {.tag = {KIND_SIDE}, .fd = cfd, .c = c},
         .target = {.tag = {KIND_SIDE}, .fd = -1, .c = c},
-        .up = {.pr = -1, .pw = -1},
-        .down = {.pr = -1, .pw = -1},
+        .up = {.pr = -1, .pw = -1, .use_pipe = r->o.splice},
+        .down = {.pr = -1, .pw = -1, .use_pipe = r->o.splice},
         .fwd = f,
         .deadline_ms = now_ms() + r->o.connect_timeout_ms,
     };
@@ -692,12 +802,8 @@ static void on_timer(struct relay *r)
         r->stats.timeouts++;
         conn_kill(r, c, false);
     }
-    if (r->pool_release_ms && r->pool_release_ms <= now && r->stats.open == 0) {
-        while (r->n_pool > 0) {
-            r->n_pool--;
-            close(r->pool[r->n_pool][0]);
-            close(r->pool[r->n_pool][1]);
-        }
+    if (r->pool_release_ms && r->pool_release_ms <= now) {
+        pools_release(r);
         r->pool_release_ms = 0;
     }
 }

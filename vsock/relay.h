@@ -1,8 +1,9 @@
 /* relay: the event-driven byte relay used on both sides of the gateway path. It accepts on one
  * or more listening endpoints and, per client, connects to the forward's target (tcp, unix,
- * AF_VSOCK, or hybrid vsock via `CONNECT PORT\n`/`OK N\n`), then moves bytes both ways with
- * splice(2) through a pipe (read/write where splice is refused), with half-close, bounded buffers
- * (back-pressure), connect and idle timeouts and a connection limit. No thread or fork per
+ * AF_VSOCK, or hybrid vsock via `CONNECT PORT\n`/`OK N\n`), then moves bytes both ways through
+ * pooled ring buffers that grow with a bulk transfer (or, with .splice, with splice(2) through a
+ * pipe), with half-close, bounded buffers (back-pressure), connect and idle timeouts and a
+ * connection limit. No thread or fork per
  * connection: one epoll set, owned by the relay, that a caller may nest in its own loop. */
 #pragma once
 
@@ -17,6 +18,9 @@ struct relay_options {
     unsigned connect_timeout_ms; /* 0: 5000 */
     unsigned idle_timeout_ms;    /* 0: never */
     const char *log_prefix;      /* e.g. "relay" or "openclaw: relay" */
+    /* splice(2) through a pipe instead of copying through a ring, where both ends allow it:
+     * less CPU in the relay, but slower end to end where measured (docs/benchmarks.md) */
+    bool splice;
 };
 
 struct relay_stats {

@@ -71,7 +71,8 @@ static int tcp_connect(uint16_t port)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {
         .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect to port %u: %s",
+                  port, strerror(errno));
     struct timeval tv = {.tv_sec = 10};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -121,7 +122,7 @@ static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
 
 /* ---- servers (each serves one connection per accept, in its own thread) ---- */
 
-enum server_mode { SERVE_HASH, SERVE_BYE_AFTER_EOF, SERVE_HOLD, SERVE_ECHO };
+enum server_mode { SERVE_HASH, SERVE_HASH_UNEVEN, SERVE_BYE_AFTER_EOF, SERVE_HOLD, SERVE_ECHO };
 struct server {
     int lfd;
     enum server_mode mode;
@@ -157,6 +158,16 @@ static void *server_thread(void *p)
         case SERVE_HASH:
             while ((n = read(fd, buf, sizeof(buf))) > 0)
                 h = fnv(h, buf, (size_t)n);
+            (void)!write(fd, &h, sizeof(h));
+            close(fd);
+            break;
+        case SERVE_HASH_UNEVEN: /* reads of odd sizes, with pauses: the relay's buffers fill,
+                                 * drain in part and wrap */
+            for (unsigned k = 1; (n = read(fd, buf, 1 + (k * 7919u) % sizeof(buf))) > 0; k++) {
+                h = fnv(h, buf, (size_t)n);
+                if (k % 64 == 0)
+                    usleep(1000);
+            }
             (void)!write(fd, &h, sizeof(h));
             close(fd);
             break;
@@ -213,12 +224,13 @@ static bool closed_within(int fd, int ms)
 
 /* ---- tests ---- */
 
+/* _i: 0 ring buffers, 1 splice through a pipe, 2 ring buffers to an uneven, pausing reader */
 START_TEST(bulk_64mib_arrives_intact)
 {
     struct server s;
     struct running rt;
-    struct relay_options o = {0};
-    struct endpoint t = tcp_ep(server_start(&s, SERVE_HASH, 1));
+    struct relay_options o = {.splice = _i == 1};
+    struct endpoint t = tcp_ep(server_start(&s, _i == 2 ? SERVE_HASH_UNEVEN : SERVE_HASH, 1));
     int fd = tcp_connect(relay_to(&rt, &o, &t));
     unsigned char *buf = malloc(1 << 20);
     uint64_t x = 0x9e3779b97f4a7c15ull, h = 0xcbf29ce484222325ull;
@@ -587,7 +599,7 @@ int main(void)
     Suite *s = suite_create("relay");
     TCase *t = tcase_create("relay");
     tcase_set_timeout(t, 60);
-    tcase_add_test(t, bulk_64mib_arrives_intact);
+    tcase_add_loop_test(t, bulk_64mib_arrives_intact, 0, 3);
     tcase_add_test(t, half_close_keeps_the_other_direction);
     tcase_add_test(t, slow_reader_gets_back_pressure);
     tcase_add_test(t, target_down_resets_client_at_once);
