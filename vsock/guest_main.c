@@ -457,7 +457,8 @@ static int verb_relay(int argc, char **argv)
                 "  (none given: every ocvm.relay=LISTEN,CONNECT on the kernel command line)\n");
         return 2;
     }
-    struct relay_options o = {.log_prefix = "guest relay"};
+    /* a guest may be small: a quarter of the host relay's budget for growing rings */
+    struct relay_options o = {.log_prefix = "guest relay", .ring_budget = 16u << 20};
     struct relay *r;
     int e = relay_new(&o, &r);
     if (e < 0) {

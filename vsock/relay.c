@@ -23,8 +23,7 @@
 enum {
     RING_MIN = 64 * 1024, /* ring classes: 64 KiB, 256 KiB, 1 MiB, 4 MiB */
     RING_CLASSES = 4,
-    RING_POOL_MAX = 16,             /* per class */
-    RING_BUDGET = 64 * 1024 * 1024, /* rings above the smallest class, lent and pooled */
+    RING_POOL_MAX = 16, /* per class */
     PIPE_SIZE = 256 * 1024,
     PIPE_POOL_MAX = 64,
     POOL_IDLE_MS = 1000, /* pooled rings and pipes unused this long are released */
@@ -250,7 +249,7 @@ static int flow_get_ring(struct relay *r, struct flow *f)
         size_t cap = (size_t)RING_MIN << (2 * c);
         if (r->rings[c].n > 0) {
             f->ring = r->rings[c].free[--r->rings[c].n];
-        } else if (c == 0 || r->ring_bytes + cap <= RING_BUDGET) {
+        } else if (c == 0 || r->ring_bytes + cap <= r->o.ring_budget) {
             if (!(f->ring = malloc(cap)))
                 continue;
             if (c > 0)
@@ -569,6 +568,8 @@ int relay_new(const struct relay_options *o, struct relay **ret)
         r->o.connect_timeout_ms = 5000;
     if (!r->o.log_prefix)
         r->o.log_prefix = "relay";
+    if (!r->o.ring_budget)
+        r->o.ring_budget = 64u << 20;
     r->timer_tag.kind = KIND_TIMER;
     r->signal_tag.kind = KIND_SIGNAL;
     r->sigfd = -1;
@@ -645,6 +646,7 @@ int relay_fd(const struct relay *r)
 void relay_get_stats(const struct relay *r, struct relay_stats *ret)
 {
     *ret = r->stats;
+    ret->ring_bytes = r->ring_bytes;
 }
 
 static void conn_open(struct relay *r, struct conn *c)

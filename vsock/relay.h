@@ -21,11 +21,15 @@ struct relay_options {
     /* splice(2) through a pipe instead of copying through a ring, where both ends allow it:
      * less CPU in the relay, but slower end to end where measured (docs/benchmarks.md) */
     bool splice;
+    /* bytes of ring buffers above the smallest (64 KiB) class, lent and pooled together;
+     * 0: 64 MiB. Past it, flows copy through smaller rings. */
+    size_t ring_budget;
 };
 
 struct relay_stats {
     uint64_t accepted, open, refused_limit, connect_failed, timeouts;
     uint64_t bytes_to_target, bytes_to_client;
+    uint64_t ring_bytes; /* rings above 64 KiB held now, lent or pooled (see ring_budget) */
 };
 
 struct relay;
