@@ -659,6 +659,57 @@ START_TEST(unix_to_unix)
 }
 END_TEST
 
+/* tcp:[::1]:PORT on both sides: IPv6 listen, connect and data both ways. */
+START_TEST(ipv6_to_ipv6)
+{
+    struct endpoint lep = {.kind = ENDPOINT_TCP}, target = {.kind = ENDPOINT_TCP};
+    strcpy(lep.host, "::1");
+    strcpy(target.host, "::1");
+    int tfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    socklen_t len = sizeof(sa);
+    if (tfd < 0 || bind(tfd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        ck_assert_msg(errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL, "IPv6 bind: %s",
+                      strerror(errno));
+        fprintf(stderr, "ipv6_to_ipv6: skipped, this host has no IPv6 loopback\n");
+        if (tfd >= 0)
+            close(tfd);
+        return;
+    }
+    ck_assert_int_eq(listen(tfd, 8), 0);
+    ck_assert_int_eq(getsockname(tfd, (struct sockaddr *)&sa, &len), 0);
+    target.port = ntohs(sa.sin6_port);
+    int lfd;
+    ck_assert_int_eq(relay_listen_endpoint(&lep, &lfd), 0);
+    len = sizeof(sa);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    ck_assert_int_eq(sa.sin6_family, AF_INET6);
+    struct running rt;
+    struct relay_options o = {0};
+    ck_assert_int_eq(relay_new(&o, &rt.r), 0);
+    ck_assert_int_eq(relay_add_forward_fd(rt.r, lfd, &target), 0);
+    rt_start(&rt);
+    int c = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(write(c, "over ipv6", 9), 9);
+    struct sockaddr_in6 peer;
+    len = sizeof(peer);
+    int s = accept4(tfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+    ck_assert_int_ge(s, 0);
+    ck_assert_int_eq(memcmp(&peer.sin6_addr, &in6addr_loopback, sizeof(peer.sin6_addr)), 0);
+    char buf[16] = {0};
+    ck_assert_int_eq(read(s, buf, sizeof(buf)), 9);
+    ck_assert_str_eq(buf, "over ipv6");
+    ck_assert_int_eq(write(s, "back", 4), 4);
+    ck_assert_int_eq(read(c, buf, sizeof(buf)), 4);
+    ck_assert_int_eq(memcmp(buf, "back", 4), 0);
+    close(s);
+    close(c);
+    close(tfd);
+    rt_free(&rt);
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -676,6 +727,7 @@ int main(void)
     tcase_add_test(t, hybrid_refusal_and_silence_reset_the_client);
     tcase_add_test(t, idle_connections_are_closed);
     tcase_add_test(t, unix_to_unix);
+    tcase_add_test(t, ipv6_to_ipv6);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
