@@ -20,7 +20,9 @@
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/reboot.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -449,11 +451,44 @@ static int relay_from_cmdline(struct relay *r, const char *cmdline)
     return n;
 }
 
+/* Tells a systemd service manager (a unit of Type=notify) that the listeners are open. Only a
+ * unix NOTIFY_SOCKET (a path, or @ for the abstract namespace) is supported. */
+static void notify_service_manager(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path)
+        return;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if ((path[0] != '/' && path[0] != '@') || len >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "ocvm-guest: relay: NOTIFY_SOCKET \"%s\": not a unix socket path\n", path);
+        return;
+    }
+    memcpy(sa.sun_path, path, len);
+    if (path[0] == '@')
+        sa.sun_path[0] = '\0';
+    char msg[48];
+    int m = snprintf(msg, sizeof(msg), "READY=1\nMAINPID=%d", (int)getpid());
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sendto(fd, msg, (size_t)m, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                         (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        fprintf(stderr, "ocvm-guest: relay: NOTIFY_SOCKET %s: %s\n", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
 static int verb_relay(int argc, char **argv)
 {
+    /* --background: return once every listener is open (an init script then knows that a
+     * READY=1 it sends next cannot reach the host before the relay listens) */
+    bool background = argc > 1 && strcmp(argv[1], "--background") == 0;
+    if (background) {
+        argv++;
+        argc--;
+    }
     if (argc % 2 == 0 || argc - 1 > 2 * RELAY_MAX) {
         fprintf(stderr,
-                "usage: ocvm-guest relay [LISTEN CONNECT ...]\n"
+                "usage: ocvm-guest relay [--background] [LISTEN CONNECT ...]\n"
                 "  (none given: every ocvm.relay=LISTEN,CONNECT on the kernel command line)\n");
         return 2;
     }
@@ -478,15 +513,28 @@ static int verb_relay(int argc, char **argv)
             e = -ENOENT;
         }
     }
-    if (e >= 0)
+    if (e >= 0 && background) {
+        pid_t pid = fork();
+        if (pid < 0)
+            e = negative_errno();
+        else if (pid > 0)
+            _exit(0); /* the listeners are open: the caller goes on */
+        else
+            setsid();
+        if (e < 0)
+            fprintf(stderr, "ocvm-guest: relay: fork: %s\n", strerror(-e));
+    }
+    if (e >= 0) {
+        notify_service_manager();
         e = relay_run(r);
+    }
     relay_free(r);
     return e < 0 ? (e == -EINVAL ? 2 : 1) : 0;
 }
 
 static const struct verb verbs[] = {
-    {"relay", "[LISTEN CONNECT ...]", "relay vsock <-> local TCP (default: ocvm.relay= pairs)",
-     verb_relay},
+    {"relay", "[--background] [LISTEN CONNECT ...]",
+     "relay vsock <-> local TCP (default: ocvm.relay= pairs)", verb_relay},
     {"notify", "[VAR=VALUE ...]", "send sd_notify assignments (default READY=1) to the host",
      verb_notify},
     {"power-button", "", "power off when the ACPI power button is pressed", verb_power_button},

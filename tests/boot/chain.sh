@@ -66,6 +66,12 @@ else bad "up -d failed:"; printf '%s\n' "$out"; cat "$rundir/supervisor.log" 2>/
 stages=$(status_field "['stages']")
 grep -q "guest ready" <<<"$stages" && grep -q "gateway healthy" <<<"$stages" &&
     ok "stages include guest ready (vsock READY) and gateway healthy" || bad "stages: $stages"
+# READY=1 comes only once the guest relay listens, so the first health probe finds it (state.json
+# is refreshed each second: the probe's figures are there after one)
+sleep 1.2
+errors=$(status_field "['relay']['errors']")
+[ "$errors" = 0 ] && ok "no relay errors on the way to ready (READY after the guest relay listens)" ||
+    bad "relay errors on the way to ready: $errors"
 
 qemu_uid=$(awk '/^Uid:/ {print $3}' "/proc/$(status_field "['qemu_pid']")/status")
 [ "$qemu_uid" = "$(id -u nobody)" ] && ok "QEMU runs as the configured user (nobody)" ||

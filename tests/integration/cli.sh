@@ -2,11 +2,8 @@
 # The ocvm command line as a user meets it: exit codes (0 ok, 1 failed, 2 usage/config,
 # 3 not running), one clear line per error, and nothing left behind after a failed `up`.
 set -uo pipefail
-# As root, run in a network namespace of our own: nothing here may touch the host's network.
-if [ "$(id -u)" = 0 ] && [ -z "${OCVM_TEST_NETNS:-}" ] && command -v unshare >/dev/null; then
-    export OCVM_TEST_NETNS=1
-    exec unshare -n bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
-fi
+# shellcheck source=../support/own_netns.sh
+. "$(dirname "$0")/../support/own_netns.sh"
 build=${1:?usage: cli.sh BUILD_DIR}
 ocvm="$build/ocvm"
 tmp=$(mktemp -d /tmp/ocvm-cli-XXXXXX)
