@@ -333,6 +333,8 @@ static ssize_t ring_fill(struct relay *r, struct flow *f, struct side *src)
             return -1;
         }
     }
+    if (f->queued == 0)
+        f->head = 0; /* one segment for the read */
     size_t tail = (f->head + f->queued) % f->ring_cap, space = f->ring_cap - f->queued;
     struct iovec iov[2] = {{f->ring + tail, MIN(space, f->ring_cap - tail)}, {f->ring, 0}};
     iov[1].iov_len = space - iov[0].iov_len;
