@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,6 +165,31 @@ int endpoint_parse(const char *s, struct endpoint *ret, const char **why)
     }
     *ret = e;
     return 0;
+}
+
+const char *endpoint_format(const struct endpoint *e, char *buf, size_t size)
+{
+    switch (e->kind) {
+    case ENDPOINT_TCP:
+        snprintf(buf, size, strchr(e->host, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u", e->host,
+                 (unsigned)e->port);
+        break;
+    case ENDPOINT_UNIX:
+        snprintf(buf, size, "unix:%s", e->path);
+        break;
+    case ENDPOINT_VSOCK:
+        if (e->cid == ENDPOINT_VSOCK_CID_ANY)
+            snprintf(buf, size, "vsock:any:%u", (unsigned)e->port);
+        else
+            snprintf(buf, size, "vsock:%" PRIu32 ":%u", e->cid, (unsigned)e->port);
+        break;
+    case ENDPOINT_HYBRID:
+        snprintf(buf, size, "hybrid:%s:%u", e->path, (unsigned)e->port);
+        break;
+    default:
+        snprintf(buf, size, "?");
+    }
+    return buf;
 }
 
 bool endpoint_is_local(const struct endpoint *e)

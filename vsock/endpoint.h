@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define ENDPOINT_VSOCK_CID_ANY                                                                     \
@@ -32,4 +33,7 @@ int endpoint_parse(const char *s, struct endpoint *ret, const char **why);
 int endpoint_parse_hostport(const char *s, char host[static 64], uint16_t *port, const char **why);
 /* True for a tcp endpoint on 127.0.0.0/8 or ::1, and for unix/hybrid (local by nature). */
 bool endpoint_is_local(const struct endpoint *e);
+/* E in the form endpoint_parse reads (vsock:any:PORT for ENDPOINT_VSOCK_CID_ANY), truncated to
+ * fit BUF; returns BUF. */
+const char *endpoint_format(const struct endpoint *e, char *buf, size_t size);
 const char *endpoint_kind_to_string(enum endpoint_kind k);

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -27,6 +28,7 @@ enum {
     PIPE_SIZE = 256 * 1024,
     PIPE_POOL_MAX = 64,
     POOL_IDLE_MS = 1000, /* pooled rings and pipes unused this long are released */
+    FAIL_LOG_MS = 5000,
     QUANTUM = 8,
     ACCEPT_BATCH = 64,
     HYBRID_LINE_MAX = 32,
@@ -104,6 +106,8 @@ struct relay {
     uint64_t pool_release_ms; /* when unused pooled rings and pipes are released; 0: not due */
     uint64_t timer_armed_ms;  /* 0: not armed */
     uint64_t last_limit_log_ms;
+    uint64_t last_fail_log_ms; /* failures to reach a target: one line per FAIL_LOG_MS at most */
+    uint64_t fails_unlogged;
     struct relay_stats stats;
     bool stop;
 };
@@ -663,8 +667,22 @@ static void conn_open(struct relay *r, struct conn *c)
 static void conn_fail(struct relay *r, struct conn *c, int err, const char *what)
 {
     r->stats.connect_failed++;
-    (void)err;
-    (void)what;
+    /* one line, then silence for a while: a target that is down (a VM restarting) must not
+     * flood the log with a line per client */
+    uint64_t now = now_ms();
+    if (r->last_fail_log_ms && now - r->last_fail_log_ms < FAIL_LOG_MS) {
+        r->fails_unlogged++;
+    } else {
+        char target[192];
+        endpoint_format(&c->fwd->target, target, sizeof(target));
+        if (r->fails_unlogged)
+            relay_log(r, "cannot reach %s: %s: %s (and %" PRIu64 " more clients turned away)",
+                      target, what, strerror(-err), r->fails_unlogged);
+        else
+            relay_log(r, "cannot reach %s: %s: %s", target, what, strerror(-err));
+        r->last_fail_log_ms = now;
+        r->fails_unlogged = 0;
+    }
     conn_kill(r, c, true); /* the client gets a reset at once, never a hang */
 }
 

@@ -11,7 +11,8 @@ trap 'rm -rf "$tmp"' EXIT
 export OCVM_RUNTIME_DIR="$tmp/run" OCVM_CONFIG_DIR="$tmp/etc"
 mkdir -p "$OCVM_CONFIG_DIR"
 : >"$tmp/vmlinuz"
-passed=0 failed=0
+# shellcheck source=../support/check.sh
+. "$(dirname "$0")/../support/check.sh"
 
 # expect NAME WANT_STATUS PATTERN -- CMD...: PATTERN must match the first stderr/stdout line
 expect() {
@@ -21,14 +22,8 @@ expect() {
     out=$("$@" 2>&1)
     status=$?
     local first=${out%%$'\n'*}
-    if [ "$status" = "$want" ] && [[ "$first" =~ $pattern ]]; then
-        echo "ok   $name"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $name: status $status (want $want), output:"
-        printf '%s\n' "$out" | sed 's/^/    /'
-        failed=$((failed + 1))
-    fi
+    [ "$status" = "$want" ] && [[ "$first" =~ $pattern ]]
+    result "$name" $? "status $status (want $want), output: $out"
 }
 
 write_config() { # NAME EXTRA_JSON

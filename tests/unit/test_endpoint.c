@@ -43,6 +43,19 @@ START_TEST(test_valid_forms)
     ck_assert_str_eq(e.path, c->path);
     ck_assert_uint_eq(e.cid, c->cid);
     ck_assert_uint_eq(e.port, c->port);
+    char back[256];
+    ck_assert_str_eq(endpoint_format(&e, back, sizeof(back)), c->in); /* and back again */
+}
+END_TEST
+
+START_TEST(test_format_any_cid)
+{
+    struct endpoint e;
+    const char *why;
+    char back[64];
+    ck_assert_int_eq(endpoint_parse("vsock:any:18789", &e, &why), 0);
+    ck_assert_str_eq(endpoint_format(&e, back, sizeof(back)), "vsock:any:18789");
+    ck_assert_str_eq(endpoint_format(&e, back, 8), "vsock:a"); /* truncated, terminated */
 }
 END_TEST
 
@@ -262,6 +275,7 @@ int main(void)
     Suite *s = suite_create("endpoint");
     TCase *tc = tcase_create("parse");
     tcase_add_loop_test(tc, test_valid_forms, 0, sizeof(valid) / sizeof(valid[0]));
+    tcase_add_test(tc, test_format_any_cid);
     tcase_add_loop_test(tc, test_invalid_forms, 0, sizeof(invalid) / sizeof(invalid[0]));
     tcase_add_test(tc, test_unix_path_length);
     tcase_add_loop_test(tc, test_is_local, 0, sizeof(locals) / sizeof(locals[0]));
