@@ -2,7 +2,7 @@
  *   relay_load serve PORT                 epoll server: first byte of a connection picks the mode
  *                                         ('B' discard + 8-byte word digest at EOF, 'F' the same
  *                                         with a byte-at-a-time digest, 'P' echo, 'C' one byte
- *                                         then close)
+ *                                         then close, 'H' never read, close when the peer goes)
  *   relay_load bulk PORT MIB [bytewise]   send MIB MiB, print MiB/s; checks the digest. bytewise:
  *                                         the server digests byte by byte (a peer that works on
  *                                         every byte, like a real service, instead of memcpy speed)
@@ -10,6 +10,9 @@
  *   relay_load connrate PORT CONC TOTAL   TOTAL connect+byte+close with CONC in flight; conns/s
  *   relay_load idle PORT N                open N echo connections, print "ready", hold until stdin
  * EOF
+ *   relay_load abuse PORT N               N clients that vanish with a reset mid-transfer: half
+ *                                         to a server that never reads (after filling what
+ *                                         buffers take), half in the middle of a digest
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -122,6 +125,13 @@ static int serve(int port)
         int n = epoll_wait(ep, evs, 256, -1);
         for (int i = 0; i < n; i++) {
             struct sconn *c = evs[i].data.ptr;
+            if (c && c->mode == 'H') { /* never read: only notice the peer going */
+                if (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                    close(c->fd);
+                    free(c);
+                }
+                continue;
+            }
             if (!c) {
                 int fd;
                 while ((fd = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
@@ -144,6 +154,10 @@ static int serve(int port)
                 if (c->mode == 'C') {
                     (void)!write(c->fd, "c", 1);
                     r = 0;
+                } else if (c->mode == 'H') {
+                    struct epoll_event e2 = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = c};
+                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e2);
+                    continue;
                 }
             }
             if (r <= 0) {
@@ -296,6 +310,27 @@ static int idle(int port, long n)
     return 0;
 }
 
+static int abuse(int port, long n)
+{
+    static unsigned char buf[1 << 20];
+    struct linger rst = {.l_onoff = 1, .l_linger = 0};
+    for (long i = 0; i < n; i++) {
+        int fd = connect_port(port, 0);
+        buf[0] = i % 2 ? 'H' : 'B';
+        if (i % 2) { /* fill what the relay and the kernel take, then vanish */
+            fcntl(fd, F_SETFL, O_NONBLOCK);
+            for (int k = 0; k < 64 && send(fd, buf, sizeof(buf), MSG_NOSIGNAL) > 0; k++)
+                ;
+        } else { /* vanish halfway through a transfer */
+            (void)!send(fd, buf, sizeof(buf) / 4, MSG_NOSIGNAL);
+        }
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+        close(fd);
+    }
+    printf("%ld\n", n);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct rlimit rl;
@@ -313,6 +348,8 @@ int main(int argc, char **argv)
         return connrate(atoi(argv[2]), atoi(argv[3]), atol(argv[4]));
     if (argc == 4 && !strcmp(argv[1], "idle"))
         return idle(atoi(argv[2]), atol(argv[3]));
+    if (argc == 4 && !strcmp(argv[1], "abuse"))
+        return abuse(atoi(argv[2]), atol(argv[3]));
     fprintf(stderr, "usage: see the top of bench/relay_load.c\n");
     return 2;
 }

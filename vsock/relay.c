@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/param.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -224,11 +225,19 @@ static unsigned ring_class(size_t cap)
     return c;
 }
 
+/* Rings are mapped, not malloc'ed: a freed ring goes back to the system at once (glibc would
+ * raise its mmap threshold after the first free and keep the next ones in the heap). */
+static char *ring_alloc(size_t cap)
+{
+    void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 static void ring_release(struct relay *r, char *ring, size_t cap)
 {
     if (cap > RING_MIN)
         r->ring_bytes -= cap;
-    free(ring);
+    munmap(ring, cap);
 }
 
 /* Gives F's ring back to the pool once it is empty (or frees it, on a connection's end). */
@@ -254,7 +263,7 @@ static int flow_get_ring(struct relay *r, struct flow *f)
         if (r->rings[c].n > 0) {
             f->ring = r->rings[c].free[--r->rings[c].n];
         } else if (c == 0 || r->ring_bytes + cap <= r->o.ring_budget) {
-            if (!(f->ring = malloc(cap)))
+            if (!(f->ring = ring_alloc(cap)))
                 continue;
             if (c > 0)
                 r->ring_bytes += cap;
@@ -804,6 +813,14 @@ static void on_side(struct relay *r, struct side *s, uint32_t events)
     if (s == &c->target && c->state == CONN_HANDSHAKE) {
         if (s->readable)
             conn_handshake(r, c);
+        return;
+    }
+    /* A reset must end the connection even when the relay is not reading from that side (its
+     * data waits behind a peer that does not read) and has nothing to write to it. */
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if ((events & EPOLLERR) && getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
+        conn_kill(r, c, true);
         return;
     }
     conn_pump(r, c);
