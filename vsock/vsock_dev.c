@@ -185,8 +185,12 @@ static void conn_update_io(struct conn *c)
         if (vsock_conn_buffered(v) > 0)
             ev |= EPOLLOUT;
     }
-    /* Off when nothing is wanted: a hung-up socket would otherwise wake us forever. */
-    if (ev) {
+    /* Nothing wanted while the host side is still open (the guest gives no credit, or holds
+     * data it has not taken): watch for a hang-up or an error only (epoll always reports those),
+     * so that a host that goes away is noticed however long the guest stalls. Off once the host
+     * has sent EOF: a hung-up socket would otherwise wake us forever. */
+    bool watch_gone = !ev && v->state == VSOCK_CONN_ESTABLISHED && !v->host_eof;
+    if (ev || watch_gone) {
         (void)sd_event_source_set_io_events(c->io, ev);
         (void)sd_event_source_set_enabled(c->io, SD_EVENT_ON);
     } else
@@ -571,6 +575,15 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         conn_line(c);
         return 0;
     }
+    uint32_t wanted = 0;
+    (void)sd_event_source_get_io_events(s, &wanted);
+    if (!wanted && (revents & (EPOLLHUP | EPOLLERR))) {
+        /* the host went away while the guest was not taking its data: nobody is left to
+         * deliver it to or to answer, so the guest gets a reset now, not whenever it reads */
+        conn_reset(c);
+        rx_pump(d);
+        return 0;
+    }
     if (vsock_conn_buffered(&c->vc) > 0 && (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
         if (vsock_conn_flush(&c->vc) < 0) {
             conn_reset(c);
@@ -584,8 +597,6 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
             return 0;
         }
     }
-    uint32_t wanted = 0;
-    (void)sd_event_source_get_io_events(s, &wanted);
     if ((wanted & EPOLLIN) && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
         conn_mark(c, VSOCK_PEND_DATA);
     conn_update_io(c);

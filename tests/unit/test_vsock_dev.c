@@ -540,6 +540,38 @@ START_TEST(half_close_host_first)
 }
 END_TEST
 
+/* The host closes while its data waits for credit the guest does not give: the guest gets a
+ * reset at once, and the device lets go of the connection. */
+START_TEST(host_gone_while_guest_stalls)
+{
+    uint32_t local;
+    int fd = host_open(5000, &local);
+    struct vsock_hdr upd = hdr(VIRTIO_VSOCK_OP_CREDIT_UPDATE, 5000, local, 0);
+    upd.buf_alloc = 100;
+    tx_send(upd, NULL, 0);
+    char data[300] = {0};
+    ck_assert_int_eq(send(fd, data, sizeof(data), 0), 300);
+    pump();
+    struct vsock_hdr h;
+    char buf[RX_BUF];
+    int n, got = 0;
+    while (rx_get(&h, buf, sizeof(buf), &n)) {
+        ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RW);
+        got += n;
+        pump();
+    }
+    ck_assert_int_eq(got, 100); /* 200 bytes wait for credit that never comes */
+    close(fd);
+    pump();
+    expect_rx(VIRTIO_VSOCK_OP_RST, local, 5000);
+    /* gone: a late credit update finds no connection (and gets a reset, not data) */
+    upd.fwd_cnt = 100;
+    tx_send(upd, NULL, 0);
+    pump();
+    h = expect_rx(VIRTIO_VSOCK_OP_RST, local, 5000);
+}
+END_TEST
+
 START_TEST(guest_rst_closes_host)
 {
     int fd = guest_open(1234, 5000);
@@ -942,6 +974,7 @@ static Suite *suite(void)
     tcase_add_test(t, credit_overrun);
     tcase_add_test(t, half_close_guest_first);
     tcase_add_test(t, half_close_host_first);
+    tcase_add_test(t, host_gone_while_guest_stalls);
     tcase_add_test(t, guest_rst_closes_host);
     tcase_add_test(t, detach_closes_everything);
     tcase_add_test(t, connection_limit);
