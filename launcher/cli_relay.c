@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <string.h>
-#include <sys/resource.h>
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
 {
@@ -18,29 +17,6 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
         return -EINVAL;
     *ret = v;
     return 0;
-}
-
-/* Each open connection holds two sockets (pipes only while data is in flight): ten thousand
- * clients need more than the usual soft limit. Root may raise the hard limit to fs.nr_open. */
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return;
-    unsigned long nr_open = 0;
-    FILE *f = fopen("/proc/sys/fs/nr_open", "re");
-    if (f) {
-        if (fscanf(f, "%lu", &nr_open) != 1)
-            nr_open = 0;
-        fclose(f);
-    }
-    if (geteuid() == 0 && nr_open > rl.rlim_max) {
-        struct rlimit big = {.rlim_cur = nr_open, .rlim_max = nr_open};
-        if (setrlimit(RLIMIT_NOFILE, &big) == 0)
-            return;
-    }
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 int verb_relay(int argc, char **argv)
@@ -121,7 +97,7 @@ int verb_relay(int argc, char **argv)
                 argv[optind]);
         return EXIT_USAGE;
     }
-    raise_fd_limit();
+    relay_raise_fd_limit();
     struct relay *r;
     int e = relay_new(&o, &r);
     if (e == 0 && (e = relay_add_forward(r, &listen, &target)) < 0)

@@ -84,6 +84,7 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, enum vsock_backend ba
     if (r < 0)
         FAIL("guest READY listener: %s", strerror(-r));
     struct relay_options ro = {.log_prefix = c->name};
+    relay_raise_fd_limit(); /* the gateway's clients: two sockets each */
     if ((r = relay_new(&ro, &h->relay)) < 0)
         FAIL("relay: %s", strerror(-r));
     h->gateway.kind = ENDPOINT_TCP;

@@ -495,6 +495,7 @@ static int verb_relay(int argc, char **argv)
     /* a guest may be small: a quarter of the host relay's budget for growing rings */
     struct relay_options o = {.log_prefix = "guest relay", .ring_budget = 16u << 20};
     struct relay *r;
+    relay_raise_fd_limit();
     int e = relay_new(&o, &r);
     if (e < 0) {
         fprintf(stderr, "ocvm-guest: relay: %s\n", strerror(-e));

@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/param.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -30,6 +31,7 @@ enum {
     PIPE_POOL_MAX = 64,
     POOL_IDLE_MS = 1000, /* pooled rings and pipes unused this long are released */
     FAIL_LOG_MS = 5000,
+    ACCEPT_PAUSE_MS = 100, /* out of fds: how long a listener rests before accepting again */
     QUANTUM = 8,
     ACCEPT_BATCH = 64,
     HYBRID_LINE_MAX = 32,
@@ -46,6 +48,7 @@ struct forward {
     struct tag tag;
     int fd;
     struct endpoint target;
+    bool paused; /* out of fds: not watched until the relay's accept_resume_ms */
     struct forward *next;
 };
 
@@ -92,6 +95,8 @@ struct conn_list {
 struct relay {
     struct relay_options o;
     int epfd, timerfd, sigfd;
+    int spare_fd; /* /dev/null, held so that an accepted client can still get its target socket
+                   * when the fd limit is reached (then accepting pauses) */
     struct tag timer_tag, signal_tag;
     struct forward *forwards;
     struct conn_list connecting, open, dead;
@@ -108,6 +113,8 @@ struct relay {
     uint64_t timer_armed_ms;  /* 0: not armed */
     uint64_t last_limit_log_ms;
     uint64_t last_fail_log_ms; /* failures to reach a target: one line per FAIL_LOG_MS at most */
+    uint64_t accept_resume_ms; /* paused listeners are watched again then; 0: none paused */
+    uint64_t last_accept_log_ms;
     uint64_t fails_unlogged;
     struct relay_stats stats;
     bool stop;
@@ -171,6 +178,8 @@ static void arm_timer(struct relay *r)
     r->pool_release_ms = pooled ? r->pool_used_ms + POOL_IDLE_MS : 0;
     if (r->pool_release_ms && (when == 0 || r->pool_release_ms < when))
         when = r->pool_release_ms;
+    if (r->accept_resume_ms && (when == 0 || r->accept_resume_ms < when))
+        when = r->accept_resume_ms;
     if (when == 0 || (r->timer_armed_ms && r->timer_armed_ms <= when))
         return; /* nothing to time, or an earlier wake-up is already set (it re-arms) */
     uint64_t now = now_ms(), delay = when > now ? when - now : 1;
@@ -577,8 +586,14 @@ int relay_new(const struct relay_options *o, struct relay **ret)
     if (!r)
         return -ENOMEM;
     r->o = *o;
-    if (!r->o.max_connections)
+    if (!r->o.max_connections) {
+        /* two sockets per connection: what the fd limit allows, up to 4096 */
+        struct rlimit rl;
         r->o.max_connections = 4096;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            (rl.rlim_cur - 64) / 2 < r->o.max_connections)
+            r->o.max_connections = rl.rlim_cur > 96 ? (rl.rlim_cur - 64) / 2 : 16;
+    }
     if (!r->o.connect_timeout_ms)
         r->o.connect_timeout_ms = 5000;
     if (!r->o.log_prefix)
@@ -588,6 +603,7 @@ int relay_new(const struct relay_options *o, struct relay **ret)
     r->timer_tag.kind = KIND_TIMER;
     r->signal_tag.kind = KIND_SIGNAL;
     r->sigfd = -1;
+    r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     r->epfd = epoll_create1(EPOLL_CLOEXEC);
     r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     int e = 0;
@@ -620,6 +636,8 @@ void relay_free(struct relay *r)
     pools_release(r);
     if (r->sigfd >= 0)
         close(r->sigfd);
+    if (r->spare_fd >= 0)
+        close(r->spare_fd);
     if (r->timerfd >= 0)
         close(r->timerfd);
     if (r->epfd >= 0)
@@ -743,6 +761,8 @@ static void conn_connected(struct relay *r, struct conn *c)
     conn_handshake(r, c);
 }
 
+static void pause_listener(struct relay *r, struct forward *f, int err);
+
 static void accept_one(struct relay *r, struct forward *f, int cfd)
 {
     if (r->stats.open >= r->o.max_connections) {
@@ -774,6 +794,13 @@ static void accept_one(struct relay *r, struct forward *f, int cfd)
     list_append(&r->connecting, c);
     bool in_progress;
     int e = relay_connect_endpoint(&f->target, &c->target.fd, &in_progress);
+    if ((e == -EMFILE || e == -ENFILE) && r->spare_fd >= 0) {
+        /* the client is in: give it the spare fd's place, and accept no more for now */
+        close(r->spare_fd);
+        r->spare_fd = -1;
+        e = relay_connect_endpoint(&f->target, &c->target.fd, &in_progress);
+        pause_listener(r, f, EMFILE);
+    }
     if (e == 0)
         e = watch(r, c->target.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->target.tag);
     if (e == 0)
@@ -786,12 +813,46 @@ static void accept_one(struct relay *r, struct forward *f, int cfd)
         conn_connected(r, c);
 }
 
+/* Out of fds (or memory) for accept: a level-triggered listener would wake the loop again at
+ * once, so it rests for ACCEPT_PAUSE_MS (the clients wait in the backlog) and the log says so. */
+static void pause_listener(struct relay *r, struct forward *f, int err)
+{
+    struct epoll_event ev = {.events = 0, .data.ptr = &f->tag};
+    if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, f->fd, &ev) < 0)
+        return;
+    f->paused = true;
+    uint64_t now = now_ms();
+    r->accept_resume_ms = now + ACCEPT_PAUSE_MS;
+    if (now - r->last_accept_log_ms >= FAIL_LOG_MS) {
+        r->last_accept_log_ms = now;
+        relay_log(r, "cannot accept clients: %s (%" PRIu64 " connections open); retrying",
+                  strerror(err), r->stats.open);
+    }
+}
+
+static void resume_listeners(struct relay *r)
+{
+    r->accept_resume_ms = 0;
+    if (r->spare_fd < 0 && (r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+        r->accept_resume_ms = now_ms() + ACCEPT_PAUSE_MS; /* still no fd to spare */
+        return;
+    }
+    for (struct forward *f = r->forwards; f; f = f->next) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &f->tag};
+        if (f->paused && epoll_ctl(r->epfd, EPOLL_CTL_MOD, f->fd, &ev) == 0)
+            f->paused = false;
+    }
+}
+
 static void on_listener(struct relay *r, struct forward *f)
 {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int cfd = accept4(f->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (cfd < 0)
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_listener(r, f, errno);
             return; /* EAGAIN, or a client that left already */
+        }
         accept_one(r, f, cfd);
     }
 }
@@ -845,6 +906,8 @@ static void on_timer(struct relay *r)
         pools_release(r);
         r->pool_release_ms = 0;
     }
+    if (r->accept_resume_ms && r->accept_resume_ms <= now)
+        resume_listeners(r);
 }
 
 int relay_dispatch(struct relay *r, int timeout_ms)
@@ -882,6 +945,27 @@ int relay_dispatch(struct relay *r, int timeout_ms)
     reap(r);
     arm_timer(r);
     return n;
+}
+
+void relay_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    unsigned long nr_open = 0;
+    FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+    if (f) {
+        if (fscanf(f, "%lu", &nr_open) != 1)
+            nr_open = 0;
+        fclose(f);
+    }
+    if (geteuid() == 0 && nr_open > rl.rlim_max) {
+        struct rlimit big = {.rlim_cur = nr_open, .rlim_max = nr_open};
+        if (setrlimit(RLIMIT_NOFILE, &big) == 0)
+            return;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 int relay_run(struct relay *r)

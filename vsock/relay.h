@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 struct relay_options {
-    size_t max_connections;      /* 0: 4096 */
+    size_t max_connections;      /* 0: 4096, or what RLIMIT_NOFILE allows if less */
     unsigned connect_timeout_ms; /* 0: 5000 */
     unsigned idle_timeout_ms;    /* 0: never */
     const char *log_prefix;      /* e.g. "relay" or "openclaw: relay" */
@@ -48,6 +48,9 @@ int relay_fd(const struct relay *r);
 int relay_dispatch(struct relay *r, int timeout_ms);
 /* Runs until SIGINT or SIGTERM. */
 int relay_run(struct relay *r);
+/* Raises this process's soft RLIMIT_NOFILE to the hard limit (as root, both to fs.nr_open
+ * first): every relayed connection holds two sockets, and 1024 is the usual soft limit. */
+void relay_raise_fd_limit(void);
 void relay_get_stats(const struct relay *r, struct relay_stats *ret);
 /* Opens a connected, non-blocking socket to E (AF_VSOCK, tcp, unix; hybrid: only the Unix part,
  * the CONNECT exchange is the caller's). *in_progress is set when connect() has not finished. */

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/param.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -170,6 +171,11 @@ static void *server_thread(void *p)
     struct server *s = p;
     for (int i = 0; i < s->max_clients; i++) {
         int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE)) { /* a test that starves fds */
+            usleep(10000);
+            i--;
+            continue;
+        }
         if (fd < 0)
             break;
         static unsigned char buf[65536];
@@ -669,6 +675,52 @@ START_TEST(unix_to_unix)
 }
 END_TEST
 
+/* Out of fds: the relay neither spins on its listener nor gives up, and accepts the waiting
+ * clients once fds are free again. */
+START_TEST(out_of_fds_pauses_accept_then_recovers)
+{
+    struct server s;
+    struct running rt;
+    struct relay_options o = {.max_connections = 1000};
+    struct endpoint t = tcp_ep(server_start(&s, SERVE_ECHO, 100));
+    uint16_t port = relay_to(&rt, &o, &t);
+    int fd[8];
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_ge(fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), 0);
+    /* room for one relayed connection: the relay's two sockets and the server's one */
+    struct rlimit rl, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    low = (struct rlimit){.rlim_cur = (rlim_t)count_fds() + 3, .rlim_max = rl.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < 8; i++) /* the kernel completes them; the relay cannot accept them all */
+        ck_assert_int_eq(connect(fd[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    usleep(500000);
+    getrusage(RUSAGE_SELF, &ru1);
+    long cpu_ms = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1000 +
+                  (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1000 +
+                  (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1000 +
+                  (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1000;
+    ck_assert_msg(cpu_ms < 200, "the relay spun on its listener: %ld ms of CPU in 500 ms", cpu_ms);
+    ck_assert_uint_le(rt_stats(&rt).accepted, 4);       /* the rest wait in the backlog */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0); /* fds again: everyone is served */
+    for (int i = 0; i < 8; i++) {
+        struct timeval tv = {.tv_sec = 5};
+        setsockopt(fd[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        char buf[4];
+        ck_assert_int_eq(send(fd[i], "ping", 4, MSG_NOSIGNAL), 4);
+        ck_assert_msg(read(fd[i], buf, 4) == 4, "client %d not served: %s", i, strerror(errno));
+        close(fd[i]);
+    }
+    ck_assert_uint_eq(rt_stats(&rt).connect_failed, 0); /* nobody was turned away */
+    rt_free(&rt);
+    server_stop(&s);
+}
+END_TEST
+
 /* tcp:[::1]:PORT on both sides: IPv6 listen, connect and data both ways. */
 START_TEST(ipv6_to_ipv6)
 {
@@ -738,6 +790,7 @@ int main(void)
     tcase_add_test(t, idle_connections_are_closed);
     tcase_add_test(t, unix_to_unix);
     tcase_add_test(t, ipv6_to_ipv6);
+    tcase_add_test(t, out_of_fds_pauses_accept_then_recovers);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
