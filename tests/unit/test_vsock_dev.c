@@ -2,6 +2,7 @@
  * real Unix sockets on the host side. Good paths (guest and host connects, data both ways with
  * credit, half-close, credit requests) and hostile guests (bad chains, bad headers, protocol
  * violations): each bad packet is dropped with the right answer and the device keeps working. */
+#include "launcher/macro.h"
 #include "tests/support/fake_guest.h"
 #include "vsock/backend_main.h"
 #include "vsock/vsock_conn.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -620,6 +622,40 @@ START_TEST(connection_limit)
 }
 END_TEST
 
+/* Out of fds: the listener rests instead of waking the loop without end, and the waiting host
+ * clients are accepted once fds are back. */
+START_TEST(out_of_fds_pauses_accept)
+{
+    int fd[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_ge(fd[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", uds);
+    struct rlimit rl, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    low = (struct rlimit){.rlim_cur = 3, .rlim_max = rl.rlim_max}; /* below what is open */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    for (int i = 0; i < 4; i++) /* the kernel queues them; accept4 fails with EMFILE */
+        ck_assert_int_eq(connect(fd[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int dispatched = 0;
+    uint64_t end = clock_usec(CLOCK_MONOTONIC) + 300000;
+    while (clock_usec(CLOCK_MONOTONIC) < end)
+        if (sd_event_run(e, 50000) > 0)
+            dispatched++;
+    ck_assert_msg(dispatched < 30, "the loop woke %d times in 300 ms", dispatched);
+    struct vsock_dev_stats st;
+    vsock_dev_get_stats(d, &st);
+    ck_assert_uint_eq(st.accepted, 0);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    pump_for(150); /* past the rest */
+    pump();
+    vsock_dev_get_stats(d, &st);
+    ck_assert_uint_eq(st.accepted, 4);
+    for (int i = 0; i < 4; i++)
+        close(fd[i]);
+}
+END_TEST
+
 /* --- hostile guests --- */
 
 static uint64_t bad_packets(void)
@@ -975,6 +1011,7 @@ static Suite *suite(void)
     tcase_add_test(t, half_close_guest_first);
     tcase_add_test(t, half_close_host_first);
     tcase_add_test(t, host_gone_while_guest_stalls);
+    tcase_add_test(t, out_of_fds_pauses_accept);
     tcase_add_test(t, guest_rst_closes_host);
     tcase_add_test(t, detach_closes_everything);
     tcase_add_test(t, connection_limit);
