@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/param.h>
+#include <sys/resource.h>
 
 struct vsock_host {
     struct vsock_dev *dev; /* user backend, or NULL */
@@ -84,7 +86,12 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, enum vsock_backend ba
     if (r < 0)
         FAIL("guest READY listener: %s", strerror(-r));
     struct relay_options ro = {.log_prefix = c->name};
-    relay_raise_fd_limit(); /* the gateway's clients: two sockets each */
+    relay_raise_fd_limit();
+    /* in this process a gateway client costs three fds (its socket, the relay's socket to the
+     * backend, the backend's end of it): the relay's default assumes two */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 256)
+        ro.max_connections = MIN((size_t)4096, (size_t)(rl.rlim_cur - 128) / 3);
     if ((r = relay_new(&ro, &h->relay)) < 0)
         FAIL("relay: %s", strerror(-r));
     h->gateway.kind = ENDPOINT_TCP;
