@@ -1,6 +1,7 @@
 #include "launcher/guest_notify.h"
 
 #include "launcher/macro.h"
+#include "vsock/listen_rest.h"
 
 #include <errno.h>
 #include <string.h>
@@ -41,6 +42,7 @@ struct client {
 
 struct guest_notify {
     sd_event_source *listener;
+    struct listen_rest listen_rest; /* out of fds: the listener rests a while */
     struct client *clients[MAX_CLIENTS];
     guest_notify_fn fn;
     void *userdata;
@@ -81,8 +83,10 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 {
     struct guest_notify *g = userdata;
     _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (cfd < 0)
+    if (cfd < 0) {
+        (void)listen_rest_after(&g->listen_rest, errno);
         return 0;
+    }
     size_t i;
     for (i = 0; i < MAX_CLIENTS && g->clients[i]; i++)
         ;
@@ -118,6 +122,11 @@ int guest_notify_new(sd_event *e, int listen_fd, guest_notify_fn fn, void *userd
         return r;
     }
     sd_event_source_set_io_fd_own(g->listener, true);
+    r = listen_rest_init(&g->listen_rest, g->listener);
+    if (r < 0) {
+        guest_notify_free(g);
+        return r;
+    }
     *ret = g;
     return 0;
 }
@@ -129,6 +138,7 @@ void guest_notify_free(struct guest_notify *g)
     for (size_t i = 0; i < MAX_CLIENTS; i++)
         if (g->clients[i])
             client_drop(g, i);
+    listen_rest_done(&g->listen_rest);
     sd_event_source_disable_unref(g->listener);
     free(g);
 }

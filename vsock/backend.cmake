@@ -8,11 +8,13 @@ target_sources(ocvm_core PRIVATE
   vsock/vsock_table.c
   vsock/vsock_dev.c
   vsock/vhost_user.c
+  vsock/listen_rest.c
   vsock/backend_main.c
 )
 
-# The hand-made guest (rings in a malloc'd buffer) shared by the tests and the fuzz target.
-add_library(ocvm_fake_guest STATIC tests/support/fake_guest.c)
+# The hand-made guest (rings in a malloc'd buffer) shared by the tests and the fuzz target, and
+# a probe of how often an idle event loop wakes.
+add_library(ocvm_fake_guest STATIC tests/support/fake_guest.c tests/support/loop_probe.c)
 target_link_libraries(ocvm_fake_guest PUBLIC ocvm_core)
 
 foreach(suite virtqueue vsock_dev vhost_user)
@@ -32,7 +34,7 @@ endforeach()
 # one) runs it.
 set(OCVM_FUZZ_vring_SOURCES tests/fuzz/fuzz_vring.c vsock/virtqueue.c vsock/vsock_pkt.c)
 set(OCVM_FUZZ_vhost_user_SOURCES tests/fuzz/fuzz_vhost_user.c vsock/vhost_user.c
-  vsock/virtqueue.c vsock/vsock_conn.c)
+  vsock/virtqueue.c vsock/vsock_conn.c vsock/listen_rest.c)
 foreach(target vring vhost_user)
   if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
     add_executable(fuzz_${target} ${OCVM_FUZZ_${target}_SOURCES})

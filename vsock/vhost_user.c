@@ -2,6 +2,7 @@
 #include "vsock/vhost_user.h"
 
 #include "launcher/macro.h"
+#include "vsock/listen_rest.h"
 #include "vsock/vsock_conn.h"
 
 #include <errno.h>
@@ -56,6 +57,8 @@ struct vhost_user {
 
     int listen_fd;
     sd_event_source *listen_src;
+    struct listen_rest listen_rest; /* out of fds: the listener rests a while */
+    bool rest_logged;               /* said so once, until an accept works again */
     char *path;
 
     int fd; /* the front-end, or -1 */
@@ -650,6 +653,7 @@ int vhost_user_adopt(struct vhost_user *v, int fd)
     /* One front-end at a time: a second one waits in the backlog until this session ends. */
     if (v->listen_src)
         (void)sd_event_source_set_enabled(v->listen_src, SD_EVENT_OFF);
+    listen_rest_cancel(&v->listen_rest);
     return 0;
 }
 
@@ -658,10 +662,16 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
     struct vhost_user *v = userdata;
     int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (c < 0) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-            vu_log(v, "accept on %s: %s", v->path, strerror(errno));
+        int err = errno;
+        if (listen_rest_after(&v->listen_rest, err)) {
+            if (!v->rest_logged)
+                vu_log(v, "accept on %s: %s; retrying", v->path, strerror(err));
+            v->rest_logged = true;
+        } else if (err != EAGAIN && err != EINTR && err != ECONNABORTED)
+            vu_log(v, "accept on %s: %s", v->path, strerror(err));
         return 0;
     }
+    v->rest_logged = false;
     int r = vhost_user_adopt(v, c);
     if (r < 0)
         vu_log(v, "cannot serve the front-end: %s", strerror(-r));
@@ -686,6 +696,8 @@ int vhost_user_listen(struct vhost_user *v, const char *path)
         return -ENOMEM;
     }
     r = sd_event_add_io(v->event, &v->listen_src, fd, EPOLLIN, on_accept, v);
+    if (r >= 0 && (r = listen_rest_init(&v->listen_rest, v->listen_src)) < 0)
+        v->listen_src = sd_event_source_disable_unref(v->listen_src);
     if (r < 0) {
         unlink(path);
         return r;
@@ -727,6 +739,7 @@ void vhost_user_free(struct vhost_user *v)
         return;
     vhost_user_disconnect(v);
     reset_rings(v);
+    listen_rest_done(&v->listen_rest);
     v->listen_src = sd_event_source_disable_unref(v->listen_src);
     closep(&v->listen_fd);
     if (v->path)

@@ -2,6 +2,7 @@
 #include "vsock/vsock_dev.h"
 
 #include "launcher/macro.h"
+#include "vsock/listen_rest.h"
 #include "vsock/vhost_user.h"
 #include "vsock/vsock_conn.h"
 #include "vsock/vsock_pkt.h"
@@ -45,8 +46,7 @@ struct vsock_dev {
     char *uds_path;
     int listen_fd;
     sd_event_source *listen_src, *tx_defer;
-    sd_event_source *listen_resume; /* out of fds: the listener rests until this fires (made
-                                     * with the listener: arming it needs no new fd) */
+    struct listen_rest listen_rest; /* out of fds: the listener rests a while */
     struct vhost_user *vu;
 
     const struct vq_mem *mem; /* NULL while detached */
@@ -606,30 +606,16 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
     return 0;
 }
 
-static int on_listen_resume(sd_event_source *s, uint64_t usec, void *userdata)
-{
-    struct vsock_dev *d = userdata;
-    (void)sd_event_source_set_enabled(d->listen_src, SD_EVENT_ON);
-    return 0;
-}
-
 static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
     struct vsock_dev *d = userdata;
     int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (cfd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
-        /* the listener would wake us again at once: it rests 100 ms, clients wait in the
-         * backlog */
+    if (cfd < 0) {
         int err = errno;
-        if (sd_event_source_set_time_relative(d->listen_resume, 100000) >= 0 &&
-            sd_event_source_set_enabled(d->listen_resume, SD_EVENT_ONESHOT) >= 0) {
-            (void)sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        if (listen_rest_after(&d->listen_rest, err))
             dev_warn(d, "cannot accept host clients: %s; retrying", strerror(err));
-        }
         return 0;
     }
-    if (cfd < 0)
-        return 0;
     if (!attached(d)) {
         close(cfd); /* the guest is not running */
         return 0;
@@ -740,10 +726,7 @@ static int dev_setup(struct vsock_dev *d)
         return r;
     r = sd_event_add_io(d->event, &d->listen_src, d->listen_fd, EPOLLIN, on_listen, d);
     if (r >= 0)
-        r = sd_event_add_time_relative(d->event, &d->listen_resume, CLOCK_MONOTONIC, 100000, 0,
-                                       on_listen_resume, d);
-    if (r >= 0)
-        r = sd_event_source_set_enabled(d->listen_resume, SD_EVENT_OFF);
+        r = listen_rest_init(&d->listen_rest, d->listen_src);
     if (r < 0)
         return r;
     r = sd_event_add_defer(d->event, &d->tx_defer, on_tx_defer, d);
@@ -798,7 +781,7 @@ void vsock_dev_free(struct vsock_dev *d)
     vsock_dev_detach(d);
     d->tx_defer = sd_event_source_disable_unref(d->tx_defer);
     d->listen_src = sd_event_source_disable_unref(d->listen_src);
-    d->listen_resume = sd_event_source_disable_unref(d->listen_resume);
+    listen_rest_done(&d->listen_rest);
     if (d->listen_fd >= 0) {
         close(d->listen_fd);
         unlink(d->uds_path);

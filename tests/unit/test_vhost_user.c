@@ -4,6 +4,8 @@
  * rings. Hostile front-ends (oversized and malformed messages, too many fds, regions beyond the
  * file, unknown requests) are refused without a crash or an fd leak, and the server takes the
  * next front-end. */
+#include "launcher/macro.h"
+#include "tests/support/loop_probe.h"
 #include "vsock/vhost_user.h"
 #include "vsock/vsock_dev.h"
 #include "vsock/vsock_pkt.h"
@@ -22,6 +24,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -532,18 +535,26 @@ START_TEST(unknown_request)
 END_TEST
 
 /* The session ends; the server accepts the next front-end (a restarted QEMU). */
-START_TEST(reconnect)
+/* Replaces the fixture's session with a server listening on DIR/vu.sock (DIR made from the
+ * template); SA is filled in for a front-end to connect to. */
+static void listen_afresh(char *dir, struct sockaddr_un *sa)
 {
     vhost_user_free(v);
     close(fe);
     fe = -1;
     ck_assert_int_eq(vhost_user_new(e, &fake, &fd_dev, &v), 0);
-    char dir[] = "/tmp/ocvm-vu-XXXXXX", path[64];
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/vu.sock", dir);
-    ck_assert_int_eq(vhost_user_listen(v, path), 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    strcpy(sa.sun_path, path);
+    *sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+    snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/vu.sock", dir);
+    ck_assert_int_eq(vhost_user_listen(v, sa->sun_path), 0);
+}
+
+START_TEST(reconnect)
+{
+    char dir[] = "/tmp/ocvm-vu-XXXXXX";
+    struct sockaddr_un sa;
+    listen_afresh(dir, &sa);
+    const char *path = sa.sun_path;
     for (int round = 0; round < 3; round++) {
         fe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         ck_assert_int_eq(connect(fe, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -593,6 +604,33 @@ START_TEST(listen_path_rules)
     ck_assert_int_eq(access(path, F_OK), 0); /* left alone */
     unlink(path);
     rmdir(dir);
+}
+END_TEST
+
+/* Out of fds: the listener rests instead of waking the loop without end, and the waiting
+ * front-end is taken once fds are back. */
+START_TEST(out_of_fds_rests_the_listener)
+{
+    char dir[] = "/tmp/ocvm-vu-XXXXXX";
+    struct sockaddr_un sa;
+    listen_afresh(dir, &sa);
+    fe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct rlimit rl, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    low = (struct rlimit){.rlim_cur = 3, .rlim_max = rl.rlim_max}; /* below what is open */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    ck_assert_int_eq(connect(fe, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int dispatched = loop_wakeups(e, 300);
+    ck_assert_msg(dispatched < 30, "the loop woke %d times in 300 ms", dispatched);
+    ck_assert(!vhost_user_connected(v));
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    (void)sd_event_run(e, 200000); /* the rest ends */
+    pump();
+    ck_assert(vhost_user_connected(v));
+    vhost_user_free(v);
+    v = NULL;
+    rmdir(dir);
+    ck_assert_int_eq(vhost_user_new(e, &fake, &fd_dev, &v), 0);
 }
 END_TEST
 
@@ -726,6 +764,7 @@ static Suite *suite(void)
     tcase_add_test(t, partial_messages);
     tcase_add_test(t, reconnect);
     tcase_add_test(t, listen_path_rules);
+    tcase_add_test(t, out_of_fds_rests_the_listener);
     tcase_add_test(t, vsock_device_end_to_end);
     suite_add_tcase(s, t);
     TCase *h = tcase_create("hostile");

@@ -4,6 +4,7 @@
  * violations): each bad packet is dropped with the right answer and the device keeps working. */
 #include "launcher/macro.h"
 #include "tests/support/fake_guest.h"
+#include "tests/support/loop_probe.h"
 #include "vsock/backend_main.h"
 #include "vsock/vsock_conn.h"
 #include "vsock/vsock_dev.h"
@@ -637,11 +638,7 @@ START_TEST(out_of_fds_pauses_accept)
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
     for (int i = 0; i < 4; i++) /* the kernel queues them; accept4 fails with EMFILE */
         ck_assert_int_eq(connect(fd[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
-    int dispatched = 0;
-    uint64_t end = clock_usec(CLOCK_MONOTONIC) + 300000;
-    while (clock_usec(CLOCK_MONOTONIC) < end)
-        if (sd_event_run(e, 50000) > 0)
-            dispatched++;
+    int dispatched = loop_wakeups(e, 300);
     ck_assert_msg(dispatched < 30, "the loop woke %d times in 300 ms", dispatched);
     struct vsock_dev_stats st;
     vsock_dev_get_stats(d, &st);
