@@ -18,8 +18,8 @@ struct relay_options {
     unsigned connect_timeout_ms; /* 0: 5000 */
     unsigned idle_timeout_ms;    /* 0: never */
     const char *log_prefix;      /* e.g. "relay" or "openclaw: relay" */
-    /* splice(2) through a pipe instead of copying through a ring, where both ends allow it:
-     * less CPU in the relay, but slower end to end where measured (docs/benchmarks.md) */
+    /* splice(2) through a pipe instead of copying through a ring, where both ends allow it;
+     * slower end to end where it was measured (docs/benchmarks.md) */
     bool splice;
     /* bytes of ring buffers above the smallest (64 KiB) class, lent and pooled together;
      * 0: 64 MiB. Past it, flows copy through smaller rings. */
