@@ -97,14 +97,16 @@ check "SIGTERM: exit 0" [ $? = 0 ]
 # the drop-in for `socat TCP-LISTEN:...,fork TCP:...`, with half-close
 start_relay "$tmp/dropin.log" "tcp:127.0.0.1:$p_listen" "tcp:127.0.0.1:$p_echo"
 wait_listening "$p_listen"
-got=$(head -c 3000000 /dev/urandom | tee "$tmp/sent" | python3 -c '
+# the file first: cmp runs alongside the client, and must not open it before it exists
+head -c 3000000 /dev/urandom >"$tmp/sent"
+got=$(python3 -c '
 import socket, sys
 c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 c.sendall(sys.stdin.buffer.read()); c.shutdown(socket.SHUT_WR)
 out = bytearray()
 while (b := c.recv(65536)):
     out += b
-sys.stdout.buffer.write(out)' "$p_listen" | cmp - "$tmp/sent" && echo same)
+sys.stdout.buffer.write(out)' "$p_listen" <"$tmp/sent" | cmp - "$tmp/sent" && echo same)
 check "3 MB echoed through it after a half-close, unchanged" [ "$got" = same ]
 start2_log="$tmp/dropin2.log"
 "$ocvm" relay "tcp:127.0.0.1:$p_listen" "tcp:127.0.0.1:$p_echo" 2>"$start2_log"
