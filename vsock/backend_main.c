@@ -41,17 +41,15 @@ static int usage_error(const char *fmt, ...)
 /* Decimal, no sign, no leading zeros, 3..UINT32_MAX-1. */
 static int parse_cid(const char *s, uint32_t *ret)
 {
-    if (!*s || strlen(s) > 10 || (s[0] == '0' && s[1]))
+    if (s[0] == '0' && s[1])
         return -EINVAL;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (v <= 2 || v >= UINT32_MAX)
+    uint32_t v;
+    int r = decimal_u32(s, strlen(s), UINT32_MAX - 1, &v);
+    if (r < 0)
+        return r;
+    if (v <= 2)
         return -ERANGE;
-    *ret = (uint32_t)v;
+    *ret = v;
     return 0;
 }
 

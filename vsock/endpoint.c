@@ -1,5 +1,7 @@
 #include "vsock/endpoint.h"
 
+#include "launcher/macro.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -19,26 +21,10 @@ const char *endpoint_kind_to_string(enum endpoint_kind k)
     return k < _ENDPOINT_KIND_MAX ? endpoint_kind_table[k] : NULL;
 }
 
-static int parse_u32(const char *s, uint32_t max, uint32_t *ret)
-{
-    if (!*s || strlen(s) > 10)
-        return -EINVAL;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (v > max)
-        return -ERANGE;
-    *ret = (uint32_t)v;
-    return 0;
-}
-
 static int parse_port(const char *s, uint16_t *ret, const char **why)
 {
     uint32_t v;
-    if (parse_u32(s, 65535, &v) < 0 || v == 0) {
+    if (decimal_u32(s, strlen(s), 65535, &v) < 0 || v == 0) {
         *why = "port must be a number from 1 to 65535";
         return -EINVAL;
     }
@@ -99,7 +85,7 @@ static int parse_path_port(const char *s, struct endpoint *e, bool want_port, co
             return -EINVAL;
         }
         uint32_t v;
-        if (parse_u32(colon + 1, UINT32_MAX, &v) < 0) {
+        if (decimal_u32(colon + 1, strlen(colon + 1), UINT32_MAX, &v) < 0) {
             *why = "vsock port must be a number";
             return -EINVAL;
         }
@@ -153,7 +139,7 @@ int endpoint_parse(const char *s, struct endpoint *ret, const char **why)
         cid[n] = '\0';
         if (strcmp(cid, "any") == 0)
             e.cid = ENDPOINT_VSOCK_CID_ANY; /* listening only */
-        else if (parse_u32(cid, UINT32_MAX - 1, &e.cid) < 0) {
+        else if (decimal_u32(cid, strlen(cid), UINT32_MAX - 1, &e.cid) < 0) {
             *why = "vsock CID must be a number below 4294967295, or \"any\"";
             return -EINVAL;
         }

@@ -3,7 +3,6 @@
  *   notify [VAR=VALUE ...]  tell the host supervisor we are READY (sd_notify text over vsock)
  *   power-button            power the machine off when the ACPI power button is pressed
  * Add a verb: write `static int verb_NAME(int argc, char **argv)` and one line in `verbs[]`. */
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -37,24 +36,6 @@
 #define CRED_PREFIX "systemd.set_credential=vmm.notify_socket:"
 
 /* ---- small helpers ---------------------------------------------------------------------- */
-
-/* Parses a decimal uint32 that fills [s, s+len) exactly. */
-static int parse_u32(const char *s, size_t len, uint32_t *ret)
-{
-    uint64_t v = 0;
-
-    if (len == 0 || len > 10)
-        return -EINVAL;
-    for (size_t i = 0; i < len; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return -EINVAL;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v > UINT32_MAX)
-        return -ERANGE;
-    *ret = (uint32_t)v;
-    return 0;
-}
 
 /* Reads at most max-1 bytes of a file into buf, NUL-terminated; returns the length. */
 static int read_small_file(const char *path, char *buf, size_t max)
@@ -132,8 +113,8 @@ static int notify_socket_from_cmdline(const char *cmdline, uint32_t *ret_cid, ui
     const char *colon = memchr(rest, ':', rest_len);
     if (!colon)
         return -EINVAL;
-    if (parse_u32(rest, (size_t)(colon - rest), ret_cid) < 0 ||
-        parse_u32(colon + 1, rest_len - (size_t)(colon + 1 - rest), ret_port) < 0)
+    if (decimal_u32(rest, (size_t)(colon - rest), UINT32_MAX, ret_cid) < 0 ||
+        decimal_u32(colon + 1, rest_len - (size_t)(colon + 1 - rest), UINT32_MAX, ret_port) < 0)
         return -EINVAL;
     return 0;
 }
