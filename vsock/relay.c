@@ -523,18 +523,25 @@ static int sockaddr_for(const struct endpoint *e, struct sockaddr_storage *ss, s
     }
 }
 
+/* E's address in *SS and a non-blocking stream socket of its family: the fd, or -errno. */
+static int socket_for(const struct endpoint *e, struct sockaddr_storage *ss, socklen_t *len)
+{
+    int r = sockaddr_for(e, ss, len);
+    if (r < 0)
+        return r;
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    return fd < 0 ? negative_errno() : fd;
+}
+
 int relay_connect_endpoint(const struct endpoint *e, int *ret_fd, bool *in_progress)
 {
     struct sockaddr_storage ss;
     socklen_t len;
     if (e->kind == ENDPOINT_VSOCK && e->cid == ENDPOINT_VSOCK_CID_ANY)
         return -EDESTADDRREQ; /* "any" is for listening */
-    int r = sockaddr_for(e, &ss, &len);
-    if (r < 0)
-        return r;
-    _cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    _cleanup_close_ int fd = socket_for(e, &ss, &len);
     if (fd < 0)
-        return negative_errno();
+        return fd;
     if (e->kind == ENDPOINT_TCP) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
@@ -555,12 +562,9 @@ int relay_listen_endpoint(const struct endpoint *e, int *ret_fd)
     socklen_t len;
     if (e->kind == ENDPOINT_HYBRID)
         return -EINVAL;
-    int r = sockaddr_for(e, &ss, &len);
-    if (r < 0)
-        return r;
-    _cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    _cleanup_close_ int fd = socket_for(e, &ss, &len);
     if (fd < 0)
-        return negative_errno();
+        return fd;
     int one = 1;
     if (e->kind == ENDPOINT_TCP)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
