@@ -8,6 +8,7 @@
  * Test texts are written with ' for " (JSON has no single quotes) so that they stay readable;
  * load() turns them back before parsing. Columns count characters, 1-based. */
 #include "launcher/config.h"
+#include "tests/support/run_suite.h"
 
 #include <check.h>
 #include <errno.h>
@@ -634,13 +635,10 @@ int main(void)
         remove_fixture_dir();
         return EXIT_FAILURE;
     }
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int status = run_suite(s);
     if (remove_fixture_dir() < 0) {
         fprintf(stderr, "test_config: cannot remove %s\n", tmpdir);
-        failed++;
+        status = EXIT_FAILURE;
     }
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return status;
 }

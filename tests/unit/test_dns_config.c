@@ -5,6 +5,7 @@
 #include "netsetup/dns_config.h"
 
 #include "tests/support/golden.h"
+#include "tests/support/run_suite.h"
 
 #include <check.h>
 #include <errno.h>
@@ -109,9 +110,5 @@ int main(void)
     tcase_add_test(tc, dns_elsewhere_is_pointed_out);
     tcase_add_test(tc, no_network);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

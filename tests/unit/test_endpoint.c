@@ -1,5 +1,6 @@
 /* endpoint: every address form the config and `ocvm relay` accept gives the right fields, every
  * malformed one is refused with a reason, and endpoint_is_local tells loopback from the rest. */
+#include "tests/support/run_suite.h"
 #include "vsock/endpoint.h"
 
 #include <check.h>
@@ -283,9 +284,5 @@ int main(void)
     tcase_add_test(tc, test_hostport_long_host);
     tcase_add_test(tc, test_kind_names);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include "tests/support/golden.h"
+#include "tests/support/run_suite.h"
 
 #include <check.h>
 #include <errno.h>
@@ -317,9 +318,5 @@ int main(void)
     tcase_add_test(tc, resolve_literal_addresses);
     tcase_add_test(tc, state_json_round_trip);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -5,6 +5,7 @@
 #include "launcher/qemu_argv.h"
 
 #include "tests/support/golden.h"
+#include "tests/support/run_suite.h"
 
 #include <check.h>
 #include <errno.h>
@@ -294,9 +295,5 @@ int main(void)
     tcase_add_test(t, commas_doubled_newlines_refused);
     tcase_add_test(t, kernel_cmdline_additions);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -3,6 +3,7 @@
  * handshake, routes replies by id and events to their callback, copes with any split of the byte
  * stream, and closes (once, with a reason) on anything it cannot trust. */
 #include "launcher/qmp.h"
+#include "tests/support/run_suite.h"
 
 #include <check.h>
 #include <errno.h>
@@ -885,9 +886,5 @@ int main(void)
     tcase_add_test(tc, test_client_send_failure_closes);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

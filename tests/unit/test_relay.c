@@ -1,5 +1,6 @@
 /* relay: real sockets on loopback and in a temp dir, the relay running in its own thread. */
 #include "launcher/macro.h"
+#include "tests/support/run_suite.h"
 #include "vsock/relay.h"
 
 #include <check.h>
@@ -792,9 +793,5 @@ int main(void)
     tcase_add_test(t, ipv6_to_ipv6);
     tcase_add_test(t, out_of_fds_pauses_accept_then_recovers);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -2,6 +2,7 @@
  * The listings here are shaped like libnftables' own (JSON, and text with "# handle N"). */
 #include "launcher/macro.h"
 #include "netsetup/ruleset_diff.h"
+#include "tests/support/run_suite.h"
 
 #include <check.h>
 #include <errno.h>
@@ -212,9 +213,5 @@ int main(void)
     tcase_add_test(tc, bad_json);
     tcase_add_test(tc, list_steal);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -2,6 +2,7 @@
  * dead supervisor left is cleared, and release leaves nothing behind. Runs against
  * $OCVM_RUNTIME_DIR pointed at a fresh temporary directory. */
 #include "launcher/runtime_dir.h"
+#include "tests/support/run_suite.h"
 
 #include <check.h>
 #include <errno.h>
@@ -355,9 +356,5 @@ int main(void)
     tcase_add_test(tc, test_refuses_regular_file);
     tcase_add_test(tc, test_refuses_foreign_owner);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

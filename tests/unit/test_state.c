@@ -2,6 +2,7 @@
  * file this version did not write is refused (-EINVAL), a missing one is -ENOENT, and a write never
  * leaves a half-written or temporary file behind. */
 #include "launcher/state.h"
+#include "tests/support/run_suite.h"
 
 #include <check.h>
 #include <errno.h>
@@ -279,9 +280,5 @@ int main(void)
     tcase_add_test(tc, test_write_is_atomic);
     tcase_add_test(tc, test_write_into_missing_dir);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

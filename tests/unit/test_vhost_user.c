@@ -6,6 +6,7 @@
  * next front-end. */
 #include "launcher/macro.h"
 #include "tests/support/loop_probe.h"
+#include "tests/support/run_suite.h"
 #include "vsock/vhost_user.h"
 #include "vsock/vsock_dev.h"
 #include "vsock/vsock_pkt.h"
@@ -784,9 +785,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite());
 }

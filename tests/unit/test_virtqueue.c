@@ -2,6 +2,7 @@
  * Every hostile layout must be refused with the documented error and without touching memory
  * outside the region (run under ASan: the "guest memory" is one malloc'd block). */
 #include "tests/support/fake_guest.h"
+#include "tests/support/run_suite.h"
 #include "vsock/virtqueue.h"
 
 #include <check.h>
@@ -427,9 +428,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite());
 }

@@ -5,6 +5,7 @@
 #include "launcher/macro.h"
 #include "tests/support/fake_guest.h"
 #include "tests/support/loop_probe.h"
+#include "tests/support/run_suite.h"
 #include "vsock/backend_main.h"
 #include "vsock/vsock_conn.h"
 #include "vsock/vsock_dev.h"
@@ -1038,9 +1039,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite());
 }
