@@ -11,13 +11,7 @@ target_sources(ocvm_core PRIVATE
 target_link_libraries(ocvm_core PUBLIC PkgConfig::NL PkgConfig::NFT)
 
 foreach(suite firewall dns_config ruleset_diff)
-  add_executable(test_${suite} tests/unit/test_${suite}.c)
-  target_link_libraries(test_${suite} PRIVATE ocvm_core ocvm_test_golden PkgConfig::CHECK)
-  target_compile_definitions(test_${suite} PRIVATE
-    SOURCE_DIR="${CMAKE_SOURCE_DIR}" BUILD_DIR="${CMAKE_BINARY_DIR}")
-  add_test(NAME unit/${suite} COMMAND test_${suite})
-  set_tests_properties(unit/${suite} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
-    ENVIRONMENT "CK_FORK=yes")
+  ocvm_unit_suite(${suite} ocvm_test_golden)
 endforeach()
 
 # Runs netsetup_up/down/cleanup/audit for the integration test, inside the test's namespaces.

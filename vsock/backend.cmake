@@ -18,13 +18,7 @@ add_library(ocvm_fake_guest STATIC tests/support/fake_guest.c tests/support/loop
 target_link_libraries(ocvm_fake_guest PUBLIC ocvm_core)
 
 foreach(suite virtqueue vsock_dev vhost_user)
-  add_executable(test_${suite} tests/unit/test_${suite}.c)
-  target_link_libraries(test_${suite} PRIVATE ocvm_fake_guest ocvm_core PkgConfig::CHECK)
-  target_compile_definitions(test_${suite} PRIVATE
-    SOURCE_DIR="${CMAKE_SOURCE_DIR}" BUILD_DIR="${CMAKE_BINARY_DIR}")
-  add_test(NAME unit/${suite} COMMAND test_${suite})
-  set_tests_properties(unit/${suite} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
-    ENVIRONMENT "CK_FORK=yes")
+  ocvm_unit_suite(${suite} ocvm_fake_guest)
 endforeach()
 
 # Fuzzing: the descriptor-chain walker and packet parser fed hostile rings (fuzz_vring), and the
