@@ -82,34 +82,37 @@ static void teardown(void)
 
 static char *openclaw_paths[] = {"/var/lib/ocvm/openclaw/vmlinuz", "/run/openclaw-secrets"};
 
+/* EXAMPLE (its file paths replaced by PATHS) rendered with plan P, no fds passed and the TAP
+ * queues the config asks for, must equal the golden file GOLDEN. */
+static void check_example(const char *example, char **paths, size_t n, struct qemu_plan p,
+                          const char *golden)
+{
+    struct vm_config *c = load_example(example, paths, n);
+    p.qmp_fd = p.console_fd = -1;
+    p.tap_queues = qemu_tap_queues(c);
+    _cleanup_free_ char *got = render(c, &p, paths, n);
+    golden_check(golden, got);
+    vm_config_free(c);
+}
+
 START_TEST(golden_openclaw_tcg_kernel_vsock)
 {
-    struct vm_config *c = load_example("openclaw.json", openclaw_paths, 2);
-    struct qemu_plan p = {.accel = ACCEL_TCG,
-                          .vsock = VSOCK_BACKEND_KERNEL,
-                          .runtime_dir = "/run/ocvm/openclaw",
-                          .qmp_fd = -1,
-                          .console_fd = -1,
-                          .tap_queues = qemu_tap_queues(c),
-                          .tsc_khz = 2096015};
-    _cleanup_free_ char *got = render(c, &p, openclaw_paths, 2);
-    golden_check("openclaw-tcg-kernel.argv", got);
-    vm_config_free(c);
+    check_example("openclaw.json", openclaw_paths, 2,
+                  (struct qemu_plan){.accel = ACCEL_TCG,
+                                     .vsock = VSOCK_BACKEND_KERNEL,
+                                     .runtime_dir = "/run/ocvm/openclaw",
+                                     .tsc_khz = 2096015},
+                  "openclaw-tcg-kernel.argv");
 }
 END_TEST
 
 START_TEST(golden_openclaw_kvm_user_vsock)
 {
-    struct vm_config *c = load_example("openclaw.json", openclaw_paths, 2);
-    struct qemu_plan p = {.accel = ACCEL_KVM,
-                          .vsock = VSOCK_BACKEND_USER,
-                          .runtime_dir = "/run/ocvm/openclaw",
-                          .qmp_fd = -1,
-                          .console_fd = -1,
-                          .tap_queues = qemu_tap_queues(c)};
-    _cleanup_free_ char *got = render(c, &p, openclaw_paths, 2);
-    golden_check("openclaw-kvm-user.argv", got);
-    vm_config_free(c);
+    check_example("openclaw.json", openclaw_paths, 2,
+                  (struct qemu_plan){.accel = ACCEL_KVM,
+                                     .vsock = VSOCK_BACKEND_USER,
+                                     .runtime_dir = "/run/ocvm/openclaw"},
+                  "openclaw-kvm-user.argv");
 }
 END_TEST
 
@@ -117,17 +120,12 @@ START_TEST(golden_demo)
 {
     /* the demo's kernel is built later: point it at stand-ins */
     char *paths[] = {"../build/guest/vmlinuz", "/unused", "../build/guest/initrd.img"};
-    struct vm_config *c = load_example("demo.json", paths, 3);
-    struct qemu_plan p = {.accel = ACCEL_TCG,
-                          .vsock = VSOCK_BACKEND_USER,
-                          .runtime_dir = "/run/ocvm/demo",
-                          .qmp_fd = -1,
-                          .console_fd = -1,
-                          .tap_queues = qemu_tap_queues(c),
-                          .tsc_khz = 2096015};
-    _cleanup_free_ char *got = render(c, &p, paths, 3);
-    golden_check("demo.argv", got);
-    vm_config_free(c);
+    check_example("demo.json", paths, 3,
+                  (struct qemu_plan){.accel = ACCEL_TCG,
+                                     .vsock = VSOCK_BACKEND_USER,
+                                     .runtime_dir = "/run/ocvm/demo",
+                                     .tsc_khz = 2096015},
+                  "demo.argv");
 }
 END_TEST
 
