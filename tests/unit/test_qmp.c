@@ -464,13 +464,19 @@ static const char greeting[] =
     "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": "
     "\"Debian 1:7.2+dfsg-7+deb12u6\"}, \"capabilities\": [\"oob\"]}}\r\n";
 
-/* The handshake as QEMU 7.2 does it; returns the id the client gave qmp_capabilities. */
-static long long handshake(void)
+/* QEMU's greeting; returns the id the client then gave qmp_capabilities. */
+static long long greet(void)
 {
     fake_send(greeting);
     PUMP_UNTIL(json_array_size(T.f.cmds) >= 1);
     ck_assert_int_eq(T.ready, 0); /* not before QEMU has answered */
-    long long id = expect_cmd(0, "qmp_capabilities", NULL);
+    return expect_cmd(0, "qmp_capabilities", NULL);
+}
+
+/* The handshake as QEMU 7.2 does it; returns the id the client gave qmp_capabilities. */
+static long long handshake(void)
+{
+    long long id = greet();
     char line[64];
     snprintf(line, sizeof(line), "{\"return\": {}, \"id\": %lld}\r\n", id);
     fake_send(line);
@@ -587,9 +593,7 @@ END_TEST
 START_TEST(test_client_event_before_handshake_done)
 {
     /* QEMU may emit an event between the greeting and the capabilities reply */
-    fake_send(greeting);
-    PUMP_UNTIL(json_array_size(T.f.cmds) == 1);
-    long long id = expect_cmd(0, "qmp_capabilities", NULL);
+    long long id = greet();
     char line[200];
     snprintf(line, sizeof(line),
              "{" TS ", \"event\": \"RESUME\"}\n{\"return\": {}, \"id\": %lld}\n", id);
@@ -824,9 +828,7 @@ END_TEST
 
 START_TEST(test_client_capabilities_refused)
 {
-    fake_send(greeting);
-    PUMP_UNTIL(json_array_size(T.f.cmds) == 1);
-    long long id = expect_cmd(0, "qmp_capabilities", NULL);
+    long long id = greet();
     char line[200];
     snprintf(line, sizeof(line),
              "{\"id\": %lld, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Capabilities "
