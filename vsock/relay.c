@@ -695,13 +695,23 @@ static void conn_open(struct relay *r, struct conn *c)
     conn_pump(r, c);
 }
 
+/* Rate limit for a log line: true (and *LAST_MS set to now) when none was written in the last
+ * EVERY_MS. */
+static bool log_due(uint64_t *last_ms, uint64_t every_ms)
+{
+    uint64_t now = now_ms();
+    if (*last_ms && now - *last_ms < every_ms)
+        return false;
+    *last_ms = now;
+    return true;
+}
+
 static void conn_fail(struct relay *r, struct conn *c, int err, const char *what)
 {
     r->stats.connect_failed++;
     /* one line, then silence for a while: a target that is down (a VM restarting) must not
      * flood the log with a line per client */
-    uint64_t now = now_ms();
-    if (r->last_fail_log_ms && now - r->last_fail_log_ms < FAIL_LOG_MS) {
+    if (!log_due(&r->last_fail_log_ms, FAIL_LOG_MS)) {
         r->fails_unlogged++;
     } else {
         char target[192];
@@ -711,7 +721,6 @@ static void conn_fail(struct relay *r, struct conn *c, int err, const char *what
                       target, what, strerror(-err), r->fails_unlogged);
         else
             relay_log(r, "cannot reach %s: %s: %s", target, what, strerror(-err));
-        r->last_fail_log_ms = now;
         r->fails_unlogged = 0;
     }
     conn_kill(r, c, true); /* the client gets a reset at once, never a hang */
@@ -771,12 +780,9 @@ static void accept_one(struct relay *r, struct forward *f, int cfd)
 {
     if (r->stats.open >= r->o.max_connections) {
         r->stats.refused_limit++;
-        uint64_t now = now_ms();
-        if (now - r->last_limit_log_ms >= 1000) {
-            r->last_limit_log_ms = now;
+        if (log_due(&r->last_limit_log_ms, 1000))
             relay_log(r, "connection limit (%zu) reached: refusing new clients",
                       r->o.max_connections);
-        }
         close(cfd);
         return;
     }
@@ -825,13 +831,10 @@ static void pause_listener(struct relay *r, struct forward *f, int err)
     if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, f->fd, &ev) < 0)
         return;
     f->paused = true;
-    uint64_t now = now_ms();
-    r->accept_resume_ms = now + ACCEPT_PAUSE_MS;
-    if (now - r->last_accept_log_ms >= FAIL_LOG_MS) {
-        r->last_accept_log_ms = now;
+    r->accept_resume_ms = now_ms() + ACCEPT_PAUSE_MS;
+    if (log_due(&r->last_accept_log_ms, FAIL_LOG_MS))
         relay_log(r, "cannot accept clients: %s (%" PRIu64 " connections open); retrying",
                   strerror(err), r->stats.open);
-    }
 }
 
 static void resume_listeners(struct relay *r)
