@@ -4,7 +4,7 @@
  * kernel vsock backend only when /dev/vhost-vsock opens. */
 #pragma once
 
-#include "launcher/vm_config.h"
+#include "config/vm_config.h"
 
 /* Resolves WANT (auto/kvm/tcg) to KVM or TCG. For an explicit "kvm" that cannot work, returns
  * -ENODEV and sets *why (static string). For "auto", *why says why TCG was picked, if it was. */

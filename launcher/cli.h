@@ -2,7 +2,7 @@
  * 0 success, 1 the operation failed, 2 usage or configuration error (status: 3 not running). */
 #pragma once
 
-#include "launcher/vm_config.h"
+#include "config/vm_config.h"
 
 #include <stdbool.h>
 

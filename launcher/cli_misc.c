@@ -1,8 +1,10 @@
 /* The verbs that do not start a VM: down, status, console, cmdline; and argument helpers. */
 #include "launcher/accel.h"
 #include "launcher/cli.h"
-#include "launcher/config.h"
-#include "launcher/macro.h"
+#include "config/config.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/clock.h"
 #include "launcher/qemu_argv.h"
 #include "launcher/runtime_dir.h"
 #include "launcher/state.h"

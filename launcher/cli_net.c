@@ -1,7 +1,8 @@
 /* `ocvm vsock-backend` (the user-space vhost-user vsock device on its own) and
  * `ocvm dns-config NAME` (an Unbound snippet that logs every lookup the VM makes). */
 #include "launcher/cli.h"
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "launcher/net_plan.h"
 #include "netsetup/dns_config.h"
 #include "vsock/backend_main.h"
 
@@ -23,7 +24,13 @@ int verb_dns_config(int argc, char **argv)
     if ((r = cli_load_config(a.name, a.config, &c)))
         return r;
     _cleanup_free_ char *text = NULL;
-    r = dns_config_render(c, &text);
+    struct netsetup_plan plan;
+    r = net_plan_from_config(c, &plan);
+    if (r > 0)
+        r = dns_config_render(&plan, &text);
+    else if (r == 0)
+        r = -EINVAL;
+    net_plan_done(&plan);
     if (r == -EINVAL)
         fprintf(stderr, "ocvm: %s: \"network\" is null: the VM has no network to resolve for\n",
                 c->name);

@@ -1,9 +1,12 @@
 /* `ocvm relay LISTEN CONNECT`: the relay engine on its own, a drop-in for the socat lines
  * `socat TCP-LISTEN:18789,bind=127.0.0.1,fork VSOCK-CONNECT:3:18789` and the reverse. */
 #include "launcher/cli.h"
-#include "launcher/macro.h"
+
 #include "vsock/relay.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <errno.h>
 #include <getopt.h>
 #include <string.h>

@@ -1,7 +1,8 @@
 /* `ocvm up`: validate, check the host can run this VM, optionally detach, then supervise. */
 #include "launcher/accel.h"
 #include "launcher/cli.h"
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/clock.h"
 #include "launcher/supervisor.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 #include "launcher/guest_notify.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
 #include "vsock/listen_rest.h"
 
 #include <errno.h>

@@ -1,8 +1,9 @@
 #include "launcher/health.h"
 
-#include "launcher/macro.h"
 #include "vsock/relay.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>

@@ -1,7 +1,7 @@
 /* ocvm: launcher and supervisor of the OpenClaw gateway microVM. Dispatches to the verbs. */
 #include "launcher/cli.h"
-#include "launcher/config.h"
-#include "launcher/macro.h"
+#include "config/config.h"
+#include "common/cleanup.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 #include "launcher/notify.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
 
 #include <stdarg.h>
 #include <stdbool.h>

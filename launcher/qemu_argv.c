@@ -1,7 +1,7 @@
 #include "launcher/qemu_argv.h"
 
 #include "launcher/guest_notify.h"
-#include "launcher/macro.h"
+#include "common/cleanup.h"
 
 #include <errno.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 #pragma once
 
 #include "launcher/argv.h"
-#include "launcher/vm_config.h"
+#include "config/vm_config.h"
 
 struct qemu_plan {
     enum accel accel;         /* resolved: ACCEL_KVM or ACCEL_TCG */

@@ -1,6 +1,7 @@
 #include "launcher/qmp.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/error.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,6 +1,7 @@
 #include "launcher/runtime_dir.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/error.h"
 
 #include <dirent.h>
 #include <errno.h>

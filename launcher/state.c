@@ -1,6 +1,6 @@
 #include "launcher/state.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
 
 #include <errno.h>
 #include <jansson.h>

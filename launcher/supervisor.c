@@ -1,7 +1,9 @@
 #include "launcher/supervisor.h"
 
 #include "launcher/health.h"
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/clock.h"
 #include "launcher/notify.h"
 #include "launcher/qemu_argv.h"
 #include "launcher/qmp.h"
@@ -10,6 +12,7 @@
 #include "launcher/virtiofsd.h"
 #include "launcher/vsock_host.h"
 #include "launcher/watchdog.h"
+#include "launcher/net_plan.h"
 #include "netsetup/netsetup.h"
 
 #include <errno.h>
@@ -661,9 +664,11 @@ static int prepare_network(struct supervisor *s)
             free(TAKE_PTR(error));
         }
     }
-    if (!s->c->network)
-        return 0;
-    r = netsetup_up(s->c, &s->net, &error);
+    struct netsetup_plan plan;
+    if ((r = net_plan_from_config(s->c, &plan)) <= 0)
+        return r;
+    r = netsetup_up(&plan, &s->net, &error);
+    net_plan_done(&plan);
     if (r < 0) {
         log_vm(LOG_ERR, name, "netsetup: %s", error ? error : strerror(-r));
         return r;

@@ -4,7 +4,7 @@
  * it runs on one sd-event loop; `supervisor_run` returns the process exit code. */
 #pragma once
 
-#include "launcher/vm_config.h"
+#include "config/vm_config.h"
 
 #include <stdint.h>
 

@@ -6,7 +6,7 @@
  */
 #pragma once
 
-#include "launcher/vm_config.h"
+#include "config/vm_config.h"
 
 #include <sys/types.h>
 

@@ -1,6 +1,7 @@
 #include "launcher/vsock_host.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/error.h"
 #include "launcher/runtime_dir.h"
 #include "vsock/vsock_dev.h"
 

@@ -6,7 +6,7 @@
 #pragma once
 
 #include "launcher/guest_notify.h"
-#include "launcher/vm_config.h"
+#include "config/vm_config.h"
 #include "vsock/relay.h"
 
 #include <systemd/sd-event.h>

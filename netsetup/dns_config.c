@@ -6,11 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-int dns_config_render(const struct vm_config *c, char **ret)
+int dns_config_render(const struct netsetup_plan *p, char **ret)
 {
-    const struct vm_network *n = c->network;
     struct cidr br, dns;
-    if (!n || cidr_parse(n->bridge_address, false, &br) < 0 || cidr_parse(n->dns, true, &dns) < 0)
+    if (cidr_parse(p->bridge_address, false, &br) < 0 || cidr_parse(p->dns, true, &dns) < 0)
         return -EINVAL;
     char addr[CIDR_STRLEN], sub[CIDR_STRLEN];
     cidr_format_addr(br.addr, addr);
@@ -21,7 +20,7 @@ int dns_config_render(const struct vm_config *c, char **ret)
                  "# Note: network.dns is %s, so the guest does not ask this resolver yet; set\n"
                  "# network.dns to %s in %s to use it (the firewall lets the guest reach\n"
                  "# only the resolver named there).\n",
-                 n->dns, addr, c->path ? c->path : "the VM's config") < 0)
+                 p->dns, addr, p->source ? p->source : "the VM's config") < 0)
         return -ENOMEM;
     int r =
         asprintf(ret,
@@ -37,7 +36,7 @@ int dns_config_render(const struct vm_config *c, char **ret)
                  "    access-control: %s allow\n"
                  "    log-queries: yes\n"
                  "    log-replies: yes\n",
-                 c->name, n->bridge, c->name, note ? note : "", addr, sub);
+                 p->vm, p->bridge, p->vm, note ? note : "", addr, sub);
     free(note);
     return r < 0 ? -ENOMEM : 0;
 }

@@ -3,8 +3,8 @@
  * printed by `ocvm dns-config NAME`. */
 #pragma once
 
-#include "launcher/vm_config.h"
+#include "netsetup/plan.h"
 
-/* The snippet for C, ready for /etc/unbound/unbound.conf.d/ocvm-NAME.conf. -EINVAL when C has no
- * network ("network": null) or an address that does not parse. */
-int dns_config_render(const struct vm_config *c, char **ret);
+/* The snippet for P, ready for /etc/unbound/unbound.conf.d/ocvm-NAME.conf. -EINVAL when an address
+ * does not parse. */
+int dns_config_render(const struct netsetup_plan *p, char **ret);

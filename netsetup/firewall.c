@@ -1,6 +1,7 @@
 #include "netsetup/firewall.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/error.h"
 #include "netsetup/cidr.h"
 
 #include <arpa/inet.h>
@@ -174,21 +175,20 @@ static void render_guest_chains(FILE *m, const struct words *w)
             w->vm);
 }
 
-int firewall_render(const struct vm_config *c, const struct firewall_facts *f, char **ret)
+int firewall_render(const struct netsetup_plan *p, const struct firewall_facts *f, char **ret)
 {
-    const struct vm_network *n = c->network;
     struct cidr br, dns;
-    if (!n || !f->uplink)
+    if (!f->uplink)
         return -EINVAL;
-    if (!nft_word_ok(c->name, 64) || !nft_word_ok(n->bridge, 15) || !nft_word_ok(f->uplink, 15) ||
-        cidr_parse(n->bridge_address, false, &br) < 0 || cidr_parse(n->dns, true, &dns) < 0 ||
-        dns.prefix != 32 || c->gateway.guest_port == 0)
+    if (!nft_word_ok(p->vm, 64) || !nft_word_ok(p->bridge, 15) || !nft_word_ok(f->uplink, 15) ||
+        cidr_parse(p->bridge_address, false, &br) < 0 || cidr_parse(p->dns, true, &dns) < 0 ||
+        dns.prefix != 32 || p->gateway_port == 0)
         return -EINVAL;
-    struct words w = {.vm = c->name,
-                      .bridge = n->bridge,
+    struct words w = {.vm = p->vm,
+                      .bridge = p->bridge,
                       .uplink = f->uplink,
-                      .gw = c->gateway.guest_port,
-                      .allow_list = n->n_egress_allow > 0};
+                      .gw = p->gateway_port,
+                      .allow_list = p->n_egress > 0};
     cidr_format(cidr_network(br), w.subnet);
     cidr_format_addr(br.addr, w.bridge_addr);
     cidr_format_addr(dns.addr, w.dns);
@@ -203,7 +203,7 @@ int firewall_render(const struct vm_config *c, const struct firewall_facts *f, c
             "# ocvm: the firewall of VM %s: guest %s on bridge %s (%s),\n"
             "# out via %s. Applied and removed whole; ocvm adds nothing else to the ruleset.\n"
             "table inet " FIREWALL_TABLE_PREFIX "%s {\n",
-            w.vm, n->guest_address, w.bridge, w.subnet, w.uplink, w.vm);
+            w.vm, p->guest_address, w.bridge, w.subnet, w.uplink, w.vm);
     if (w.allow_list)
         r = render_egress_set(m, f);
     render_hooks(m, &w);
@@ -233,13 +233,13 @@ static int gai_to_errno(int e)
     }
 }
 
-int firewall_resolve_egress(const struct vm_network *n, struct firewall_egress **ret, size_t *ret_n,
-                            char **error)
+int firewall_resolve_egress(const struct netsetup_plan *plan, struct firewall_egress **ret,
+                            size_t *ret_n, char **error)
 {
     _cleanup_free_ struct firewall_egress *e = NULL;
     size_t count = 0, cap = 0;
-    for (size_t i = 0; i < n->n_egress_allow; i++) {
-        const struct vm_egress_rule *rule = &n->egress_allow[i];
+    for (size_t i = 0; i < plan->n_egress; i++) {
+        const struct netsetup_egress *rule = &plan->egress[i];
         struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
         struct addrinfo *res = NULL;
         int g = getaddrinfo(rule->host, NULL, &hints, &res);

@@ -7,7 +7,7 @@
  * each), and reading the live table back for the audit. */
 #pragma once
 
-#include "launcher/vm_config.h"
+#include "netsetup/plan.h"
 #include "netsetup/ruleset_diff.h"
 
 #include <stddef.h>
@@ -23,23 +23,23 @@ struct firewall_egress {
     uint16_t port;
 };
 
-/* What rendering needs beyond the config: decided by effects, passed in as plain values. */
+/* What rendering needs beyond the plan: decided by effects, passed in as plain values. */
 struct firewall_facts {
     const char *uplink;                   /* the resolved interface, never "auto" */
-    const struct firewall_egress *egress; /* used only when network.egress.allow is not empty */
+    const struct firewall_egress *egress; /* used only when the plan has an egress list */
     size_t n_egress;
 };
 
 /* "ocvm_NAME" into a new string. */
 int firewall_table_name(const char *vm_name, char **ret);
-/* The table definition for C (which must have a network) as nft text. Pure. -EINVAL when a name
- * or address cannot be put in a rule. */
-int firewall_render(const struct vm_config *c, const struct firewall_facts *f, char **ret);
+/* The table definition for P as nft text. Pure. -EINVAL when a name or address cannot be put in
+ * a rule. */
+int firewall_render(const struct netsetup_plan *p, const struct firewall_facts *f, char **ret);
 
-/* Resolves every network.egress.allow host to its IPv4 addresses (getaddrinfo) and pairs each
- * with the rule's ports. A host that does not resolve is an error naming it. */
-int firewall_resolve_egress(const struct vm_network *n, struct firewall_egress **ret, size_t *ret_n,
-                            char **error);
+/* Resolves every egress host of P to its IPv4 addresses (getaddrinfo) and pairs each with the
+ * rule's ports. A host that does not resolve is an error naming it (network.egress.allow[I]). */
+int firewall_resolve_egress(const struct netsetup_plan *p, struct firewall_egress **ret,
+                            size_t *ret_n, char **error);
 /* Replaces (or creates) the VM's table with RULESET in one transaction: a second apply of the
  * same text leaves the same table. On failure *error holds nft's first error line. */
 int firewall_apply(const char *vm_name, const char *ruleset, char **error);

@@ -1,8 +1,9 @@
 #include "netsetup/link.h"
 
-#include "launcher/macro.h"
-#include "launcher/vm_config.h"
+#include "common/cleanup.h"
+#include "common/error.h"
 #include "netsetup/cidr.h"
+#include "netsetup/plan.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -393,43 +394,43 @@ static void audit_forwarding(const char *what, const char *name, struct diff_lis
         diff_list_addf(d, "%s %s: IPv4 forwarding is off", what, name);
 }
 
-int link_audit(struct nl_sock *sk, const struct vm_network *n, const char *uplink,
+int link_audit(struct nl_sock *sk, const struct netsetup_plan *p, const char *uplink,
                struct diff_list *d)
 {
     _cleanup_link_ struct rtnl_link *br = NULL, *tap = NULL, *up = NULL;
     struct cidr want;
     int bridge_ifindex = 0;
-    if (rtnl_link_get_kernel(sk, 0, n->bridge, &br) < 0) {
-        diff_list_addf(d, "bridge %s is missing", n->bridge);
+    if (rtnl_link_get_kernel(sk, 0, p->bridge, &br) < 0) {
+        diff_list_addf(d, "bridge %s is missing", p->bridge);
     } else if (!rtnl_link_is_bridge(br)) {
-        diff_list_addf(d, "link %s is not a bridge", n->bridge);
+        diff_list_addf(d, "link %s is not a bridge", p->bridge);
     } else {
         bridge_ifindex = rtnl_link_get_ifindex(br);
         bool has_want = false;
         char other[CIDR_STRLEN] = "";
-        if (cidr_parse(n->bridge_address, false, &want) < 0 ||
+        if (cidr_parse(p->bridge_address, false, &want) < 0 ||
             bridge_addresses(sk, bridge_ifindex, want, &has_want, other) < 0)
-            diff_list_addf(d, "bridge %s: cannot read its addresses", n->bridge);
+            diff_list_addf(d, "bridge %s: cannot read its addresses", p->bridge);
         else if (!has_want)
-            diff_list_addf(d, "bridge %s: address %s is missing%s%s", n->bridge, n->bridge_address,
+            diff_list_addf(d, "bridge %s: address %s is missing%s%s", p->bridge, p->bridge_address,
                            other[0] ? "; it has " : "", other);
         if (!(rtnl_link_get_flags(br) & IFF_UP))
-            diff_list_addf(d, "bridge %s is down", n->bridge);
-        audit_forwarding("bridge", n->bridge, d);
+            diff_list_addf(d, "bridge %s is down", p->bridge);
+        audit_forwarding("bridge", p->bridge, d);
     }
-    if (rtnl_link_get_kernel(sk, 0, n->tap, &tap) < 0) {
-        diff_list_addf(d, "TAP %s is missing", n->tap);
+    if (rtnl_link_get_kernel(sk, 0, p->tap, &tap) < 0) {
+        diff_list_addf(d, "TAP %s is missing", p->tap);
     } else {
         const char *type = rtnl_link_get_type(tap);
         if (!type || strcmp(type, "tun") != 0)
-            diff_list_addf(d, "link %s is not a TAP (it is %s)", n->tap, type ? type : "untyped");
+            diff_list_addf(d, "link %s is not a TAP (it is %s)", p->tap, type ? type : "untyped");
         if (bridge_ifindex && rtnl_link_get_master(tap) != bridge_ifindex)
-            diff_list_addf(d, "TAP %s is not a port of bridge %s", n->tap, n->bridge);
+            diff_list_addf(d, "TAP %s is not a port of bridge %s", p->tap, p->bridge);
         if (rtnl_link_get_mtu(tap) != LINK_MTU)
-            diff_list_addf(d, "TAP %s has MTU %u, want %d", n->tap, rtnl_link_get_mtu(tap),
+            diff_list_addf(d, "TAP %s has MTU %u, want %d", p->tap, rtnl_link_get_mtu(tap),
                            LINK_MTU);
         if (!(rtnl_link_get_flags(tap) & IFF_UP))
-            diff_list_addf(d, "TAP %s is down", n->tap);
+            diff_list_addf(d, "TAP %s is down", p->tap);
     }
     if (rtnl_link_get_kernel(sk, 0, uplink, &up) < 0)
         diff_list_addf(d, "uplink %s is missing", uplink);

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 
 struct nl_sock;
-struct vm_network;
+struct netsetup_plan;
 
 /* The TAP's MTU: that of the guest's virtio-net, which the guest does not change. */
 #define LINK_MTU 1500
@@ -46,7 +46,7 @@ int link_default_route(struct nl_sock *sk, char **ret, char **error);
 int link_forwarding_get(const char *name);
 int link_forwarding_set(const char *name, bool on);
 
-/* Appends to D how the live links differ from what N wants while its VM runs: bridge (type,
+/* Appends to D how the live links differ from what P wants while its VM runs: bridge (type,
  * address, up, forwarding), TAP (type, master, MTU, up), uplink (exists, forwarding). */
-int link_audit(struct nl_sock *sk, const struct vm_network *n, const char *uplink,
+int link_audit(struct nl_sock *sk, const struct netsetup_plan *p, const char *uplink,
                struct diff_list *d);

@@ -1,7 +1,7 @@
 #include "netsetup/netsetup.h"
 
-#include "launcher/macro.h"
-#include "launcher/vm_config.h"
+#include "common/cleanup.h"
+#include "common/error.h"
 #include "netsetup/firewall.h"
 
 #include <errno.h>
@@ -20,10 +20,9 @@ static int copy_name(char *dst, size_t size, const char *src)
 }
 
 /* Everything decided before anything is touched: the uplink, the egress addresses, the rules. */
-static int plan(const struct vm_config *c, struct nl_sock *sk, char **ret_uplink,
+static int plan(const struct netsetup_plan *n, struct nl_sock *sk, char **ret_uplink,
                 char **ret_ruleset, char **error)
 {
-    const struct vm_network *n = c->network;
     _cleanup_free_ char *uplink = NULL;
     _cleanup_free_ struct firewall_egress *egress = NULL;
     size_t n_egress = 0;
@@ -45,8 +44,8 @@ static int plan(const struct vm_config *c, struct nl_sock *sk, char **ret_uplink
     if ((r = firewall_resolve_egress(n, &egress, &n_egress, error)) < 0)
         return r;
     struct firewall_facts f = {.uplink = uplink, .egress = egress, .n_egress = n_egress};
-    if ((r = firewall_render(c, &f, ret_ruleset)) < 0)
-        return error_setf(error, r, "render the nft table of %s: %s", c->name, strerror(-r));
+    if ((r = firewall_render(n, &f, ret_ruleset)) < 0)
+        return error_setf(error, r, "render the nft table of %s: %s", n->vm, strerror(-r));
     *ret_uplink = TAKE_PTR(uplink);
     return 0;
 }
@@ -83,15 +82,14 @@ static void netsetup_clear(struct netsetup *n)
         n->tap_fds[q] = -1;
 }
 
-int netsetup_up(const struct vm_config *c, struct netsetup *ret, char **error)
+int netsetup_up(const struct netsetup_plan *n, struct netsetup *ret, char **error)
 {
     netsetup_clear(ret);
-    const struct vm_network *n = c->network;
     if (!n)
         return 0;
     struct netsetup_state *s = &ret->state;
-    unsigned queues = vm_config_tap_queues(c);
-    if (copy_name(s->vm, sizeof(s->vm), c->name) < 0 ||
+    unsigned queues = n->tap_queues;
+    if (copy_name(s->vm, sizeof(s->vm), n->vm) < 0 ||
         copy_name(s->bridge, sizeof(s->bridge), n->bridge) < 0 ||
         copy_name(s->tap, sizeof(s->tap), n->tap) < 0)
         return error_setf(error, -EINVAL, "network: a name is empty or too long");
@@ -102,7 +100,7 @@ int netsetup_up(const struct vm_config *c, struct netsetup *ret, char **error)
     _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
     _cleanup_free_ char *uplink = NULL, *ruleset = NULL;
     int r = link_socket_open(&sk, error);
-    if (r < 0 || (r = plan(c, sk, &uplink, &ruleset, error)) < 0)
+    if (r < 0 || (r = plan(n, sk, &uplink, &ruleset, error)) < 0)
         return r;
     if (copy_name(s->uplink, sizeof(s->uplink), uplink) < 0)
         return error_setf(error, -EINVAL, "uplink %s: name too long", uplink);
@@ -113,7 +111,7 @@ int netsetup_up(const struct vm_config *c, struct netsetup *ret, char **error)
                              &s->tap_ifindex, error)) < 0)
         goto fail;
     ret->n_tap_fds = queues;
-    if ((r = firewall_apply(c->name, ruleset, error)) < 0)
+    if ((r = firewall_apply(n->vm, ruleset, error)) < 0)
         goto fail;
     s->table_applied = true;
     /* Forwarding comes last, once the table filters it. IPv4 checks the switch of the interface a
@@ -192,16 +190,16 @@ void netsetup_down(struct netsetup *n)
     netsetup_clear(n);
 }
 
-int netsetup_audit(const struct vm_config *c, char ***ret_differences, char **error)
+int netsetup_audit(const struct netsetup_plan *p, char ***ret_differences, char **error)
 {
     struct diff_list d = {0};
-    if (c->network) {
+    if (p) {
         _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
         _cleanup_free_ char *uplink = NULL, *ruleset = NULL;
         int r = link_socket_open(&sk, error);
-        if (r < 0 || (r = plan(c, sk, &uplink, &ruleset, error)) < 0 ||
-            (r = link_audit(sk, c->network, uplink, &d)) < 0 ||
-            (r = firewall_audit(c->name, ruleset, &d, error)) < 0) {
+        if (r < 0 || (r = plan(p, sk, &uplink, &ruleset, error)) < 0 ||
+            (r = link_audit(sk, p, uplink, &d)) < 0 ||
+            (r = firewall_audit(p->vm, ruleset, &d, error)) < 0) {
             diff_list_done(&d);
             return r;
         }

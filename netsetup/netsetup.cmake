@@ -1,6 +1,6 @@
-# netsetup: bridge, TAP, nft table (issue 3). Included from the top-level CMakeLists.txt after
-# ocvm_core is defined; adds its sources to ocvm_core and its own tests.
-target_sources(ocvm_core PRIVATE
+# netsetup/: bridge, TAP and nft table of one VM, from a struct netsetup_plan. A library over
+# common/ only: the launcher fills the plan from the config.
+add_library(ocvm_netsetup STATIC
   netsetup/cidr.c
   netsetup/dns_config.c
   netsetup/firewall.c
@@ -8,17 +8,4 @@ target_sources(ocvm_core PRIVATE
   netsetup/netsetup.c
   netsetup/ruleset_diff.c
 )
-target_link_libraries(ocvm_core PUBLIC PkgConfig::NL PkgConfig::NFT)
-
-foreach(suite firewall dns_config ruleset_diff)
-  ocvm_unit_suite(${suite} ocvm_test_golden)
-endforeach()
-
-# Runs netsetup_up/down/cleanup/audit for the integration test, inside the test's namespaces.
-add_executable(netsetup_driver tests/support/netsetup_driver.c)
-target_link_libraries(netsetup_driver PRIVATE ocvm_core)
-
-add_test(NAME integration/netsetup
-  COMMAND ${CMAKE_SOURCE_DIR}/tests/integration/netsetup.sh ${CMAKE_BINARY_DIR})
-set_tests_properties(integration/netsetup PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
-  ENVIRONMENT "OCVM_SOURCE_DIR=${CMAKE_SOURCE_DIR}" RUN_SERIAL TRUE)
+target_link_libraries(ocvm_netsetup PUBLIC ocvm_common PkgConfig::NL PkgConfig::NFT)

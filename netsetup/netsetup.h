@@ -5,12 +5,13 @@
  *                      failure undoes what this call did and returns one error line.
  *   netsetup_down()    closes the TAP fds (the TAP goes with them) and undoes the rest.
  *   netsetup_cleanup() the same from a saved struct netsetup_state, after a crash.
- *   netsetup_audit()   how the live links and table differ from the config (`ocvm check`).
- * Needs CAP_NET_ADMIN (the audit also CAP_SYS_ADMIN). A config with "network": null: no-op. */
+ *   netsetup_audit()   how the live links and table differ from the plan (`ocvm check`).
+ * Its input is a struct netsetup_plan (netsetup/plan.h) that the launcher fills from the config.
+ * Needs CAP_NET_ADMIN (the audit also CAP_SYS_ADMIN). No plan (a VM without network): no-op. */
 #pragma once
 
-#include "launcher/vm_config.h"
 #include "netsetup/link.h"
+#include "netsetup/plan.h"
 
 #include <net/if.h>
 #include <stdbool.h>
@@ -33,23 +34,24 @@ struct netsetup_state {
 struct netsetup {
     struct netsetup_state state;
     int tap_fds[LINK_MAX_QUEUES]; /* O_CLOEXEC: make them inheritable right before exec */
-    unsigned n_tap_fds;           /* qemu_tap_queues(c); 0 without a network */
+    unsigned n_tap_fds;           /* the plan's tap_queues; 0 without a network */
 };
 
-/* Sets up C's network into *RET. On failure nothing made is left, and *error holds one line
- * naming the object (e.g. "bridge br-openclaw already exists with address 10.0.0.1/24, not
- * 192.168.83.1/24 (network.bridge_address)"). */
-int netsetup_up(const struct vm_config *c, struct netsetup *ret, char **error);
+/* Sets up P's network into *RET (P NULL: nothing to do). On failure nothing made is left, and
+ * *error holds one line naming the object (e.g. "bridge br-openclaw already exists with address
+ * 10.0.0.1/24, not 192.168.83.1/24 (network.bridge_address)"). */
+int netsetup_up(const struct netsetup_plan *p, struct netsetup *ret, char **error);
 /* Undoes netsetup_up(), best effort; N is empty afterwards (a second call does nothing). */
 void netsetup_down(struct netsetup *n);
 /* Undoes what S records: forwarding switches, table, TAP (if something still holds it), bridge
  * (if created here and portless). Every step is tried; returns the first error. */
 int netsetup_cleanup(const struct netsetup_state *s, char **error);
 
-/* Compares the live network of running VM C with its config: returns the number of differences
- * (0: all as wanted) and a NULL-terminated list of lines in *ret_differences (free with
- * netsetup_differences_free), or -errno with *error when it could not check. */
-int netsetup_audit(const struct vm_config *c, char ***ret_differences, char **error);
+/* Compares the live network of a running VM with its plan P (NULL: no network, nothing to
+ * compare): returns the number of differences (0: all as wanted) and a NULL-terminated list of
+ * lines in *ret_differences (free with netsetup_differences_free), or -errno with *error when it
+ * could not check. */
+int netsetup_audit(const struct netsetup_plan *p, char ***ret_differences, char **error);
 void netsetup_differences_free(char **v);
 
 /* The state as one JSON object, and back (strict: -EINVAL on anything unexpected). */

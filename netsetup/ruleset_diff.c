@@ -1,6 +1,6 @@
 #include "netsetup/ruleset_diff.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -4,7 +4,7 @@
  * after a signal, 1 when it cannot start, 2 for a usage error. */
 #include "vsock/backend_main.h"
 
-#include "launcher/macro.h"
+#include "common/parse.h"
 #include "vsock/vsock_dev.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 #include "vsock/endpoint.h"
 
-#include "launcher/macro.h"
+#include "common/parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

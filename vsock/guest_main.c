@@ -25,7 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/parse.h"
+#include "common/clock.h"
 #include "vsock/relay.h"
 
 #define CMDLINE_MAX 8192 /* x86 COMMAND_LINE_SIZE is 2048; anything past 8 KiB is ignored */

@@ -1,6 +1,8 @@
 #include "vsock/relay.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

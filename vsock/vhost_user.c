@@ -1,7 +1,8 @@
 /* The back-end side of vhost-user; see vhost_user.h. */
 #include "vsock/vhost_user.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/error.h"
 #include "vsock/listen_rest.h"
 #include "vsock/vsock_conn.h"
 

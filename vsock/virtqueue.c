@@ -1,7 +1,8 @@
 /* Split virtqueues in untrusted shared guest memory; see virtqueue.h. */
 #include "vsock/virtqueue.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/error.h"
 
 #include <endian.h>
 #include <errno.h>

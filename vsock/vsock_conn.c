@@ -1,7 +1,8 @@
 /* One guest<->host stream connection; see vsock_conn.h. */
 #include "vsock/vsock_conn.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/error.h"
 
 #include <errno.h>
 #include <linux/virtio_vsock.h>

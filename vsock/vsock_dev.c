@@ -1,7 +1,10 @@
 /* The virtio-vsock device with hybrid Unix sockets on the host side; see vsock_dev.h. */
 #include "vsock/vsock_dev.h"
 
-#include "launcher/macro.h"
+#include "common/clock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 #include "vsock/listen_rest.h"
 #include "vsock/vhost_user.h"
 #include "vsock/vsock_conn.h"

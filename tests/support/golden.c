@@ -1,6 +1,6 @@
 #include "tests/support/golden.h"
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
 
 #include <check.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 #include "tests/support/loop_probe.h"
 
-#include "launcher/macro.h"
+#include "common/clock.h"
 
 #include <time.h>
 

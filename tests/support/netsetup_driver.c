@@ -8,9 +8,12 @@
  *   render CONFIG UPLINK prints the nft table for CONFIG with UPLINK (egress hosts must be
  *                        literal addresses)
  *   dns-config CONFIG    prints the Unbound snippet
+ * CONFIG goes through the launcher's own translation (net_plan_from_config), so this drives
+ * the path `ocvm up` takes: config -> struct netsetup_plan -> netsetup.
  * Errors print as "netsetup_driver: MESSAGE" on one line. */
-#include "launcher/config.h"
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "config/config.h"
+#include "launcher/net_plan.h"
 #include "netsetup/dns_config.h"
 #include "netsetup/firewall.h"
 #include "netsetup/netsetup.h"
@@ -20,19 +23,33 @@
 #include <signal.h>
 #include <string.h>
 
-static void config_freep(struct vm_config **c)
+/* A loaded config and the plan made from it (plan NULL: the VM has no network). */
+struct loaded {
+    struct vm_config *c;
+    struct netsetup_plan storage;
+    const struct netsetup_plan *plan;
+};
+
+static void loaded_done(struct loaded *l)
 {
-    if (*c)
-        vm_config_free(*c);
+    net_plan_done(&l->storage);
+    if (l->c)
+        vm_config_free(l->c);
 }
 
-static int load(const char *path, struct vm_config **ret)
+static int load(const char *path, struct loaded *ret)
 {
     _cleanup_free_ char *err = NULL;
-    int r = config_load(path, ret, &err);
-    if (r < 0)
+    *ret = (struct loaded){0};
+    int r = config_load(path, &ret->c, &err);
+    if (r < 0) {
         fprintf(stderr, "netsetup_driver: %s\n", err ? err : strerror(-r));
-    return r;
+        return r;
+    }
+    if ((r = net_plan_from_config(ret->c, &ret->storage)) < 0)
+        return r;
+    ret->plan = r > 0 ? &ret->storage : NULL;
+    return 0;
 }
 
 static int fail(int r, char *msg)
@@ -44,7 +61,7 @@ static int fail(int r, char *msg)
 
 static int do_up(const char *config, const char *state_path)
 {
-    _cleanup_(config_freep) struct vm_config *c = NULL;
+    _cleanup_(loaded_done) struct loaded c = {0};
     if (load(config, &c) < 0)
         return 2;
     sigset_t mask;
@@ -55,7 +72,7 @@ static int do_up(const char *config, const char *state_path)
 
     struct netsetup n;
     char *err = NULL;
-    int r = netsetup_up(c, &n, &err);
+    int r = netsetup_up(c.plan, &n, &err);
     if (r < 0)
         return fail(r, err);
     _cleanup_free_ char *json = NULL;
@@ -111,11 +128,11 @@ static int do_cleanup(const char *state_path)
 
 static int do_audit(const char *config)
 {
-    _cleanup_(config_freep) struct vm_config *c = NULL;
+    _cleanup_(loaded_done) struct loaded c = {0};
     if (load(config, &c) < 0)
         return 2;
     char **diffs = NULL, *err = NULL;
-    int r = netsetup_audit(c, &diffs, &err);
+    int r = netsetup_audit(c.plan, &diffs, &err);
     if (r < 0) {
         fail(r, err);
         return 2;
@@ -128,18 +145,18 @@ static int do_audit(const char *config)
 
 static int do_render(const char *config, const char *uplink)
 {
-    _cleanup_(config_freep) struct vm_config *c = NULL;
+    _cleanup_(loaded_done) struct loaded c = {0};
     if (load(config, &c) < 0)
         return 2;
     _cleanup_free_ struct firewall_egress *e = NULL;
     _cleanup_free_ char *text = NULL;
     size_t n = 0;
     char *err = NULL;
-    int r = c->network ? firewall_resolve_egress(c->network, &e, &n, &err) : -EINVAL;
+    int r = c.plan ? firewall_resolve_egress(c.plan, &e, &n, &err) : -EINVAL;
     if (r < 0)
         return fail(r, err);
     struct firewall_facts f = {.uplink = uplink, .egress = e, .n_egress = n};
-    if ((r = firewall_render(c, &f, &text)) < 0)
+    if ((r = firewall_render(c.plan, &f, &text)) < 0)
         return fail(r, NULL);
     fputs(text, stdout);
     return 0;
@@ -147,11 +164,11 @@ static int do_render(const char *config, const char *uplink)
 
 static int do_dns_config(const char *config)
 {
-    _cleanup_(config_freep) struct vm_config *c = NULL;
+    _cleanup_(loaded_done) struct loaded c = {0};
     _cleanup_free_ char *text = NULL;
     if (load(config, &c) < 0)
         return 2;
-    int r = dns_config_render(c, &text);
+    int r = c.plan ? dns_config_render(c.plan, &text) : -EINVAL;
     if (r < 0)
         return fail(r, NULL);
     fputs(text, stdout);

@@ -24,7 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "launcher/macro.h"
+#include "common/cleanup.h"
+#include "common/error.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:18789"
 #define HEAD_MAX 8192            /* request line + headers */

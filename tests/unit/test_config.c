@@ -7,7 +7,7 @@
  *
  * Test texts are written with ' for " (JSON has no single quotes) so that they stay readable;
  * load() turns them back before parsing. Columns count characters, 1-based. */
-#include "launcher/config.h"
+#include "config/config.h"
 #include "tests/support/run_suite.h"
 
 #include <check.h>

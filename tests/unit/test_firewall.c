@@ -1,75 +1,35 @@
-/* firewall: the nft table of each example config is pinned by a golden file in
- * tests/golden/NAME.nft (regenerate deliberately with UPDATE_GOLDEN=1); plus the rules a user
- * relies on, read from the rendered text, and what rendering refuses. Pure: nothing here touches
- * the network or DNS (the integration test feeds the same text to nft in a namespace). */
-#include "launcher/config.h"
-#include "launcher/macro.h"
+/* firewall: the nft table of each example plan is pinned by a golden file in tests/golden/NAME.nft
+ * (regenerate deliberately with UPDATE_GOLDEN=1); plus the rules a user relies on, read from the
+ * rendered text, and what rendering refuses. Pure: nothing here touches the network or DNS (the
+ * integration test feeds the same text to nft in a namespace). The plans are written out here;
+ * test_net_plan checks that the example configs still make them. */
+#include "common/cleanup.h"
 #include "netsetup/firewall.h"
 #include "netsetup/netsetup.h"
 
-#include <arpa/inet.h>
 #include "tests/support/golden.h"
+#include "tests/support/plans.h"
 #include "tests/support/run_suite.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 
-static char tmpdir[] = "/tmp/ocvm-test-fw-XXXXXX";
-
-static void setup(void)
+/* tests/configs/pass/egress.json as a plan. */
+static const uint16_t egress_443[] = {443}, egress_three[] = {80, 443, 8443};
+static const struct netsetup_egress egress_rules[] = {
+    {"api.openai.com", egress_443, 1},
+    {"203.0.113.7", egress_three, 3},
+};
+static struct netsetup_plan plan_egress(void)
 {
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    char p[600];
-    snprintf(p, sizeof(p), "%s/vmlinuz", tmpdir);
-    FILE *f = fopen(p, "we");
-    ck_assert_ptr_nonnull(f);
-    fclose(f);
-    snprintf(p, sizeof(p), "%s/share", tmpdir);
-    ck_assert_int_eq(mkdir(p, 0700), 0);
-}
-
-static void teardown(void)
-{
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-    strcpy(tmpdir, "/tmp/ocvm-test-fw-XXXXXX");
-}
-
-/* examples/NAME with its host paths pointed at files that exist here. */
-static struct vm_config *load_example(const char *name)
-{
-    char path[512], stand_in[600];
-    snprintf(path, sizeof(path), "%s/examples/%s", SOURCE_DIR, name);
-    char *text = golden_read_file(path);
-    ck_assert_msg(text, "cannot read %s", path);
-    snprintf(stand_in, sizeof(stand_in), "%s/vmlinuz", tmpdir);
-    text = golden_replace(text, "/var/lib/ocvm/openclaw/vmlinuz", stand_in);
-    text = golden_replace(text, "../build/guest/vmlinuz", stand_in);
-    text = golden_replace(text, "../build/guest/initrd.img", stand_in);
-    snprintf(stand_in, sizeof(stand_in), "%s/share", tmpdir);
-    text = golden_replace(text, "/run/openclaw-secrets", stand_in);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    int r = config_load_text(path, text, strlen(text), &c, &err);
-    free(text);
-    ck_assert_msg(r == 0, "%s: %s", name, err);
-    return c;
-}
-
-/* Loads JSON, with KERNEL standing for a kernel file that exists. */
-static struct vm_config *load_text(const char *json)
-{
-    char path[600], kernel[600];
-    snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
-    snprintf(kernel, sizeof(kernel), "%s/vmlinuz", tmpdir);
-    _cleanup_free_ char *text = golden_replace(strdup(json), "KERNEL", kernel);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    ck_assert_msg(config_load_text(path, text, strlen(text), &c, &err) == 0, "%s", err);
-    return c;
+    struct netsetup_plan p = plan_openclaw();
+    p.vm = "egress";
+    p.uplink = "eth0";
+    p.egress = egress_rules;
+    p.n_egress = ELEMENTSOF(egress_rules);
+    return p;
 }
 
 static uint32_t ip(const char *s)
@@ -79,33 +39,27 @@ static uint32_t ip(const char *s)
     return ntohl(a.s_addr);
 }
 
-static char *render(const struct vm_config *c, const char *uplink, const struct firewall_egress *e,
-                    size_t n)
+static char *render(const struct netsetup_plan *p, const char *uplink,
+                    const struct firewall_egress *e, size_t n)
 {
     struct firewall_facts f = {.uplink = uplink, .egress = e, .n_egress = n};
     char *text = NULL;
-    ck_assert_int_eq(firewall_render(c, &f, &text), 0);
+    ck_assert_int_eq(firewall_render(p, &f, &text), 0);
     return text;
 }
 
 START_TEST(golden_openclaw)
 {
-    struct vm_config *c = load_example("openclaw.json");
-    _cleanup_free_ char *text = render(c, "eth0", NULL, 0);
+    struct netsetup_plan p = plan_openclaw();
+    _cleanup_free_ char *text = render(&p, "eth0", NULL, 0);
     golden_check("openclaw.nft", text);
-    vm_config_free(c);
 }
 END_TEST
 
 /* tests/configs/pass/egress.json, its host name "resolved" by hand: rendering never resolves. */
 START_TEST(golden_egress_allow_list)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/tests/configs/pass/egress.json", SOURCE_DIR);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    ck_assert_msg(config_load(path, &c, &err) == 0, "%s", err);
-    ck_assert_uint_eq(c->network->n_egress_allow, 2);
+    struct netsetup_plan p = plan_egress();
     const struct firewall_egress e[] = {
         /* api.openai.com, as if it resolved to two addresses */
         {ip("198.51.100.11"), 443},
@@ -116,25 +70,27 @@ START_TEST(golden_egress_allow_list)
         {ip("203.0.113.7"), 8443},
         {ip("203.0.113.7"), 443},
     };
-    _cleanup_free_ char *text = render(c, c->network->uplink, e, ELEMENTSOF(e));
+    _cleanup_free_ char *text = render(&p, p.uplink, e, ELEMENTSOF(e));
     golden_check("egress.nft", text);
     ck_assert_ptr_nonnull(strstr(text, "\t\t\t203.0.113.7 . 443,\n\t\t\t203.0.113.7 . 8443\n"));
     ck_assert_ptr_null(strstr(strstr(text, "203.0.113.7 . 443") + 1, "203.0.113.7 . 443"));
-    vm_config_free(c);
 }
 END_TEST
 
 /* Every name, address and port of the network section shows up where it belongs. */
 START_TEST(golden_custom_network)
 {
-    struct vm_config *c =
-        load_text("{\"name\": \"lab-1\", \"boot\": {\"kernel\": \"KERNEL\"},"
-                  " \"network\": {\"bridge\": \"br-lab\", \"bridge_address\": \"10.250.7.1/28\","
-                  " \"tap\": \"vm-lab\", \"guest_address\": \"10.250.7.2\", \"uplink\": \"wan0\","
-                  " \"dns\": \"192.0.2.53\"}, \"gateway\": {\"guest_port\": 9999}}");
-    _cleanup_free_ char *text = render(c, "wan0", NULL, 0);
+    struct netsetup_plan p = {.vm = "lab-1",
+                              .bridge = "br-lab",
+                              .bridge_address = "10.250.7.1/28",
+                              .tap = "vm-lab",
+                              .tap_queues = 2,
+                              .guest_address = "10.250.7.2",
+                              .uplink = "wan0",
+                              .dns = "192.0.2.53",
+                              .gateway_port = 9999};
+    _cleanup_free_ char *text = render(&p, "wan0", NULL, 0);
     golden_check("custom.nft", text);
-    vm_config_free(c);
 }
 END_TEST
 
@@ -149,8 +105,8 @@ static bool has_line(const char *text, const char *line)
 
 START_TEST(rules_a_user_relies_on)
 {
-    struct vm_config *c = load_example("openclaw.json");
-    _cleanup_free_ char *t = render(c, "enp1s0", NULL, 0);
+    struct netsetup_plan p = plan_openclaw();
+    _cleanup_free_ char *t = render(&p, "enp1s0", NULL, 0);
     /* one table, named after the VM */
     ck_assert_ptr_nonnull(strstr(t, "\ntable inet ocvm_openclaw {\n"));
     ck_assert_ptr_null(strstr(strstr(t, "table inet") + 1, "table inet"));
@@ -176,65 +132,63 @@ START_TEST(rules_a_user_relies_on)
     /* rejected traffic is logged */
     ck_assert(has_line(t, "counter log prefix \"ocvm-openclaw: reject \" reject with icmpx "
                           "admin-prohibited"));
-    vm_config_free(c);
 }
 END_TEST
 
 /* An allow-list with nothing resolved yet still closes the guest in: an empty set, then refuse. */
 START_TEST(allow_list_without_addresses_rejects_everything)
 {
-    struct vm_config *c = load_text(
-        "{\"name\": \"x\", \"boot\": {\"kernel\": \"KERNEL\"},"
-        " \"network\": {\"egress\": {\"allow\": [{\"host\": \"192.0.2.1\", \"ports\": [443]}]}}}");
-    _cleanup_free_ char *t = render(c, "eth0", NULL, 0);
+    const struct netsetup_egress rule = {"192.0.2.1", egress_443, 1};
+    struct netsetup_plan p = plan_openclaw();
+    p.vm = "x";
+    p.egress = &rule;
+    p.n_egress = 1;
+    _cleanup_free_ char *t = render(&p, "eth0", NULL, 0);
     ck_assert_ptr_nonnull(
         strstr(t, "\tset egress_allow {\n\t\ttype ipv4_addr . inet_service\n\t}\n"));
     const char *out = strstr(t, "chain guest_out");
     ck_assert(has_line(out, "meta l4proto { tcp, udp } ip daddr . th dport @egress_allow accept"));
     ck_assert(!has_line(out, "accept")); /* no catch-all accept: the rest goes to refuse */
-    vm_config_free(c);
 }
 END_TEST
 
 START_TEST(render_refuses)
 {
-    struct vm_config *c = load_example("openclaw.json");
+    struct netsetup_plan p = plan_openclaw();
     struct firewall_facts f = {.uplink = "eth0\" accept #"};
     char *text = NULL;
-    ck_assert_int_eq(firewall_render(c, &f, &text), -EINVAL); /* an uplink name from the kernel */
+    ck_assert_int_eq(firewall_render(&p, &f, &text), -EINVAL); /* an uplink name from the kernel */
     f.uplink = NULL;
-    ck_assert_int_eq(firewall_render(c, &f, &text), -EINVAL);
+    ck_assert_int_eq(firewall_render(&p, &f, &text), -EINVAL);
     f.uplink = "eth0";
-    struct vm_network *n = c->network;
-    c->network = NULL;
-    ck_assert_int_eq(firewall_render(c, &f, &text), -EINVAL);
-    c->network = n;
+    p.bridge = "br\" accept";
+    ck_assert_int_eq(firewall_render(&p, &f, &text), -EINVAL);
+    p = plan_openclaw();
+    p.dns = "192.168.83.0/24";
+    ck_assert_int_eq(firewall_render(&p, &f, &text), -EINVAL);
+    p = plan_openclaw();
+    p.gateway_port = 0;
+    ck_assert_int_eq(firewall_render(&p, &f, &text), -EINVAL);
     ck_assert_ptr_null(text);
-    vm_config_free(c);
 }
 END_TEST
 
-/* The demo VM has "network": null: no table, and netsetup_up does nothing and hands out no fd. */
-START_TEST(demo_has_no_network)
+/* No plan (a VM with "network": null): netsetup_up does nothing and hands out no fd. */
+START_TEST(no_plan_no_network)
 {
-    struct vm_config *c = load_example("demo.json");
-    ck_assert_ptr_null(c->network);
-    struct firewall_facts f = {.uplink = "eth0"};
-    char *text = NULL, *err = NULL;
-    ck_assert_int_eq(firewall_render(c, &f, &text), -EINVAL);
+    char *err = NULL;
     struct netsetup n;
-    ck_assert_int_eq(netsetup_up(c, &n, &err), 0);
+    ck_assert_int_eq(netsetup_up(NULL, &n, &err), 0);
     ck_assert_uint_eq(n.n_tap_fds, 0);
     ck_assert_int_eq(n.tap_fds[0], -1);
     ck_assert_int_eq(n.state.bridge_ifindex, 0);
     ck_assert_int_eq(n.state.table_applied, false);
     netsetup_down(&n);
     char **diffs = NULL;
-    ck_assert_int_eq(netsetup_audit(c, &diffs, &err), 0);
+    ck_assert_int_eq(netsetup_audit(NULL, &diffs, &err), 0);
     ck_assert_ptr_nonnull(diffs);
     ck_assert_ptr_null(diffs[0]);
     netsetup_differences_free(diffs);
-    vm_config_free(c);
 }
 END_TEST
 
@@ -252,27 +206,20 @@ END_TEST
 /* Literal addresses resolve without DNS; each address is paired with each port of its rule. */
 START_TEST(resolve_literal_addresses)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/tests/configs/pass/egress.json", SOURCE_DIR);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    ck_assert_msg(config_load(path, &c, &err) == 0, "%s", err);
+    struct netsetup_plan p = plan_egress();
     /* keep only the literal rule */
-    struct vm_egress_rule *rules = c->network->egress_allow;
-    c->network->egress_allow = &rules[1];
-    c->network->n_egress_allow = 1;
+    p.egress = &egress_rules[1];
+    p.n_egress = 1;
+    _cleanup_free_ char *err = NULL;
     _cleanup_free_ struct firewall_egress *e = NULL;
     size_t n = 0;
-    ck_assert_int_eq(firewall_resolve_egress(c->network, &e, &n, &err), 0);
+    ck_assert_int_eq(firewall_resolve_egress(&p, &e, &n, &err), 0);
     ck_assert_uint_eq(n, 3);
     for (size_t i = 0; i < n; i++)
         ck_assert_uint_eq(e[i].addr, ip("203.0.113.7"));
     ck_assert_uint_eq(e[0].port, 80);
     ck_assert_uint_eq(e[1].port, 443);
     ck_assert_uint_eq(e[2].port, 8443);
-    c->network->egress_allow = rules;
-    c->network->n_egress_allow = 2;
-    vm_config_free(c);
 }
 END_TEST
 
@@ -306,14 +253,13 @@ int main(void)
 {
     Suite *s = suite_create("firewall");
     TCase *tc = tcase_create("render");
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, golden_openclaw);
     tcase_add_test(tc, golden_egress_allow_list);
     tcase_add_test(tc, golden_custom_network);
     tcase_add_test(tc, rules_a_user_relies_on);
     tcase_add_test(tc, allow_list_without_addresses_rejects_everything);
     tcase_add_test(tc, render_refuses);
-    tcase_add_test(tc, demo_has_no_network);
+    tcase_add_test(tc, no_plan_no_network);
     tcase_add_test(tc, table_name);
     tcase_add_test(tc, resolve_literal_addresses);
     tcase_add_test(tc, state_json_round_trip);

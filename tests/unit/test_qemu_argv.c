@@ -1,7 +1,7 @@
 /* qemu_argv: the argv for each example config is pinned by a golden file in tests/golden/
  * (regenerate deliberately with UPDATE_GOLDEN=1), plus the escaping and fd-layout rules. */
-#include "launcher/config.h"
-#include "launcher/macro.h"
+#include "config/config.h"
+#include "common/cleanup.h"
 #include "launcher/qemu_argv.h"
 
 #include "tests/support/golden.h"

@@ -1,8 +1,10 @@
 /* relay: real sockets on loopback and in a temp dir, the relay running in its own thread. */
-#include "launcher/macro.h"
+
 #include "tests/support/run_suite.h"
 #include "vsock/relay.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>

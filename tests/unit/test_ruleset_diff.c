@@ -1,6 +1,6 @@
 /* ruleset_diff: what `ocvm check` says when the live nft table is not the one the config makes.
  * The listings here are shaped like libnftables' own (JSON, and text with "# handle N"). */
-#include "launcher/macro.h"
+#include "common/cleanup.h"
 #include "netsetup/ruleset_diff.h"
 #include "tests/support/run_suite.h"
 

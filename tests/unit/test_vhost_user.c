@@ -4,7 +4,7 @@
  * rings. Hostile front-ends (oversized and malformed messages, too many fds, regions beyond the
  * file, unknown requests) are refused without a crash or an fd leak, and the server takes the
  * next front-end. */
-#include "launcher/macro.h"
+
 #include "tests/support/loop_probe.h"
 #include "tests/support/run_suite.h"
 #include "vsock/vhost_user.h"

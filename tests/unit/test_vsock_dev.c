@@ -2,7 +2,7 @@
  * real Unix sockets on the host side. Good paths (guest and host connects, data both ways with
  * credit, half-close, credit requests) and hostile guests (bad chains, bad headers, protocol
  * violations): each bad packet is dropped with the right answer and the device keeps working. */
-#include "launcher/macro.h"
+
 #include "tests/support/fake_guest.h"
 #include "tests/support/loop_probe.h"
 #include "tests/support/run_suite.h"

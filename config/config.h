@@ -3,7 +3,7 @@
  * wrong" message, before anything is started. Defaults are those of ARCHITECTURE.md. */
 #pragma once
 
-#include "launcher/vm_config.h"
+#include "config/vm_config.h"
 
 #define CONFIG_DIR_DEFAULT "/etc/ocvm"
 

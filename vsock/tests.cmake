@@ -1,26 +1,19 @@
-# The user-space vhost-user vsock backend (issue 4): its sources go into ocvm_core; then its unit
-# tests, the fuzz targets (clang only) with corpus replays that run with any compiler, and a check
-# against a real QEMU.
-target_sources(ocvm_core PRIVATE
-  vsock/virtqueue.c
-  vsock/vsock_pkt.c
-  vsock/vsock_conn.c
-  vsock/vsock_table.c
-  vsock/vsock_dev.c
-  vsock/vhost_user.c
-  vsock/listen_rest.c
-  vsock/backend_main.c
-)
+# Tests of vsock/: they link ocvm_vsock (and common below it), nothing from config/ or launcher/.
+ocvm_unit_suite(endpoint ocvm_vsock)
+
+add_executable(test_relay tests/unit/test_relay.c)
+target_link_libraries(test_relay PRIVATE ocvm_vsock PkgConfig::CHECK pthread)
+add_test(NAME unit/relay COMMAND test_relay)
+set_tests_properties(unit/relay PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
 
 # The hand-made guest (rings in a malloc'd buffer) shared by the tests and the fuzz target, and
 # a probe of how often an idle event loop wakes.
 add_library(ocvm_fake_guest STATIC tests/support/fake_guest.c tests/support/loop_probe.c)
-target_link_libraries(ocvm_fake_guest PUBLIC ocvm_core)
+target_link_libraries(ocvm_fake_guest PUBLIC ocvm_vsock)
 
 foreach(suite virtqueue vsock_dev vhost_user)
   ocvm_unit_suite(${suite} ocvm_fake_guest)
 endforeach()
-
 # Fuzzing: the descriptor-chain walker and packet parser fed hostile rings (fuzz_vring), and the
 # vhost-user back-end fed a hostile front-end (fuzz_vhost_user). The sources under test are
 # compiled into each target so that they carry the fuzzer's coverage. Each corpus is also

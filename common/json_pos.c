@@ -1,4 +1,4 @@
-#include "launcher/json_pos.h"
+#include "common/json_pos.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "launcher/json_reader.h"
+#include "common/json_reader.h"
 
 #include <errno.h>
 #include <stdarg.h>

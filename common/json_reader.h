@@ -4,8 +4,8 @@
  * getters apply defaults, refuse wrong types, ranges and control characters, and unknown keys. */
 #pragma once
 
-#include "launcher/json_pos.h"
-#include "launcher/macro.h"
+#include "common/json_pos.h"
+#include "common/cleanup.h"
 
 #include <jansson.h>
 #include <stdbool.h>

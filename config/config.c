@@ -1,7 +1,8 @@
-#include "launcher/config.h"
+#include "config/config.h"
 
-#include "launcher/json_reader.h"
-#include "launcher/macro.h"
+#include "common/json_reader.h"
+#include "common/cleanup.h"
+#include "common/error.h"
 #include "vsock/endpoint.h"
 
 #include <arpa/inet.h>

@@ -1,0 +1,25 @@
+/* parse: numbers read from outside (config values, CLI arguments, endpoint strings, the hybrid
+ * socket's CONNECT line), converted and range-checked at the edge. Header only, no state. */
+#pragma once
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The decimal number that fills [S, S+LEN) exactly: digits only (no sign or space), at most ten
+ * of them, at most MAX. -EINVAL for anything else, -ERANGE above MAX. */
+static inline int decimal_u32(const char *s, size_t len, uint32_t max, uint32_t *ret)
+{
+    if (len == 0 || len > 10)
+        return -EINVAL;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > max)
+        return -ERANGE;
+    *ret = (uint32_t)v;
+    return 0;
+}

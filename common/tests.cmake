@@ -1,0 +1,1 @@
+# Tests of common/ link ocvm_common alone.

@@ -1,0 +1,25 @@
+# launcher/: the CLI verbs, supervisor, QEMU argv, QMP and runtime dir. The top layer: it fills
+# the libraries' input structs from the config. Everything but main() and the verbs is a library,
+# so the unit tests link the same code.
+add_library(ocvm_launcher STATIC
+  launcher/argv.c
+  launcher/net_plan.c
+  launcher/qemu_argv.c
+  launcher/accel.c
+  launcher/runtime_dir.c
+  launcher/state.c
+  launcher/qmp.c
+  launcher/supervisor.c
+  launcher/notify.c
+  launcher/health.c
+  launcher/guest_notify.c
+  launcher/vsock_host.c
+  launcher/virtiofsd.c
+  launcher/watchdog.c
+)
+target_link_libraries(ocvm_launcher PUBLIC ocvm_config ocvm_netsetup ocvm_vsock ocvm_common
+  PkgConfig::SYSTEMD PkgConfig::JANSSON)
+
+add_executable(ocvm launcher/main.c launcher/cli_up.c launcher/cli_misc.c launcher/cli_relay.c
+  launcher/cli_net.c)
+target_link_libraries(ocvm PRIVATE ocvm_launcher)
