@@ -3,5 +3,6 @@
 add_library(ocvm_common STATIC
   common/json_pos.c
   common/json_reader.c
+  common/log.c
 )
 target_link_libraries(ocvm_common PUBLIC PkgConfig::JANSSON)

@@ -1,1 +1,2 @@
-# Tests of common/ link ocvm_common alone.
+# Tests of common/: they link ocvm_common alone.
+ocvm_unit_suite(log ocvm_common)

@@ -1,7 +1,8 @@
-/* struct vm_config: one VM's configuration, as loaded from /etc/ocvm/NAME.json by config.c.
- * This is the one header that netsetup/, vsock/ and policy/ share with launcher/: plain data,
- * owned by whoever loaded it and released with vm_config_free(). Enum <-> string tables live in
- * config.c so the parser and every printer use the same words. */
+/* struct vm_config: one VM's configuration, as loaded from /etc/ocvm/NAME.json by config.c: the
+ * one model of a VM that policy/ and launcher/ share. vsock/ and netsetup/ never see it: the
+ * launcher fills their own input structs from it. Plain data, owned by whoever loaded it and
+ * released with vm_config_free(). Enum <-> string tables live in config.c so the parser and every
+ * printer use the same words. */
 #pragma once
 
 #include <stdbool.h>

@@ -22,7 +22,16 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
     return 0;
 }
 
-int verb_relay(int argc, char **argv)
+/* The long name of option C in OPTS (argv may hold "--max-connections=lots"). */
+static const char *option_name(const struct option *opts, int c)
+{
+    for (; opts->name; opts++)
+        if (opts->val == c)
+            return opts->name;
+    return "?";
+}
+
+static int verb_relay(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"unsafe-listen-any", no_argument, NULL, 'U'},
@@ -30,16 +39,18 @@ int verb_relay(int argc, char **argv)
         {"connect-timeout-ms", required_argument, NULL, 'c'},
         {"idle-timeout-s", required_argument, NULL, 'i'},
         {"splice", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
         {0},
     };
-    struct relay_options o = {.log_prefix = "relay"};
+    struct relay_options o = {.log_stage = "relay"};
     bool any = false;
     unsigned long v;
     int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) >= 0) {
+    optind = 0;
+    while ((c = cli_getopt(&cli_verb_relay, argc, argv, ":h", opts)) != -1) {
         switch (c) {
+        case 'h':
+            return EXIT_OK;
         case 'U':
             any = true;
             break;
@@ -61,12 +72,14 @@ int verb_relay(int argc, char **argv)
                 goto bad_value;
             o.idle_timeout_ms = (unsigned)(v * 1000);
             break;
-        default:
-            fprintf(stderr, "ocvm relay: unknown option \"%s\"\n", argv[optind - 1]);
+        case '?':
+            cli_option_error(&cli_verb_relay, "unknown option", argc, argv);
+            return EXIT_USAGE;
+        default: /* ':', reported */
             return EXIT_USAGE;
         bad_value:
-            fprintf(stderr, "ocvm relay: %s: \"%s\" is not a valid number\n", argv[optind - 2],
-                    optarg);
+            fprintf(stderr, "ocvm relay: --%s: \"%s\" is not a valid number\n",
+                    option_name(opts, c), optarg);
             return EXIT_USAGE;
         }
     }
@@ -118,3 +131,22 @@ int verb_relay(int argc, char **argv)
     relay_free(r);
     return e < 0 ? EXIT_FAILED : EXIT_OK;
 }
+
+const struct cli_verb cli_verb_relay = {
+    .name = "relay",
+    .synopsis = "relay LISTEN CONNECT",
+    .summary = "a relay on its own: a drop-in for socat",
+    .help = "usage: ocvm relay [OPTIONS] LISTEN CONNECT\n"
+            "Accept connections on LISTEN and relay each to CONNECT, both ways, until\n"
+            "SIGTERM. Endpoints: tcp:HOST:PORT ([V6] for IPv6), unix:PATH, vsock:CID:PORT;\n"
+            "for CONNECT also hybrid:PATH:PORT (a \"CONNECT PORT\" line on a Unix socket).\n"
+            "  --unsafe-listen-any     listen on an address that is not loopback\n"
+            "  --max-connections N     at most N clients at once (default 4096, or fewer\n"
+            "                          when the open file limit is low)\n"
+            "  --connect-timeout-ms N  give up reaching CONNECT after N ms (default 5000)\n"
+            "  --idle-timeout-s N      close a connection idle for N s (default: never)\n"
+            "  --splice                move bytes with splice(2) through a pipe\n"
+            "  -h, --help              print this help\n"
+            "Options may come before or after the endpoints.\n",
+    .run = verb_relay,
+};

@@ -1,8 +1,8 @@
 /* `ocvm up`: validate, check the host can run this VM, optionally detach, then supervise. */
-#include "launcher/accel.h"
 #include "launcher/cli.h"
 #include "common/cleanup.h"
 #include "common/clock.h"
+#include "launcher/host_facts.h"
 #include "launcher/supervisor.h"
 
 #include <errno.h>
@@ -47,39 +47,37 @@ static int wait_for_detached(pid_t child, int fd, const char *name)
     return EXIT_FAILED;
 }
 
-int verb_up(int argc, char **argv)
+static int verb_up(int argc, char **argv)
 {
     uint64_t t0 = clock_usec(CLOCK_MONOTONIC);
     struct cli_args a;
-    int r = cli_parse(argc, argv, CLI_DETACH, &a);
-    if (r)
-        return r;
+    int r = cli_parse(&cli_verb_up, argc, argv, CLI_DETACH, &a);
+    if (r <= 0)
+        return r == 0 ? EXIT_OK : EXIT_USAGE;
     struct vm_config *c;
     if ((r = cli_load_config(a.name, a.config, &c)))
         return r;
-    struct supervisor_options o = {.t0_usec = t0, .ready_fd = -1, .vsock = VSOCK_BACKEND_USER};
-    const char *why;
+    struct supervisor_options o = {.t0_usec = t0, .ready_fd = -1};
     r = EXIT_FAILED;
-    if (c->vsock.enabled) {
-        if (accel_vsock_resolve(c->vsock.backend, &o.vsock, &why) < 0) {
-            fprintf(stderr, "ocvm: %s: vsock.backend is \"kernel\" but %s\n", c->name, why);
-            goto out;
-        }
-    }
     if (!executable_exists(c->machine.qemu)) {
         fprintf(stderr,
                 "ocvm: %s: machine.qemu: \"%s\" is not an executable (install qemu-system-x86)\n",
                 c->name, c->machine.qemu);
         goto out;
     }
-    if (accel_resolve(c->machine.accel, &o.accel, &why) < 0) {
-        fprintf(stderr, "ocvm: %s: machine.accel is \"kvm\" but %s\n", c->name, why);
+    struct host_facts hf;
+    const char *key, *why;
+    if (host_facts_resolve(c, &hf, &key, &why) < 0) {
+        /* only an explicit choice is refused: accel "kvm", vsock.backend "kernel" */
+        fprintf(stderr, "ocvm: %s: %s is \"%s\" but %s\n", c->name, key,
+                strcmp(key, "machine.accel") == 0 ? "kvm" : "kernel", why);
         goto out;
     }
-    if (why)
-        fprintf(stderr, "ocvm: %s: using TCG (software emulation): %s\n", c->name, why);
-    if (o.accel == ACCEL_TCG)
-        o.tsc_khz = accel_tsc_khz();
+    if (hf.tcg_why)
+        fprintf(stderr, "ocvm: %s: using TCG (software emulation): %s\n", c->name, hf.tcg_why);
+    o.accel = hf.accel;
+    o.vsock = hf.vsock;
+    o.tsc_khz = hf.tsc_khz;
     if (a.detach) {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0) {
@@ -115,3 +113,14 @@ out:
     vm_config_free(c);
     return r;
 }
+
+const struct cli_verb cli_verb_up = {
+    .name = "up",
+    .synopsis = "up [-d] NAME|--config FILE",
+    .summary = "boot the VM and supervise it (-d: detach once it is ready)",
+    .help = "usage: ocvm up [-d] NAME|--config FILE\n"
+            "Boot the VM and supervise it until ocvm down, SIGTERM or Ctrl-C.\n"
+            "  -d, --detach       return once the guest is ready, supervising in the\n"
+            "                     background\n",
+    .run = verb_up,
+};

@@ -126,7 +126,7 @@ int health_probe_start(sd_event *e, const struct endpoint *target, const char *p
     }
     p->req_len = (size_t)(n + m);
     bool in_progress;
-    if ((r = relay_connect_endpoint(target, &p->fd, &in_progress)) < 0 ||
+    if ((r = endpoint_socket_connect(target, &p->fd, &in_progress)) < 0 ||
         (r = sd_event_add_io(e, &p->io, p->fd, EPOLLOUT, on_io, p)) < 0 ||
         (r = sd_event_add_time_relative(e, &p->timer, CLOCK_MONOTONIC, (uint64_t)timeout_ms * 1000u,
                                         0, on_timeout, p)) < 0) {

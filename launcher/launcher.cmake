@@ -5,7 +5,7 @@ add_library(ocvm_launcher STATIC
   launcher/argv.c
   launcher/net_plan.c
   launcher/qemu_argv.c
-  launcher/accel.c
+  launcher/host_facts.c
   launcher/runtime_dir.c
   launcher/state.c
   launcher/qmp.c
@@ -15,11 +15,12 @@ add_library(ocvm_launcher STATIC
   launcher/guest_notify.c
   launcher/vsock_host.c
   launcher/virtiofsd.c
-  launcher/watchdog.c
+  launcher/qemu_reaper.c
 )
 target_link_libraries(ocvm_launcher PUBLIC ocvm_config ocvm_netsetup ocvm_vsock ocvm_common
   PkgConfig::SYSTEMD PkgConfig::JANSSON)
 
-add_executable(ocvm launcher/main.c launcher/cli_up.c launcher/cli_misc.c launcher/cli_relay.c
-  launcher/cli_net.c)
+add_executable(ocvm launcher/main.c launcher/cli.c launcher/cli_up.c launcher/cli_down.c
+  launcher/cli_status.c launcher/cli_console.c launcher/cli_cmdline.c launcher/cli_relay.c
+  launcher/cli_dns_config.c launcher/cli_vsock_backend.c)
 target_link_libraries(ocvm PRIVATE ocvm_launcher)

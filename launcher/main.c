@@ -1,44 +1,38 @@
-/* ocvm: launcher and supervisor of the OpenClaw gateway microVM. Dispatches to the verbs. */
+/* ocvm: launcher and supervisor of the OpenClaw gateway microVM. Dispatches to the verbs, one
+ * file each (launcher/cli_VERB.c). */
 #include "launcher/cli.h"
 #include "config/config.h"
 #include "common/cleanup.h"
+#include "common/log.h"
 
 #include <string.h>
 
-static const struct verb {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *usage;
-} verbs[] = {
-    {"up", verb_up,
-     "up [-d] NAME|--config FILE     boot the VM and supervise it (-d: detach once ready)"},
-    {"down", verb_down,
-     "down NAME|--config FILE        stop the VM gracefully and remove its runtime state"},
-    {"status", verb_status,
-     "status [--json] [NAME]         state, pids, uptime and readiness stages"},
-    {"console", verb_console,
-     "console NAME|--config FILE     attach to the serial console (Ctrl-] detaches)"},
-    {"relay", verb_relay,
-     "relay LISTEN CONNECT           relay connections (tcp:, unix:, vsock:, hybrid: endpoints)"},
-    {"dns-config", verb_dns_config,
-     "dns-config NAME|--config FILE  print an Unbound snippet that logs the VM's DNS lookups"},
-    {"vsock-backend", verb_vsock_backend,
-     "vsock-backend --socket SOCK --guest-cid N --uds PATH   the vhost-user vsock device alone"},
-    {"cmdline", verb_cmdline,
-     "cmdline NAME|--config FILE     print the QEMU argv, one per line; starts nothing"},
+/* In the order of `ocvm --help` and the README. */
+static const struct cli_verb *const verbs[] = {
+    &cli_verb_up,      &cli_verb_down,  &cli_verb_status,     &cli_verb_console,
+    &cli_verb_cmdline, &cli_verb_relay, &cli_verb_dns_config, &cli_verb_vsock_backend,
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ocvm COMMAND [ARGS]\n\ncommands:\n");
-    for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-        fprintf(f, "  ocvm %s\n", verbs[i].usage);
-    fprintf(f, "\nNAME is the VM's config in $OCVM_CONFIG_DIR or %s (NAME.json).\n",
+    fprintf(f, "usage: ocvm COMMAND [ARGS]   (ocvm COMMAND --help: its options)\n\ncommands:\n");
+    for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+        /* the summaries line up, but a long synopsis does not push them past 100 columns */
+        int pad = 31 - (int)strlen(verbs[i]->synopsis);
+        fprintf(f, "  ocvm %s%*s%s\n", verbs[i]->synopsis, pad > 2 ? pad : 2, "",
+                verbs[i]->summary);
+    }
+    fprintf(f,
+            "\nNAME is the VM whose config is $OCVM_CONFIG_DIR/NAME.json, or %s/NAME.json;\n"
+            "--config FILE names the file instead (with NAME too, the two must agree).\n"
+            "Exit status: 0 success, 1 the operation failed, 2 bad usage or configuration,\n"
+            "3 (status) the VM is not running.\n",
             CONFIG_DIR_DEFAULT);
 }
 
 int main(int argc, char **argv)
 {
+    log_setup("ocvm");
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -53,8 +47,8 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-        if (strcmp(argv[1], verbs[i].name) == 0)
-            return verbs[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], verbs[i]->name) == 0)
+            return verbs[i]->run(argc - 1, argv + 1);
     fprintf(stderr, "ocvm: unknown command \"%s\" (see ocvm --help)\n", argv[1]);
     return EXIT_USAGE;
 }

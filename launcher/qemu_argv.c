@@ -1,4 +1,5 @@
 #include "launcher/qemu_argv.h"
+#include "launcher/runtime_dir.h"
 
 #include "launcher/guest_notify.h"
 #include "common/cleanup.h"
@@ -211,8 +212,8 @@ static void add_control(const struct qemu_plan *p, struct argv *a)
 {
     int qmp = argv_add_fd(a, "qmp", p->qmp_fd);
     int con = argv_add_fd(a, "console", p->console_fd);
-    _cleanup_free_ char *log = NULL;
-    if (asprintf(&log, "%s/console.log", p->runtime_dir) < 0) {
+    _cleanup_free_ char *log = runtime_file_path(p->runtime_dir, RUNTIME_CONSOLE_LOG);
+    if (!log) {
         argv_fail(a, -ENOMEM);
         return;
     }
@@ -270,8 +271,8 @@ static void add_vsock(const struct vm_config *c, const struct qemu_plan *p, stru
         argv_addf(a, "%s,guest-cid=%u", dev(c, "vhost-vsock"), c->vsock.guest_cid);
         return;
     }
-    _cleanup_free_ char *sock = NULL;
-    if (asprintf(&sock, "%s/vhost-user-vsock.sock", p->runtime_dir) < 0) {
+    _cleanup_free_ char *sock = runtime_file_path(p->runtime_dir, RUNTIME_VHOST_USER_VSOCK);
+    if (!sock) {
         argv_fail(a, -ENOMEM);
         return;
     }
@@ -286,8 +287,8 @@ static void add_shares(const struct vm_config *c, const struct qemu_plan *p, str
     for (size_t i = 0; i < c->n_shares; i++) {
         const struct vm_share *s = &c->shares[i];
         if (s->proto == SHARE_VIRTIOFS) {
-            _cleanup_free_ char *sock = NULL;
-            if (asprintf(&sock, "%s/virtiofs-%s.sock", p->runtime_dir, s->tag) < 0) {
+            _cleanup_free_ char *sock = runtime_virtiofs_socket_path(p->runtime_dir, s->tag);
+            if (!sock) {
                 argv_fail(a, -ENOMEM);
                 return;
             }

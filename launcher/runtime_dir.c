@@ -49,7 +49,7 @@ static int remove_contents(const char *path)
     struct dirent *de;
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-            strcmp(de->d_name, "lock") == 0)
+            strcmp(de->d_name, runtime_file_name(RUNTIME_LOCK)) == 0)
             continue;
         if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && r == 0)
             r = negative_errno();
@@ -66,7 +66,7 @@ int runtime_dir_acquire(const char *name, struct runtime_dir *ret)
         return r;
     if (mkdir(base, 0711) < 0 && errno != EEXIST)
         return negative_errno();
-    if (asprintf(&path, "%s/%s", base, name) < 0 || asprintf(&lock, "%s/lock", path) < 0)
+    if (asprintf(&path, "%s/%s", base, name) < 0 || !(lock = runtime_file_path(path, RUNTIME_LOCK)))
         return -ENOMEM;
     if (mkdir(path, 0700) < 0 && errno != EEXIST)
         return negative_errno();
@@ -90,9 +90,9 @@ int runtime_dir_acquire(const char *name, struct runtime_dir *ret)
     if (stat(lock, &now) < 0 || held.st_dev != now.st_dev || held.st_ino != now.st_ino)
         return -EBUSY;
     /* A dead supervisor's network record is handed to the caller before the rest goes. */
-    _cleanup_free_ char *net_path = NULL;
+    _cleanup_free_ char *net_path = runtime_file_path(path, RUNTIME_NETSETUP);
     char *stale = NULL;
-    if (asprintf(&net_path, "%s/netsetup.json", path) < 0)
+    if (!net_path)
         return -ENOMEM;
     _cleanup_fclose_ FILE *f = fopen(net_path, "re");
     if (f) {
@@ -120,7 +120,7 @@ void runtime_dir_release(struct runtime_dir *rd)
         return;
     remove_contents(rd->path);
     _cleanup_free_ char *lock = NULL;
-    if (asprintf(&lock, "%s/lock", rd->path) >= 0)
+    if ((lock = runtime_file_path(rd->path, RUNTIME_LOCK)))
         unlink(lock);
     rmdir(rd->path);
     if (rd->lock_fd >= 0)
@@ -133,7 +133,7 @@ void runtime_dir_release(struct runtime_dir *rd)
 int runtime_dir_is_locked(const char *path)
 {
     _cleanup_free_ char *lock = NULL;
-    if (asprintf(&lock, "%s/lock", path) < 0)
+    if (!(lock = runtime_file_path(path, RUNTIME_LOCK)))
         return -ENOMEM;
     _cleanup_close_ int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
@@ -146,7 +146,7 @@ int runtime_dir_is_locked(const char *path)
 int runtime_dir_clean_stale(const char *path)
 {
     _cleanup_free_ char *lock = NULL;
-    if (asprintf(&lock, "%s/lock", path) < 0)
+    if (!(lock = runtime_file_path(path, RUNTIME_LOCK)))
         return -ENOMEM;
     _cleanup_close_ int fd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 && errno != ENOENT)
@@ -162,10 +162,39 @@ int runtime_dir_clean_stale(const char *path)
     return 0;
 }
 
-char *runtime_dir_file(const struct runtime_dir *rd, const char *file)
+static const char *const runtime_file_names[_RUNTIME_FILE_MAX] = {
+    [RUNTIME_LOCK] = "lock",
+    [RUNTIME_STATE] = "state.json",
+    [RUNTIME_NETSETUP] = "netsetup.json",
+    [RUNTIME_SUPERVISOR_LOG] = "supervisor.log",
+    [RUNTIME_QMP] = "qmp.sock",
+    [RUNTIME_CONSOLE_SOCKET] = "console.sock",
+    [RUNTIME_CONSOLE_LOG] = "console.log",
+    [RUNTIME_VHOST_USER_VSOCK] = "vhost-user-vsock.sock",
+    [RUNTIME_HYBRID_VSOCK] = "vsock.sock",
+};
+
+const char *runtime_file_name(enum runtime_file file)
+{
+    return file < _RUNTIME_FILE_MAX ? runtime_file_names[file] : NULL;
+}
+
+char *runtime_file_path(const char *dir, enum runtime_file file)
+{
+    const char *name = runtime_file_name(file);
+    char *s;
+    return name && asprintf(&s, "%s/%s", dir, name) >= 0 ? s : NULL;
+}
+
+char *runtime_virtiofs_socket_path(const char *dir, const char *tag)
 {
     char *s;
-    return asprintf(&s, "%s/%s", rd->path, file) < 0 ? NULL : s;
+    return asprintf(&s, "%s/virtiofs-%s.sock", dir, tag) < 0 ? NULL : s;
+}
+
+char *runtime_dir_file(const struct runtime_dir *rd, enum runtime_file file)
+{
+    return runtime_file_path(rd->path, file);
 }
 
 int runtime_dir_listen(const char *path, int *ret_fd)

@@ -1,10 +1,25 @@
 /* runtime_dir: the per-VM directory (/run/ocvm/NAME for root, $XDG_RUNTIME_DIR/ocvm/NAME for
  * other users, $OCVM_RUNTIME_DIR/NAME when set) that holds the lock, the state file, QMP and
  * console sockets and logs. It is 0700, its sockets 0600. Whoever holds the lock owns the VM;
- * acquiring it clears what a dead supervisor left; releasing it removes the whole directory. */
+ * acquiring it clears what a dead supervisor left; releasing it removes the whole directory.
+ * It owns the names of the files in it: every other module asks it for a path. */
 #pragma once
 
 #include <stdbool.h>
+
+/* The files of a VM's runtime directory. */
+enum runtime_file {
+    RUNTIME_LOCK,             /* "lock": flock()ed by the supervisor */
+    RUNTIME_STATE,            /* "state.json": what `ocvm status` reads */
+    RUNTIME_NETSETUP,         /* "netsetup.json": what to undo after a crash */
+    RUNTIME_SUPERVISOR_LOG,   /* "supervisor.log": stderr of a detached supervisor */
+    RUNTIME_QMP,              /* "qmp.sock" */
+    RUNTIME_CONSOLE_SOCKET,   /* "console.sock": `ocvm console` attaches here */
+    RUNTIME_CONSOLE_LOG,      /* "console.log": the serial console, as QEMU wrote it */
+    RUNTIME_VHOST_USER_VSOCK, /* "vhost-user-vsock.sock": QEMU's end of the user backend */
+    RUNTIME_HYBRID_VSOCK,     /* "vsock.sock": the hybrid socket host clients CONNECT on */
+    _RUNTIME_FILE_MAX,
+};
 
 struct runtime_dir {
     char *path;
@@ -22,7 +37,13 @@ void runtime_dir_release(struct runtime_dir *rd);
 int runtime_dir_is_locked(const char *path);
 /* Removes what a dead supervisor left in PATH (only when nobody holds the lock). */
 int runtime_dir_clean_stale(const char *path);
-/* PATH/FILE, allocated. */
-char *runtime_dir_file(const struct runtime_dir *rd, const char *file);
+/* The name of FILE in the directory, e.g. "state.json". */
+const char *runtime_file_name(enum runtime_file file);
+/* DIR/NAME of FILE, allocated; NULL when out of memory. Pure. */
+char *runtime_file_path(const char *dir, enum runtime_file file);
+/* DIR/virtiofs-TAG.sock: the socket of the virtiofsd serving share TAG. Pure. */
+char *runtime_virtiofs_socket_path(const char *dir, const char *tag);
+/* runtime_file_path() in RD's directory. */
+char *runtime_dir_file(const struct runtime_dir *rd, enum runtime_file file);
 /* A listening SOCK_STREAM Unix socket at PATH, mode 0600, non-blocking, CLOEXEC. */
 int runtime_dir_listen(const char *path, int *ret_fd);

@@ -4,6 +4,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "launcher/notify.h"
 #include "launcher/qemu_argv.h"
 #include "launcher/qmp.h"
@@ -11,7 +12,7 @@
 #include "launcher/state.h"
 #include "launcher/virtiofsd.h"
 #include "launcher/vsock_host.h"
-#include "launcher/watchdog.h"
+#include "launcher/qemu_reaper.h"
 #include "launcher/net_plan.h"
 #include "netsetup/netsetup.h"
 
@@ -50,11 +51,11 @@ struct supervisor {
     size_t err_len;
     char last_stderr[160]; /* QEMU's last line on stderr in this run: the likely exit reason */
     struct qmp *qmp;
-    struct vsock_host *vsock;  /* NULL without vsock */
-    struct netsetup net;       /* bridge, TAP fds, nft table; empty without a network */
-    struct virtiofsd_set fsd;  /* one virtiofsd per virtiofs share, per QEMU run */
-    sd_event_source *watchdog; /* with machine.user: stops QEMU if we die (see watchdog.h) */
-    int watchdog_fd;
+    struct vsock_host *vsock; /* NULL without vsock */
+    struct netsetup net;      /* bridge, TAP fds, nft table; empty without a network */
+    struct virtiofsd_set fsd; /* one virtiofsd per virtiofs share, per QEMU run */
+    sd_event_source *reaper;  /* with machine.user: stops QEMU if we die (see qemu_reaper.h) */
+    int reaper_fd;
     bool net_up;
     struct health_probe *probe;
     sd_event_source *probe_timer, *stats_timer;
@@ -75,7 +76,7 @@ static void save_state(struct supervisor *s)
     s->state.restarts = s->restarts;
     int r = state_write(s->state_path, &s->state);
     if (r < 0)
-        log_vm(LOG_WARNING, s->c->name, "write %s: %s", s->state_path, strerror(-r));
+        log_msg(LOG_WARNING, NULL, "write %s: %s", s->state_path, strerror(-r));
 }
 
 /* Records a readiness stage with its time since this boot began, and prints it. */
@@ -87,7 +88,7 @@ static void stage(struct supervisor *s, const char *name)
         snprintf(st->name, sizeof(st->name), "%s", name);
         st->ms = ms;
     }
-    log_vm(LOG_INFO, s->c->name, "[%6.3fs] %s", (double)ms / 1000.0, name);
+    log_msg(LOG_INFO, NULL, "[%6.3fs] %s", (double)ms / 1000.0, name);
     notify_status(name);
     save_state(s);
 }
@@ -109,7 +110,7 @@ static void finish(struct supervisor *s, int code)
 }
 
 static int spawn_qemu(struct supervisor *s);
-static void stop_watchdog(struct supervisor *s);
+static void stop_reaper(struct supervisor *s);
 
 /* ---- stopping ---- */
 
@@ -120,7 +121,7 @@ static void arm_timer(struct supervisor *s, uint64_t delay_usec, sd_event_time_h
     s->timer = sd_event_source_disable_unref(s->timer);
     int r = sd_event_add_time_relative(s->event, &s->timer, CLOCK_MONOTONIC, delay_usec, 0, fn, s);
     if (r < 0)
-        log_vm(LOG_ERR, s->c->name, "arm timer: %s", strerror(-r));
+        log_msg(LOG_ERR, NULL, "arm timer: %s", strerror(-r));
 }
 
 static void stop_step(struct supervisor *s)
@@ -134,8 +135,8 @@ static void stop_step(struct supervisor *s)
         s->stop = STOP_POWERDOWN;
         if (s->qmp && qmp_is_ready(s->qmp) &&
             qmp_call(s->qmp, "system_powerdown", NULL, NULL, NULL) == 0) {
-            log_vm(LOG_INFO, s->c->name, "asking the guest to power off (up to %u s)",
-                   s->c->timeouts.shutdown_s);
+            log_msg(LOG_INFO, NULL, "asking the guest to power off (up to %u s)",
+                    s->c->timeouts.shutdown_s);
             arm_timer(s, (uint64_t)s->c->timeouts.shutdown_s * 1000000u, on_stop_timer);
             break;
         }
@@ -144,9 +145,9 @@ static void stop_step(struct supervisor *s)
     case STOP_POWERDOWN:
         s->stop = STOP_QUIT;
         if (s->qmp && qmp_is_ready(s->qmp) && qmp_call(s->qmp, "quit", NULL, NULL, NULL) == 0)
-            log_vm(LOG_WARNING, s->c->name, "guest did not power off in time: quitting QEMU");
+            log_msg(LOG_WARNING, NULL, "guest did not power off in time: quitting QEMU");
         else {
-            log_vm(LOG_WARNING, s->c->name, "no QMP: sending SIGTERM to QEMU");
+            log_msg(LOG_WARNING, NULL, "no QMP: sending SIGTERM to QEMU");
             kill(s->qemu_pid, SIGTERM);
         }
         arm_timer(s, KILL_GRACE_S * 1000000u, on_stop_timer);
@@ -154,7 +155,7 @@ static void stop_step(struct supervisor *s)
     case STOP_QUIT:
     case STOP_KILL:
         s->stop = STOP_KILL;
-        log_vm(LOG_WARNING, s->c->name, "QEMU (pid %d) still running: SIGKILL", (int)s->qemu_pid);
+        log_msg(LOG_WARNING, NULL, "QEMU (pid %d) still running: SIGKILL", (int)s->qemu_pid);
         kill(s->qemu_pid, SIGKILL);
         break;
     }
@@ -182,7 +183,7 @@ static void begin_stop(struct supervisor *s, int code)
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
 {
     struct supervisor *s = userdata;
-    log_vm(LOG_INFO, s->c->name, "received %s: stopping", strsignal((int)si->ssi_signo));
+    log_msg(LOG_INFO, NULL, "received %s: stopping", strsignal((int)si->ssi_signo));
     begin_stop(s, 0);
     return 0;
 }
@@ -196,12 +197,12 @@ static void on_query_status(struct qmp *q, json_t *ret, const char *error_desc, 
     struct supervisor *s = userdata;
     json_t *status = ret ? json_object_get(ret, "status") : NULL;
     if (!json_is_string(status)) {
-        log_vm(LOG_ERR, s->c->name, "QMP query-status: %s",
-               error_desc ? error_desc : "reply has no \"status\" string");
+        log_msg(LOG_ERR, NULL, "QMP query-status: %s",
+                error_desc ? error_desc : "reply has no \"status\" string");
         return;
     }
     if (strcmp(json_string_value(status), "running") != 0) {
-        log_vm(LOG_WARNING, s->c->name, "guest status is \"%s\"", json_string_value(status));
+        log_msg(LOG_WARNING, NULL, "guest status is \"%s\"", json_string_value(status));
         return;
     }
     stage(s, "guest running");
@@ -220,12 +221,12 @@ static void announce_ready(struct supervisor *s)
     snprintf(status_line, sizeof(status_line), "ready in %.2f s (QEMU pid %d)", (double)ms / 1000.0,
              (int)s->qemu_pid);
     if (s->vsock)
-        log_vm(LOG_NOTICE, s->c->name,
-               "%s; the gateway is reachable at http://%s/ (console: ocvm "
-               "console %s)",
-               status_line, s->c->gateway.host_listen, s->c->name);
+        log_msg(LOG_NOTICE, NULL,
+                "%s; the gateway is reachable at http://%s/ (console: ocvm "
+                "console %s)",
+                status_line, s->c->gateway.host_listen, s->c->name);
     else
-        log_vm(LOG_NOTICE, s->c->name, "%s; console: ocvm console %s", status_line, s->c->name);
+        log_msg(LOG_NOTICE, NULL, "%s; console: ocvm console %s", status_line, s->c->name);
     s->announced_ready = true;
     notify_ready(status_line);
     save_state(s);
@@ -238,7 +239,7 @@ static void on_qmp_ready(struct qmp *q, void *userdata)
     stage(s, "QMP connected");
     int r = qmp_call(q, "query-status", NULL, on_query_status, s);
     if (r < 0)
-        log_vm(LOG_ERR, s->c->name, "QMP query-status: %s", strerror(-r));
+        log_msg(LOG_ERR, NULL, "QMP query-status: %s", strerror(-r));
 }
 
 static void on_qmp_event(struct qmp *q, const char *name, json_t *data, void *userdata)
@@ -248,16 +249,15 @@ static void on_qmp_event(struct qmp *q, const char *name, json_t *data, void *us
         return;
     json_t *reason = data ? json_object_get(data, "reason") : NULL;
     const char *why = json_is_string(reason) ? json_string_value(reason) : "unknown";
-    log_vm(LOG_INFO, s->c->name, "QEMU is shutting down (%s)", why);
+    log_msg(LOG_INFO, NULL, "QEMU is shutting down (%s)", why);
     if (strcmp(why, "guest-shutdown") == 0)
         s->guest_powered_off = true;
 }
 
 static void on_qmp_closed(struct qmp *q, int error, const char *why, void *userdata)
 {
-    struct supervisor *s = userdata;
     if (error && error != -ECONNRESET)
-        log_vm(LOG_ERR, s->c->name, "QMP: %s: dropping the connection", why);
+        log_msg(LOG_ERR, NULL, "QMP: %s: dropping the connection", why);
 }
 
 static const struct qmp_handlers qmp_handlers = {
@@ -328,7 +328,7 @@ static void on_guest_notify(const struct guest_notify_msg *m, void *userdata)
 {
     struct supervisor *s = userdata;
     if (*m->status)
-        log_vm(LOG_INFO, s->c->name, "guest: %s", m->status);
+        log_msg(LOG_INFO, "guest", "%s", m->status);
     if (!m->ready || s->guest_ready || s->qemu_pid <= 0 || s->phase != PHASE_STARTING)
         return;
     s->guest_ready = true;
@@ -368,7 +368,7 @@ static void drain_stderr(struct supervisor *s, bool flush_all)
             continue;
         s->err_buf[i] = '\0';
         if (i > start) {
-            log_vm(LOG_WARNING, s->c->name, "qemu: %s", s->err_buf + start);
+            log_msg(LOG_WARNING, "qemu", "%s", s->err_buf + start);
             snprintf(s->last_stderr, sizeof(s->last_stderr), "%s", s->err_buf + start);
         }
         start = i + 1;
@@ -377,7 +377,7 @@ static void drain_stderr(struct supervisor *s, bool flush_all)
     s->err_len -= start;
     if (s->err_len > 0 && (flush_all || s->err_len == sizeof(s->err_buf))) {
         s->err_buf[s->err_len == sizeof(s->err_buf) ? s->err_len - 1 : s->err_len] = '\0';
-        log_vm(LOG_WARNING, s->c->name, "qemu: %s", s->err_buf);
+        log_msg(LOG_WARNING, "qemu", "%s", s->err_buf);
         s->err_len = 0;
     }
 }
@@ -416,7 +416,7 @@ static int on_restart_timer(sd_event_source *src, uint64_t usec, void *userdata)
     s->state.n_stages = 0;
     int r = spawn_qemu(s);
     if (r < 0) {
-        log_vm(LOG_ERR, s->c->name, "restart QEMU: %s", strerror(-r));
+        log_msg(LOG_ERR, NULL, "restart QEMU: %s", strerror(-r));
         finish(s, 1);
     }
     return 0;
@@ -431,8 +431,8 @@ static int on_ready_timeout(sd_event_source *src, uint64_t usec, void *userdata)
     const char *waiting = !s->vsock         ? ""
                           : !s->guest_ready ? "; the guest never sent READY over vsock"
                                             : "; the gateway health check failed: ";
-    log_vm(LOG_ERR, s->c->name, "not ready after %u s (timeouts.ready_s)%s%s: killing QEMU",
-           s->c->timeouts.ready_s, waiting, s->vsock && s->guest_ready ? s->probe_why : "");
+    log_msg(LOG_ERR, NULL, "not ready after %u s (timeouts.ready_s)%s%s: killing QEMU",
+            s->c->timeouts.ready_s, waiting, s->vsock && s->guest_ready ? s->probe_why : "");
     snprintf(s->last_stderr, sizeof(s->last_stderr), "not ready after %u s",
              s->c->timeouts.ready_s);
     kill(s->qemu_pid, SIGKILL);
@@ -451,7 +451,7 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
     qmp_free(s->qmp);
     s->qmp = NULL;
     virtiofsd_stop(&s->fsd); /* they end with their QEMU; reap them (or make them end) */
-    stop_watchdog(s);
+    stop_reaper(s);
     if (s->vsock)
         stop_probing(s);
     if (s->err_src) {
@@ -460,12 +460,12 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
         s->err_src = sd_event_source_disable_unref(s->err_src);
     }
     if (s->phase == PHASE_STOPPING) {
-        log_vm(LOG_INFO, s->c->name, "QEMU %s; stopped", how);
+        log_msg(LOG_INFO, NULL, "QEMU %s; stopped", how);
         finish(s, s->exit_code);
         return 0;
     }
     if (s->guest_powered_off) {
-        log_vm(LOG_NOTICE, s->c->name, "the guest powered itself off (QEMU %s); stopping", how);
+        log_msg(LOG_NOTICE, NULL, "the guest powered itself off (QEMU %s); stopping", how);
         finish(s, 0);
         return 0;
     }
@@ -476,8 +476,8 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
     if (ran_usec >= STABLE_RESET_S * 1000000ull)
         s->restarts = 0; /* it had been running fine: a new failure starts a new count */
     if (s->restarts >= s->c->restart.max_restarts) {
-        log_vm(LOG_ERR, s->c->name, "%s; giving up after %u restart(s) (restart.max_restarts)",
-               s->state.last_exit, s->restarts);
+        log_msg(LOG_ERR, NULL, "%s; giving up after %u restart(s) (restart.max_restarts)",
+                s->state.last_exit, s->restarts);
         s->phase = PHASE_STOPPING;
         save_state(s);
         finish(s, 1);
@@ -490,8 +490,8 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
         delay = s->c->restart.backoff_max_ms;
     s->restarts++;
     s->phase = PHASE_RESTARTING;
-    log_vm(LOG_WARNING, s->c->name, "%s; restart %u/%u in %llu ms", s->state.last_exit, s->restarts,
-           s->c->restart.max_restarts, (unsigned long long)delay);
+    log_msg(LOG_WARNING, NULL, "%s; restart %u/%u in %llu ms", s->state.last_exit, s->restarts,
+            s->c->restart.max_restarts, (unsigned long long)delay);
     save_state(s);
     arm_timer(s, delay * 1000u, on_restart_timer);
     return 0;
@@ -525,33 +525,33 @@ static _Noreturn void exec_qemu(const struct argv *a, int err_fd)
     _exit(127);
 }
 
-static int on_watchdog_exit(sd_event_source *src, const siginfo_t *si, void *userdata)
+static int on_reaper_exit(sd_event_source *src, const siginfo_t *si, void *userdata)
 {
     struct supervisor *s = userdata;
-    s->watchdog = sd_event_source_disable_unref(s->watchdog); /* reaped by sd-event */
+    s->reaper = sd_event_source_disable_unref(s->reaper); /* reaped by sd-event */
     return 0;
 }
 
-static void stop_watchdog(struct supervisor *s)
+static void stop_reaper(struct supervisor *s)
 {
-    if (s->watchdog_fd >= 0)
-        close(s->watchdog_fd);
-    s->watchdog_fd = -1;
+    if (s->reaper_fd >= 0)
+        close(s->reaper_fd);
+    s->reaper_fd = -1;
     /* it ends by itself once QEMU has ended; its exit is reaped by its event source */
 }
 
-static void start_watchdog(struct supervisor *s, pid_t qemu)
+static void start_reaper(struct supervisor *s, pid_t qemu)
 {
     pid_t pid;
-    stop_watchdog(s);
-    int r = watchdog_start(qemu, &pid, &s->watchdog_fd);
+    stop_reaper(s);
+    int r = qemu_reaper_start(qemu, &pid, &s->reaper_fd);
     if (r == 0)
-        r = sd_event_add_child(s->event, &s->watchdog, pid, WEXITED, on_watchdog_exit, s);
+        r = sd_event_add_child(s->event, &s->reaper, pid, WEXITED, on_reaper_exit, s);
     if (r < 0)
-        log_vm(LOG_WARNING, s->c->name,
-               "QEMU watchdog: %s: QEMU (running as %s) would outlive a "
-               "killed supervisor",
-               strerror(-r), s->c->machine.user);
+        log_msg(LOG_WARNING, NULL,
+                "QEMU reaper: %s: QEMU (running as %s) would outlive a "
+                "killed supervisor",
+                strerror(-r), s->c->machine.user);
 }
 
 /* (Re)creates the QMP and console listeners: QEMU unlinks a socket's path when it exits. */
@@ -565,7 +565,7 @@ static int open_listeners(struct supervisor *s)
     s->qmp_listen_fd = s->console_listen_fd = -1;
     if ((r = runtime_dir_listen(s->qmp_path, &s->qmp_listen_fd)) < 0 ||
         (r = runtime_dir_listen(s->console_path, &s->console_listen_fd)) < 0)
-        log_vm(LOG_ERR, s->c->name, "listen in %s: %s", s->rd.path, strerror(-r));
+        log_msg(LOG_ERR, NULL, "listen in %s: %s", s->rd.path, strerror(-r));
     return r;
 }
 
@@ -601,7 +601,7 @@ static int spawn_qemu(struct supervisor *s)
     _cleanup_free_ char *fs_error = NULL;
     r = virtiofsd_start(s->c, s->rd.path, &s->fsd, &fs_error);
     if (r < 0) {
-        log_vm(LOG_ERR, s->c->name, "%s", fs_error ? fs_error : strerror(-r));
+        log_msg(LOG_ERR, NULL, "%s", fs_error ? fs_error : strerror(-r));
         argv_done(&a);
         return r;
     }
@@ -630,7 +630,7 @@ static int spawn_qemu(struct supervisor *s)
     sd_event_source_set_io_fd_own(s->err_src, true);
     TAKE_FD(err_read);
     if (s->c->machine.user)
-        start_watchdog(s, pid);
+        start_reaper(s, pid);
     stage(s, "QEMU started");
     r = sd_event_add_time_relative(s->event, &s->ready_timer, CLOCK_MONOTONIC,
                                    (uint64_t)s->c->timeouts.ready_s * 1000000u, 0, on_ready_timeout,
@@ -639,7 +639,7 @@ static int spawn_qemu(struct supervisor *s)
         return r;
     r = connect_qmp(s);
     if (r < 0)
-        log_vm(LOG_ERR, s->c->name, "connect QMP %s: %s", s->qmp_path, strerror(-r));
+        log_msg(LOG_ERR, NULL, "connect QMP %s: %s", s->qmp_path, strerror(-r));
     return 0;
 }
 
@@ -657,10 +657,10 @@ static int prepare_network(struct supervisor *s)
         if (netsetup_state_from_json(s->rd.stale_netsetup, &old) == 0) {
             r = netsetup_cleanup(&old, &error);
             if (r < 0)
-                log_vm(LOG_WARNING, name, "netsetup: undo the last run's network: %s",
-                       error ? error : strerror(-r));
+                log_msg(LOG_WARNING, "netsetup", "undo the last run's network: %s",
+                        error ? error : strerror(-r));
             else
-                log_vm(LOG_INFO, name, "netsetup: removed the network a previous run left");
+                log_msg(LOG_INFO, "netsetup", "removed the network a previous run left");
             free(TAKE_PTR(error));
         }
     }
@@ -670,21 +670,21 @@ static int prepare_network(struct supervisor *s)
     r = netsetup_up(&plan, &s->net, &error);
     net_plan_done(&plan);
     if (r < 0) {
-        log_vm(LOG_ERR, name, "netsetup: %s", error ? error : strerror(-r));
+        log_msg(LOG_ERR, "netsetup", "%s", error ? error : strerror(-r));
         return r;
     }
     s->net_up = true;
-    if (!(path = runtime_dir_file(&s->rd, "netsetup.json")) ||
+    if (!(path = runtime_dir_file(&s->rd, RUNTIME_NETSETUP)) ||
         netsetup_state_to_json(&s->net.state, &json) < 0)
         return -ENOMEM;
     _cleanup_fclose_ FILE *f = fopen(path, "we");
     if (!f || fputs(json, f) < 0) {
-        log_vm(LOG_WARNING, name, "write %s: %s", path, strerror(errno));
+        log_msg(LOG_WARNING, NULL, "write %s: %s", path, strerror(errno));
         return 0; /* not fatal: only a crash of ours would need it */
     }
-    log_vm(LOG_INFO, name, "netsetup: bridge %s, TAP %s (%u queue%s), nft table inet ocvm_%s",
-           s->c->network->bridge, s->c->network->tap, s->net.n_tap_fds,
-           s->net.n_tap_fds == 1 ? "" : "s", name);
+    log_msg(LOG_INFO, "netsetup", "bridge %s, TAP %s (%u queue%s), nft table inet ocvm_%s",
+            s->c->network->bridge, s->c->network->tap, s->net.n_tap_fds,
+            s->net.n_tap_fds == 1 ? "" : "s", name);
     return 0;
 }
 
@@ -693,24 +693,24 @@ static int prepare(struct supervisor *s)
     const char *name = s->c->name;
     int r = runtime_dir_acquire(name, &s->rd);
     if (r == -EBUSY) {
-        log_vm(LOG_ERR, name, "already running (runtime directory is locked)");
+        log_msg(LOG_ERR, NULL, "already running (runtime directory is locked)");
         return r;
     }
     if (r < 0) {
-        log_vm(LOG_ERR, name, "runtime directory: %s", strerror(-r));
+        log_msg(LOG_ERR, NULL, "runtime directory: %s", strerror(-r));
         return r;
     }
     if (s->o->detached) {
-        _cleanup_free_ char *log = runtime_dir_file(&s->rd, "supervisor.log");
+        _cleanup_free_ char *log = runtime_dir_file(&s->rd, RUNTIME_SUPERVISOR_LOG);
         int fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
         if (fd >= 0) {
             dup2(fd, STDERR_FILENO);
             close(fd);
         }
     }
-    s->state_path = runtime_dir_file(&s->rd, "state.json");
-    s->qmp_path = runtime_dir_file(&s->rd, "qmp.sock");
-    s->console_path = runtime_dir_file(&s->rd, "console.sock");
+    s->state_path = runtime_dir_file(&s->rd, RUNTIME_STATE);
+    s->qmp_path = runtime_dir_file(&s->rd, RUNTIME_QMP);
+    s->console_path = runtime_dir_file(&s->rd, RUNTIME_CONSOLE_SOCKET);
     if (!s->state_path || !s->qmp_path || !s->console_path)
         return -ENOMEM;
     s->state.supervisor_pid = getpid();
@@ -738,7 +738,7 @@ static int prepare(struct supervisor *s)
         r = vsock_host_new(s->event, s->c, s->o->vsock, s->rd.path, on_guest_notify, s, &s->vsock,
                            &error);
         if (r < 0) {
-            log_vm(LOG_ERR, name, "%s", error ? error : strerror(-r));
+            log_msg(LOG_ERR, NULL, "%s", error ? error : strerror(-r));
             return r;
         }
         r = sd_event_add_time_relative(s->event, &s->stats_timer, CLOCK_MONOTONIC, 1000000u, 0,
@@ -758,12 +758,12 @@ static void teardown(struct supervisor *s)
     }
     qmp_free(s->qmp);
     virtiofsd_stop(&s->fsd);
-    stop_watchdog(s);
-    if (s->watchdog) { /* QEMU is gone: the watchdog ends at once */
+    stop_reaper(s);
+    if (s->reaper) { /* QEMU is gone: the reaper ends at once */
         pid_t pid;
-        if (sd_event_source_get_child_pid(s->watchdog, &pid) >= 0)
+        if (sd_event_source_get_child_pid(s->reaper, &pid) >= 0)
             waitpid(pid, NULL, 0);
-        sd_event_source_disable_unref(s->watchdog);
+        sd_event_source_disable_unref(s->reaper);
     }
     health_probe_free(s->probe);
     sd_event_source_disable_unref(s->probe_timer);
@@ -792,20 +792,21 @@ int supervisor_run(const struct vm_config *c, const struct supervisor_options *o
                            .o = o,
                            .rd = {.lock_fd = -1},
                            .qmp_listen_fd = -1,
-                           .watchdog_fd = -1,
+                           .reaper_fd = -1,
                            .console_listen_fd = -1,
                            .boot_t0 = o->t0_usec,
                            .exit_code = 1};
+    log_set_vm(c->name);
     int r = prepare(&s);
     if (r == 0) {
         r = spawn_qemu(&s);
         if (r < 0)
-            log_vm(LOG_ERR, c->name, "start QEMU: %s", strerror(-r));
+            log_msg(LOG_ERR, NULL, "start QEMU: %s", strerror(-r));
     }
     if (r == 0) {
         r = sd_event_loop(s.event);
         if (r < 0)
-            log_vm(LOG_ERR, c->name, "event loop: %s", strerror(-r));
+            log_msg(LOG_ERR, NULL, "event loop: %s", strerror(-r));
         else
             r = s.exit_code;
     } else {

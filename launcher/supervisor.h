@@ -12,7 +12,7 @@ struct supervisor_options {
     enum accel accel;         /* resolved */
     enum vsock_backend vsock; /* resolved */
     uint64_t t0_usec;         /* CLOCK_MONOTONIC when `up` started */
-    unsigned long tsc_khz;    /* see accel_tsc_khz() */
+    unsigned long tsc_khz;    /* see host_facts_tsc_khz() */
     int ready_fd;             /* -1, or a pipe to the `up -d` parent: one byte 'R' or 'F' */
     int detached;             /* stderr goes to RUNDIR/supervisor.log once the dir exists */
 };

@@ -67,9 +67,9 @@ int virtiofsd_start(const struct vm_config *c, const char *runtime_dir, struct v
         const struct vm_share *s = &c->shares[i];
         if (s->proto != SHARE_VIRTIOFS)
             continue;
-        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char *path = runtime_virtiofs_socket_path(runtime_dir, s->tag);
         _cleanup_close_ int fd = -1;
-        int r = asprintf(&path, "%s/virtiofs-%s.sock", runtime_dir, s->tag) < 0 ? -ENOMEM : 0;
+        int r = path ? 0 : -ENOMEM;
         if (r == 0)
             r = runtime_dir_listen(path, &fd);
         pid_t pid = r == 0 ? fork() : -1;

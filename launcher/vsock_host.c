@@ -51,7 +51,7 @@ static int host_listener(const struct vsock_host *h, enum vsock_backend backend,
     }
     struct endpoint e = {
         .kind = ENDPOINT_VSOCK, .cid = ENDPOINT_VSOCK_CID_ANY, .port = (uint16_t)port};
-    return relay_listen_endpoint(&e, ret_fd);
+    return endpoint_socket_listen(&e, ret_fd);
 }
 
 #define FAIL(...)                                                                                  \
@@ -68,13 +68,13 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, enum vsock_backend ba
     struct vsock_host *h = calloc(1, sizeof(*h));
     int r = -ENOMEM, fd = -1;
     const char *why;
-    if (!h || asprintf(&h->uds_path, "%s/vsock.sock", runtime_dir) < 0) {
+    if (!h || !(h->uds_path = runtime_file_path(runtime_dir, RUNTIME_HYBRID_VSOCK))) {
         free(h);
         return -ENOMEM;
     }
     if (backend == VSOCK_BACKEND_USER) {
-        _cleanup_free_ char *vhost = NULL;
-        if (asprintf(&vhost, "%s/vhost-user-vsock.sock", runtime_dir) < 0)
+        _cleanup_free_ char *vhost = runtime_file_path(runtime_dir, RUNTIME_VHOST_USER_VSOCK);
+        if (!vhost)
             goto fail;
         struct vsock_dev_config dc = {
             .guest_cid = c->vsock.guest_cid, .uds_path = h->uds_path, .vhost_user_path = vhost};
@@ -86,7 +86,7 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, enum vsock_backend ba
     r = guest_notify_new(e, fd, on_notify, userdata, &h->notify);
     if (r < 0)
         FAIL("guest READY listener: %s", strerror(-r));
-    struct relay_options ro = {.log_prefix = c->name};
+    struct relay_options ro = {.log_stage = "relay"};
     relay_raise_fd_limit();
     /* in this process a gateway client costs three fds (its socket, the relay's socket to the
      * backend, the backend's end of it): the relay's default assumes two */

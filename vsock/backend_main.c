@@ -4,6 +4,7 @@
  * after a signal, 1 when it cannot start, 2 for a usage error. */
 #include "vsock/backend_main.h"
 
+#include "common/log.h"
 #include "common/parse.h"
 #include "vsock/vsock_dev.h"
 
@@ -17,7 +18,8 @@
 #include <sys/un.h>
 #include <systemd/sd-event.h>
 
-#define PREFIX "ocvm: vsock-backend: "
+#define PREFIX "ocvm: vsock-backend: " /* of its usage errors */
+#define STAGE "vsock-backend"          /* of its log lines */
 
 static const char usage_text[] =
     "usage: ocvm vsock-backend --socket SOCK --guest-cid N --uds PATH\n"
@@ -139,7 +141,7 @@ int vsock_backend_main(int argc, char **argv)
     if (r >= 0)
         r = sd_event_add_signal(e, NULL, SIGINT, NULL, NULL);
     if (r < 0) {
-        fprintf(stderr, PREFIX "event loop: %s\n", strerror(-r));
+        log_error(STAGE, "event loop: %s", strerror(-r));
         sd_event_unref(e);
         return 1;
     }
@@ -147,19 +149,18 @@ int vsock_backend_main(int argc, char **argv)
         .guest_cid = a.cid, .uds_path = a.uds, .vhost_user_path = a.socket};
     r = vsock_dev_new(e, &cfg, &d);
     if (r < 0) {
-        fprintf(stderr, PREFIX "listen on %s and %s: %s\n", a.socket, a.uds, strerror(-r));
+        log_error(STAGE, "listen on %s and %s: %s", a.socket, a.uds, strerror(-r));
         sd_event_unref(e);
         return 1;
     }
-    fprintf(stderr, PREFIX "listening on %s (guest cid %u, hybrid socket %s)\n", a.socket, a.cid,
-            a.uds);
+    log_info(STAGE, "listening on %s (guest cid %u, hybrid socket %s)", a.socket, a.cid, a.uds);
     r = sd_event_loop(e);
     vsock_dev_free(d);
     sd_event_unref(e);
     if (r < 0) {
-        fprintf(stderr, PREFIX "event loop: %s\n", strerror(-r));
+        log_error(STAGE, "event loop: %s", strerror(-r));
         return 1;
     }
-    fprintf(stderr, PREFIX "stopped\n");
+    log_info(STAGE, "stopped");
     return 0;
 }

@@ -29,6 +29,7 @@
 #include "common/error.h"
 #include "common/parse.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "vsock/relay.h"
 
 #define CMDLINE_MAX 8192 /* x86 COMMAND_LINE_SIZE is 2048; anything past 8 KiB is ignored */
@@ -155,12 +156,12 @@ static int verb_notify(int argc, char **argv)
         for (int i = 1; i < argc; i++) {
             const char *eq = strchr(argv[i], '=');
             if (!eq || eq == argv[i] || strchr(argv[i], '\n')) {
-                fprintf(stderr, "ocvm-guest: notify: not a VAR=VALUE assignment: %s\n", argv[i]);
+                log_error("notify", "not a VAR=VALUE assignment: %s", argv[i]);
                 return 2;
             }
             r = snprintf(msg + len, sizeof(msg) - len, "%s\n", argv[i]);
             if (r < 0 || (size_t)r >= sizeof(msg) - len) {
-                fprintf(stderr, "ocvm-guest: notify: message longer than %d bytes\n", NOTIFY_MAX);
+                log_error("notify", "message longer than %d bytes", NOTIFY_MAX);
                 return 2;
             }
             len += (size_t)r;
@@ -169,23 +170,21 @@ static int verb_notify(int argc, char **argv)
 
     r = read_small_file("/proc/cmdline", cmdline, sizeof(cmdline));
     if (r < 0) {
-        fprintf(stderr, "ocvm-guest: notify: read /proc/cmdline: %s\n", strerror(-r));
+        log_error("notify", "read /proc/cmdline: %s", strerror(-r));
         return 1;
     }
     r = notify_socket_from_cmdline(cmdline, &cid, &port);
     if (r == -ENOENT) {
-        fprintf(stderr, "ocvm-guest: notify: no %s... on the kernel command line\n", CRED_PREFIX);
+        log_error("notify", "no %s... on the kernel command line", CRED_PREFIX);
         return 1;
     }
     if (r < 0) {
-        fprintf(stderr, "ocvm-guest: notify: malformed %s... (want vsock-stream:CID:PORT)\n",
-                CRED_PREFIX);
+        log_error("notify", "malformed %s... (want vsock-stream:CID:PORT)", CRED_PREFIX);
         return 1;
     }
     r = notify_send(cid, port, msg, len);
     if (r < 0) {
-        fprintf(stderr, "ocvm-guest: notify: vsock %" PRIu32 ":%" PRIu32 ": %s\n", cid, port,
-                strerror(-r));
+        log_error("notify", "vsock %" PRIu32 ":%" PRIu32 ": %s", cid, port, strerror(-r));
         return 1;
     }
     return 0;
@@ -278,7 +277,7 @@ static void power_off(void)
     size_t n = user_processes(pids, ELEMENTSOF(pids));
     uint64_t deadline = now_ms() + STOP_GRACE_MS;
 
-    fprintf(stderr, "ocvm-guest: power button pressed, powering off\n");
+    log_notice(NULL, "power button pressed, powering off");
     (void)kill(-1, SIGTERM); /* everyone but PID 1 and us */
     (void)kill(-1, SIGHUP);
     (void)kill(-1, SIGCONT);
@@ -295,7 +294,7 @@ static void power_off(void)
      * no ACPI power button either, so this verb never gets here. */
     (void)reboot(RB_POWER_OFF);
     /* Not reached unless CAP_SYS_BOOT is missing. */
-    fprintf(stderr, "ocvm-guest: power-button: reboot: %s\n", strerror(errno));
+    log_error("power-button", "reboot: %s", strerror(errno));
     _exit(1);
 }
 
@@ -341,7 +340,7 @@ static int verb_power_button(int argc, char **argv)
     int r;
 
     if (argc > 1) {
-        fprintf(stderr, "ocvm-guest: power-button takes no arguments\n");
+        log_error("power-button", "takes no arguments");
         return 2;
     }
     s.pfd[0] = (struct pollfd){.fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK), .events = POLLIN};
@@ -351,16 +350,16 @@ static int verb_power_button(int argc, char **argv)
     }
     r = input_set_scan(&s);
     if (r < 0 || s.n == 1) {
-        fprintf(stderr,
-                "ocvm-guest: power-button: no input device reports KEY_POWER%s%s "
-                "(are the button and evdev modules loaded?)\n",
-                r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+        log_error("power-button",
+                  "no input device reports KEY_POWER%s%s (are the button and evdev modules "
+                  "loaded?)",
+                  r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
         if (s.pfd[0].fd < 0)
             return 1;
     }
     r = input_set_wait_power(&s);
     if (r < 0) {
-        fprintf(stderr, "ocvm-guest: power-button: poll: %s\n", strerror(-r));
+        log_error("power-button", "poll: %s", strerror(-r));
         return 1;
     }
     power_off();
@@ -387,19 +386,19 @@ static int relay_add(struct relay *r, const char *listen, const char *connect)
     struct endpoint l, c;
     const char *why;
     if (endpoint_parse(listen, &l, &why) < 0 || l.kind == ENDPOINT_HYBRID) {
-        fprintf(stderr, "ocvm-guest: relay: LISTEN \"%s\": %s\n", listen,
-                l.kind == ENDPOINT_HYBRID ? "cannot listen on hybrid" : why);
+        log_error("relay", "LISTEN \"%s\": %s", listen,
+                  l.kind == ENDPOINT_HYBRID ? "cannot listen on hybrid" : why);
         return -EINVAL;
     }
     if (endpoint_parse(connect, &c, &why) < 0) {
-        fprintf(stderr, "ocvm-guest: relay: CONNECT \"%s\": %s\n", connect, why);
+        log_error("relay", "CONNECT \"%s\": %s", connect, why);
         return -EINVAL;
     }
     int e = relay_add_forward(r, &l, &c);
     if (e < 0)
-        fprintf(stderr, "ocvm-guest: relay: listen on %s: %s\n", listen, strerror(-e));
+        log_error("relay", "listen on %s: %s", listen, strerror(-e));
     else
-        fprintf(stderr, "ocvm-guest: relay: %s -> %s\n", listen, connect);
+        log_info("relay", "%s -> %s", listen, connect);
     return e;
 }
 
@@ -414,14 +413,14 @@ static int relay_from_cmdline(struct relay *r, const char *cmdline)
             char pair[256];
             size_t vlen = len - strlen(RELAY_PARAM);
             if (vlen >= sizeof(pair)) {
-                fprintf(stderr, "ocvm-guest: relay: %.*s: too long\n", (int)len, p);
+                log_error("relay", "%.*s: too long", (int)len, p);
                 return -EINVAL;
             }
             memcpy(pair, p + strlen(RELAY_PARAM), vlen);
             pair[vlen] = '\0';
             char *comma = strchr(pair, ',');
             if (!comma) {
-                fprintf(stderr, "ocvm-guest: relay: \"%s\": expected LISTEN,CONNECT\n", pair);
+                log_error("relay", "\"%s\": expected LISTEN,CONNECT", pair);
                 return -EINVAL;
             }
             *comma = '\0';
@@ -445,7 +444,7 @@ static void notify_service_manager(void)
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t len = strlen(path);
     if ((path[0] != '/' && path[0] != '@') || len >= sizeof(sa.sun_path)) {
-        fprintf(stderr, "ocvm-guest: relay: NOTIFY_SOCKET \"%s\": not a unix socket path\n", path);
+        log_error("relay", "NOTIFY_SOCKET \"%s\": not a unix socket path", path);
         return;
     }
     memcpy(sa.sun_path, path, len);
@@ -456,7 +455,7 @@ static void notify_service_manager(void)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || sendto(fd, msg, (size_t)m, MSG_NOSIGNAL, (struct sockaddr *)&sa,
                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
-        fprintf(stderr, "ocvm-guest: relay: NOTIFY_SOCKET %s: %s\n", path, strerror(errno));
+        log_error("relay", "NOTIFY_SOCKET %s: %s", path, strerror(errno));
     if (fd >= 0)
         close(fd);
 }
@@ -477,12 +476,12 @@ static int verb_relay(int argc, char **argv)
         return 2;
     }
     /* a guest may be small: a quarter of the host relay's budget for growing rings */
-    struct relay_options o = {.log_prefix = "guest relay", .ring_budget = 16u << 20};
+    struct relay_options o = {.log_stage = "relay", .ring_budget = 16u << 20};
     struct relay *r;
     relay_raise_fd_limit();
     int e = relay_new(&o, &r);
     if (e < 0) {
-        fprintf(stderr, "ocvm-guest: relay: %s\n", strerror(-e));
+        log_error("relay", "%s", strerror(-e));
         return 1;
     }
     int n = 0;
@@ -494,7 +493,7 @@ static int verb_relay(int argc, char **argv)
         if (e >= 0)
             e = n = relay_from_cmdline(r, cmdline);
         if (e == 0) {
-            fprintf(stderr, "ocvm-guest: relay: no ocvm.relay= on the kernel command line\n");
+            log_error("relay", "no ocvm.relay= on the kernel command line");
             e = -ENOENT;
         }
     }
@@ -507,7 +506,7 @@ static int verb_relay(int argc, char **argv)
         else
             setsid();
         if (e < 0)
-            fprintf(stderr, "ocvm-guest: relay: fork: %s\n", strerror(-e));
+            log_error("relay", "fork: %s", strerror(-e));
     }
     if (e >= 0) {
         notify_service_manager();
@@ -534,6 +533,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    log_setup("ocvm-guest");
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -545,7 +545,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
         if (strcmp(argv[1], verbs[i].name) == 0)
             return verbs[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "ocvm-guest: unknown verb: %s\n", argv[1]);
+    log_error(NULL, "unknown verb: %s", argv[1]);
     usage(stderr);
     return 2;
 }

@@ -1,37 +1,29 @@
 #include "vsock/relay.h"
 
-#include "common/cleanup.h"
-#include "common/error.h"
 #include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "vsock/endpoint_socket.h"
+#include "vsock/ring_pool.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/vm_sockets.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/param.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
-#include <sys/uio.h>
-#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
-    RING_MIN = 64 * 1024, /* ring classes: 64 KiB, 256 KiB, 1 MiB, 4 MiB */
-    RING_CLASSES = 4,
-    RING_POOL_MAX = 16, /* per class */
-    PIPE_SIZE = 256 * 1024,
-    PIPE_POOL_MAX = 64,
-    POOL_IDLE_MS = 1000, /* pooled rings and pipes unused this long are released */
     FAIL_LOG_MS = 5000,
     ACCEPT_PAUSE_MS = 100, /* out of fds: how long a listener rests before accepting again */
     QUANTUM = 8,
@@ -55,15 +47,13 @@ struct forward {
 };
 
 /* One direction of a connection: bytes read from SRC wait for DST in a ring buffer, or with
- * relay_options.splice in a pipe. Both are lent from the relay's pools only while they hold data,
- * so an idle connection holds neither. A flow that fills its ring asks for the next size class:
- * bulk transfers move up to 4 MiB per system call, interactive ones stay at 64 KiB. */
+ * relay_options.splice in a pipe. Both are lent from the relay's ring_pool only while they hold
+ * data, so an idle connection holds neither. A flow that fills its ring asks for the next size
+ * class: bulk transfers move up to 4 MiB per system call, interactive ones stay at 64 KiB. */
 struct flow {
-    char *ring;
-    size_t ring_cap, head; /* the data starts at head and wraps at ring_cap */
-    size_t queued;         /* bytes in the ring or the pipe */
-    unsigned cls;          /* the ring class this flow asks for */
-    int pr, pw;            /* pipe, with use_pipe */
+    struct ring ring;
+    size_t queued; /* bytes in the ring or the pipe */
+    int pr, pw;    /* pipe, with use_pipe */
     bool use_pipe, src_eof, shut_done;
 };
 
@@ -103,21 +93,13 @@ struct relay {
     struct forward *forwards;
     struct conn_list connecting, open, dead;
     struct conn *ready;
-    int pool[PIPE_POOL_MAX][2]; /* empty pipes, lent to flows only while they hold data */
-    size_t n_pool;
-    struct {
-        char *free[RING_POOL_MAX];
-        size_t n;
-    } rings[RING_CLASSES];    /* empty rings, by class */
-    size_t ring_bytes;        /* capacity of the rings above class 0, lent or pooled */
-    uint64_t pool_used_ms;    /* last time a ring or pipe was taken */
+    struct ring_pool pool;    /* the rings and pipes lent to flows */
     uint64_t pool_release_ms; /* when unused pooled rings and pipes are released; 0: not due */
     uint64_t timer_armed_ms;  /* 0: not armed */
-    uint64_t last_limit_log_ms;
-    uint64_t last_fail_log_ms; /* failures to reach a target: one line per FAIL_LOG_MS at most */
-    uint64_t accept_resume_ms; /* paused listeners are watched again then; 0: none paused */
-    uint64_t last_accept_log_ms;
-    uint64_t fails_unlogged;
+    struct log_ratelimit limit_log;
+    struct log_ratelimit fail_log; /* failures to reach a target: one line per FAIL_LOG_MS */
+    uint64_t accept_resume_ms;     /* paused listeners are watched again then; 0: none paused */
+    struct log_ratelimit accept_log;
     struct relay_stats stats;
     bool stop;
 };
@@ -125,17 +107,6 @@ struct relay {
 static uint64_t now_ms(void)
 {
     return clock_usec(CLOCK_MONOTONIC) / 1000u;
-}
-
-__attribute__((format(printf, 2, 3))) static void relay_log(const struct relay *r, const char *fmt,
-                                                            ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "ocvm: %s: ", r->o.log_prefix);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
 }
 
 /* ---- lists ---- */
@@ -174,10 +145,7 @@ static void arm_timer(struct relay *r)
     if (r->open.head && r->o.idle_timeout_ms && (when == 0 || r->open.head->deadline_ms < when))
         when = r->open.head->deadline_ms;
     /* pools left unused go back to the system: an idle relay holds its listeners alone */
-    bool pooled = r->n_pool > 0;
-    for (unsigned c = 0; c < RING_CLASSES; c++)
-        pooled = pooled || r->rings[c].n > 0;
-    r->pool_release_ms = pooled ? r->pool_used_ms + POOL_IDLE_MS : 0;
+    r->pool_release_ms = ring_pool_idle_deadline_ms(&r->pool);
     if (r->pool_release_ms && (when == 0 || r->pool_release_ms < when))
         when = r->pool_release_ms;
     if (r->accept_resume_ms && (when == 0 || r->accept_resume_ms < when))
@@ -198,112 +166,14 @@ static void flow_put_pipe(struct relay *r, struct flow *f)
 {
     if (f->pr < 0)
         return;
-    if (f->queued == 0 && r->n_pool < PIPE_POOL_MAX) {
-        r->pool[r->n_pool][0] = f->pr;
-        r->pool[r->n_pool][1] = f->pw;
-        r->n_pool++;
-    } else {
-        close(f->pr);
-        close(f->pw);
-    }
+    ring_pool_put_pipe(&r->pool, f->pr, f->pw, f->queued == 0);
     f->pr = f->pw = -1;
-}
-
-static int flow_get_pipe(struct relay *r, struct flow *f)
-{
-    r->pool_used_ms = now_ms();
-    if (r->n_pool > 0) {
-        r->n_pool--;
-        f->pr = r->pool[r->n_pool][0];
-        f->pw = r->pool[r->n_pool][1];
-        return 0;
-    }
-    int p[2];
-    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-        return negative_errno();
-    /* bigger than the default 64 KiB: fewer system calls per MiB on bulk transfers */
-    (void)fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE);
-    f->pr = p[0];
-    f->pw = p[1];
-    return 0;
-}
-
-static unsigned ring_class(size_t cap)
-{
-    unsigned c = 0;
-    while ((size_t)RING_MIN << (2 * c) < cap)
-        c++;
-    return c;
-}
-
-/* Rings are mapped, not malloc'ed: a freed ring goes back to the system at once (glibc would
- * raise its mmap threshold after the first free and keep the next ones in the heap). */
-static char *ring_alloc(size_t cap)
-{
-    void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
-static void ring_release(struct relay *r, char *ring, size_t cap)
-{
-    if (cap > RING_MIN)
-        r->ring_bytes -= cap;
-    munmap(ring, cap);
-}
-
-/* Gives F's ring back to the pool once it is empty (or frees it, on a connection's end). */
-static void flow_put_ring(struct relay *r, struct flow *f)
-{
-    if (!f->ring)
-        return;
-    unsigned c = ring_class(f->ring_cap);
-    if (f->queued == 0 && r->rings[c].n < RING_POOL_MAX)
-        r->rings[c].free[r->rings[c].n++] = f->ring;
-    else
-        ring_release(r, f->ring, f->ring_cap);
-    f->ring = NULL;
-    f->ring_cap = f->head = 0;
-}
-
-/* The biggest ring up to F's class that the pool or the budget gives (64 KiB always). */
-static int flow_get_ring(struct relay *r, struct flow *f)
-{
-    r->pool_used_ms = now_ms();
-    for (unsigned c = f->cls + 1; c-- > 0;) {
-        size_t cap = (size_t)RING_MIN << (2 * c);
-        if (r->rings[c].n > 0) {
-            f->ring = r->rings[c].free[--r->rings[c].n];
-        } else if (c == 0 || r->ring_bytes + cap <= r->o.ring_budget) {
-            if (!(f->ring = ring_alloc(cap)))
-                continue;
-            if (c > 0)
-                r->ring_bytes += cap;
-        } else {
-            continue;
-        }
-        f->ring_cap = cap;
-        f->head = 0;
-        return 0;
-    }
-    return -ENOMEM;
-}
-
-static void pools_release(struct relay *r)
-{
-    while (r->n_pool > 0) {
-        r->n_pool--;
-        close(r->pool[r->n_pool][0]);
-        close(r->pool[r->n_pool][1]);
-    }
-    for (unsigned c = 0; c < RING_CLASSES; c++)
-        while (r->rings[c].n > 0)
-            ring_release(r, r->rings[c].free[--r->rings[c].n], (size_t)RING_MIN << (2 * c));
 }
 
 static void flow_free(struct relay *r, struct flow *f)
 {
     flow_put_pipe(r, f);
-    flow_put_ring(r, f);
+    ring_pool_put_ring(&r->pool, &f->ring, f->queued == 0);
 }
 
 /* Ends C now (at the end of this dispatch its memory goes). RESET: abortive close (RST). */
@@ -345,41 +215,6 @@ static void mark_ready(struct relay *r, struct conn *c)
     r->ready = c;
 }
 
-/* Reads from SRC into the free part of F's ring (one or two segments). */
-static ssize_t ring_fill(struct relay *r, struct flow *f, struct side *src)
-{
-    if (f->ring && f->queued == 0 && ring_class(f->ring_cap) < f->cls)
-        flow_put_ring(r, f); /* empty, and the flow has earned a bigger one */
-    if (!f->ring) {
-        int e = flow_get_ring(r, f);
-        if (e < 0) {
-            errno = -e;
-            return -1;
-        }
-    }
-    if (f->queued == 0)
-        f->head = 0; /* one segment for the read */
-    size_t tail = (f->head + f->queued) % f->ring_cap, space = f->ring_cap - f->queued;
-    struct iovec iov[2] = {{f->ring + tail, MIN(space, f->ring_cap - tail)}, {f->ring, 0}};
-    iov[1].iov_len = space - iov[0].iov_len;
-    ssize_t n = readv(src->fd, iov, iov[1].iov_len ? 2 : 1);
-    if (n > 0 && (size_t)n == space && f->cls < RING_CLASSES - 1)
-        f->cls++; /* the source had more than the ring could take */
-    return n;
-}
-
-/* Sends the ring's data (one or two segments) to DST. */
-static ssize_t ring_drain(struct flow *f, struct side *dst)
-{
-    size_t first = MIN(f->queued, f->ring_cap - f->head);
-    struct iovec iov[2] = {{f->ring + f->head, first}, {f->ring, f->queued - first}};
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = iov[1].iov_len ? 2 : 1};
-    ssize_t n = sendmsg(dst->fd, &mh, MSG_NOSIGNAL);
-    if (n > 0)
-        f->head = (f->head + (size_t)n) % f->ring_cap;
-    return n;
-}
-
 /* Moves what it can from SRC to DST through F. Returns 1 if it stopped with work left, 0 when
  * it is waiting for an event, -errno on a connection error. */
 static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct side *dst,
@@ -389,16 +224,16 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
         bool progress = false;
         /* top up while under half full; with a pipe an EAGAIN is then ambiguous (source dry, or
          * a pipe whose slots hold small buffers), which FIONREAD on the source settles */
-        size_t room = f->use_pipe ? PIPE_SIZE / 2 : (f->ring ? f->ring_cap / 2 : 0);
+        size_t room = f->use_pipe ? RING_POOL_PIPE_SIZE / 2 : (f->ring.buf ? f->ring.cap / 2 : 0);
         if (f->queued <= room && !f->src_eof && src->readable) {
             ssize_t n;
             if (f->use_pipe) {
                 if (f->pr < 0) {
-                    int e = flow_get_pipe(r, f);
+                    int e = ring_pool_get_pipe(&r->pool, &f->pr, &f->pw);
                     if (e < 0)
                         return e;
                 }
-                n = splice(src->fd, NULL, f->pw, NULL, PIPE_SIZE - f->queued,
+                n = splice(src->fd, NULL, f->pw, NULL, RING_POOL_PIPE_SIZE - f->queued,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                 if (n < 0 && errno == EINVAL && f->queued == 0) {
                     f->use_pipe = false; /* this socket type cannot splice: copy instead */
@@ -406,7 +241,7 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
                     continue;
                 }
             } else {
-                n = ring_fill(r, f, src);
+                n = ring_pool_fill(&r->pool, &f->ring, f->queued, src->fd);
             }
             if (n > 0) {
                 f->queued += (size_t)n;
@@ -431,7 +266,7 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
                 n = splice(f->pr, NULL, dst->fd, NULL, f->queued,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             else
-                n = ring_drain(f, dst);
+                n = ring_pool_drain(&f->ring, f->queued, dst->fd);
             if (n > 0) {
                 f->queued -= (size_t)n;
                 *counter += (uint64_t)n;
@@ -444,7 +279,7 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
         }
         if (f->queued == 0 && (!src->readable || f->src_eof)) {
             flow_put_pipe(r, f); /* idle connections hold no pipe and no ring */
-            flow_put_ring(r, f);
+            ring_pool_put_ring(&r->pool, &f->ring, f->queued == 0);
         }
         if (f->src_eof && f->queued == 0 && !f->shut_done) {
             f->shut_done = true; /* half-close: the other direction keeps flowing */
@@ -480,104 +315,6 @@ static void conn_pump(struct relay *r, struct conn *c)
         mark_ready(r, c);
 }
 
-/* ---- endpoints ---- */
-
-static int sockaddr_for(const struct endpoint *e, struct sockaddr_storage *ss, socklen_t *len)
-{
-    memset(ss, 0, sizeof(*ss));
-    switch (e->kind) {
-    case ENDPOINT_TCP: {
-        struct sockaddr_in *in = (struct sockaddr_in *)ss;
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-        if (inet_pton(AF_INET, e->host, &in->sin_addr) == 1) {
-            in->sin_family = AF_INET;
-            in->sin_port = htons(e->port);
-            *len = sizeof(*in);
-        } else if (inet_pton(AF_INET6, e->host, &in6->sin6_addr) == 1) {
-            in6->sin6_family = AF_INET6;
-            in6->sin6_port = htons(e->port);
-            *len = sizeof(*in6);
-        } else {
-            return -EINVAL;
-        }
-        return 0;
-    }
-    case ENDPOINT_UNIX:
-    case ENDPOINT_HYBRID: {
-        struct sockaddr_un *un = (struct sockaddr_un *)ss;
-        un->sun_family = AF_UNIX;
-        if (strlen(e->path) >= sizeof(un->sun_path))
-            return -ENAMETOOLONG;
-        strcpy(un->sun_path, e->path);
-        *len = sizeof(*un);
-        return 0;
-    }
-    case ENDPOINT_VSOCK: {
-        struct sockaddr_vm *vm = (struct sockaddr_vm *)ss;
-        vm->svm_family = AF_VSOCK;
-        vm->svm_cid = e->cid;
-        vm->svm_port = e->port;
-        *len = sizeof(*vm);
-        return 0;
-    }
-    default:
-        return -EINVAL;
-    }
-}
-
-/* E's address in *SS and a non-blocking stream socket of its family: the fd, or -errno. */
-static int socket_for(const struct endpoint *e, struct sockaddr_storage *ss, socklen_t *len)
-{
-    int r = sockaddr_for(e, ss, len);
-    if (r < 0)
-        return r;
-    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    return fd < 0 ? negative_errno() : fd;
-}
-
-int relay_connect_endpoint(const struct endpoint *e, int *ret_fd, bool *in_progress)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (e->kind == ENDPOINT_VSOCK && e->cid == ENDPOINT_VSOCK_CID_ANY)
-        return -EDESTADDRREQ; /* "any" is for listening */
-    _cleanup_close_ int fd = socket_for(e, &ss, &len);
-    if (fd < 0)
-        return fd;
-    if (e->kind == ENDPOINT_TCP) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
-    }
-    *in_progress = false;
-    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
-        if (errno != EINPROGRESS && errno != EAGAIN)
-            return negative_errno();
-        *in_progress = true;
-    }
-    *ret_fd = TAKE_FD(fd);
-    return 0;
-}
-
-int relay_listen_endpoint(const struct endpoint *e, int *ret_fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (e->kind == ENDPOINT_HYBRID)
-        return -EINVAL;
-    _cleanup_close_ int fd = socket_for(e, &ss, &len);
-    if (fd < 0)
-        return fd;
-    int one = 1;
-    if (e->kind == ENDPOINT_TCP)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (e->kind == ENDPOINT_UNIX && unlink(e->path) < 0 && errno != ENOENT)
-        return negative_errno();
-    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0)
-        return negative_errno();
-    *ret_fd = TAKE_FD(fd);
-    return 0;
-}
-
 /* ---- relay ---- */
 
 static int watch(struct relay *r, int fd, uint32_t events, struct tag *tag)
@@ -602,10 +339,14 @@ int relay_new(const struct relay_options *o, struct relay **ret)
     }
     if (!r->o.connect_timeout_ms)
         r->o.connect_timeout_ms = 5000;
-    if (!r->o.log_prefix)
-        r->o.log_prefix = "relay";
+    if (!r->o.log_stage)
+        r->o.log_stage = "relay";
+    r->fail_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(FAIL_LOG_MS, 1);
+    r->limit_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000, 1);
+    r->accept_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(FAIL_LOG_MS, 1);
     if (!r->o.ring_budget)
         r->o.ring_budget = 64u << 20;
+    ring_pool_init(&r->pool, r->o.ring_budget);
     r->timer_tag.kind = KIND_TIMER;
     r->signal_tag.kind = KIND_SIGNAL;
     r->sigfd = -1;
@@ -639,7 +380,7 @@ void relay_free(struct relay *r)
         close(f->fd);
         free(f);
     }
-    pools_release(r);
+    ring_pool_release(&r->pool);
     if (r->sigfd >= 0)
         close(r->sigfd);
     if (r->spare_fd >= 0)
@@ -673,7 +414,7 @@ int relay_add_forward_fd(struct relay *r, int fd, const struct endpoint *target)
 int relay_add_forward(struct relay *r, const struct endpoint *listen, const struct endpoint *target)
 {
     int fd;
-    int e = relay_listen_endpoint(listen, &fd);
+    int e = endpoint_socket_listen(listen, &fd);
     return e < 0 ? e : relay_add_forward_fd(r, fd, target);
 }
 
@@ -685,7 +426,7 @@ int relay_fd(const struct relay *r)
 void relay_get_stats(const struct relay *r, struct relay_stats *ret)
 {
     *ret = r->stats;
-    ret->ring_bytes = r->ring_bytes;
+    ret->ring_bytes = r->pool.ring_bytes;
 }
 
 static void conn_open(struct relay *r, struct conn *c)
@@ -697,33 +438,21 @@ static void conn_open(struct relay *r, struct conn *c)
     conn_pump(r, c);
 }
 
-/* Rate limit for a log line: true (and *LAST_MS set to now) when none was written in the last
- * EVERY_MS. */
-static bool log_due(uint64_t *last_ms, uint64_t every_ms)
-{
-    uint64_t now = now_ms();
-    if (*last_ms && now - *last_ms < every_ms)
-        return false;
-    *last_ms = now;
-    return true;
-}
-
 static void conn_fail(struct relay *r, struct conn *c, int err, const char *what)
 {
     r->stats.connect_failed++;
     /* one line, then silence for a while: a target that is down (a VM restarting) must not
      * flood the log with a line per client */
-    if (!log_due(&r->last_fail_log_ms, FAIL_LOG_MS)) {
-        r->fails_unlogged++;
-    } else {
+    uint64_t held;
+    if (log_ratelimit_pass(&r->fail_log, now_ms(), &held)) {
         char target[192];
         endpoint_format(&c->fwd->target, target, sizeof(target));
-        if (r->fails_unlogged)
-            relay_log(r, "cannot reach %s: %s: %s (and %" PRIu64 " more clients turned away)",
-                      target, what, strerror(-err), r->fails_unlogged);
+        if (held)
+            log_warning(r->o.log_stage,
+                        "cannot reach %s: %s: %s (and %" PRIu64 " more clients turned away)",
+                        target, what, strerror(-err), held);
         else
-            relay_log(r, "cannot reach %s: %s: %s", target, what, strerror(-err));
-        r->fails_unlogged = 0;
+            log_warning(r->o.log_stage, "cannot reach %s: %s: %s", target, what, strerror(-err));
     }
     conn_kill(r, c, true); /* the client gets a reset at once, never a hang */
 }
@@ -731,26 +460,13 @@ static void conn_fail(struct relay *r, struct conn *c, int err, const char *what
 /* Hybrid vsock: after connecting, send CONNECT PORT and read back "OK N\n". */
 static void conn_handshake(struct relay *r, struct conn *c)
 {
-    while (c->line_len < sizeof(c->line)) {
-        ssize_t n = recv(c->target.fd, c->line + c->line_len, 1, 0);
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n <= 0) {
-            conn_fail(r, c, n < 0 ? -errno : -ECONNRESET, "hybrid handshake");
-            return;
-        }
-        if (c->line[c->line_len++] == '\n')
-            break;
-    }
-    if (c->line_len < 5 || c->line[c->line_len - 1] != '\n' || strncmp(c->line, "OK ", 3) != 0) {
-        conn_fail(r, c, -EPROTO, "hybrid handshake");
+    int e = endpoint_socket_hybrid_reply(c->target.fd, c->line, sizeof(c->line), &c->line_len);
+    if (e == -EAGAIN)
+        return;
+    if (e < 0) {
+        conn_fail(r, c, e, "hybrid handshake");
         return;
     }
-    for (size_t i = 3; i + 1 < c->line_len; i++)
-        if (c->line[i] < '0' || c->line[i] > '9') {
-            conn_fail(r, c, -EPROTO, "hybrid handshake");
-            return;
-        }
     conn_open(r, c);
 }
 
@@ -766,10 +482,9 @@ static void conn_connected(struct relay *r, struct conn *c)
         conn_open(r, c);
         return;
     }
-    char req[32];
-    int n = snprintf(req, sizeof(req), "CONNECT %u\n", c->fwd->target.port);
-    if (send(c->target.fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-        conn_fail(r, c, -EIO, "hybrid CONNECT");
+    int e = endpoint_socket_hybrid_request(c->target.fd, c->fwd->target.port);
+    if (e < 0) {
+        conn_fail(r, c, e, "hybrid CONNECT");
         return;
     }
     c->state = CONN_HANDSHAKE;
@@ -782,9 +497,9 @@ static void accept_one(struct relay *r, struct forward *f, int cfd)
 {
     if (r->stats.open >= r->o.max_connections) {
         r->stats.refused_limit++;
-        if (log_due(&r->last_limit_log_ms, 1000))
-            relay_log(r, "connection limit (%zu) reached: refusing new clients",
-                      r->o.max_connections);
+        log_ratelimited(&r->limit_log, LOG_WARNING, r->o.log_stage,
+                        "connection limit (%zu) reached: refusing new clients",
+                        r->o.max_connections);
         close(cfd);
         return;
     }
@@ -805,12 +520,12 @@ static void accept_one(struct relay *r, struct forward *f, int cfd)
     r->stats.open++;
     list_append(&r->connecting, c);
     bool in_progress;
-    int e = relay_connect_endpoint(&f->target, &c->target.fd, &in_progress);
+    int e = endpoint_socket_connect(&f->target, &c->target.fd, &in_progress);
     if ((e == -EMFILE || e == -ENFILE) && r->spare_fd >= 0) {
         /* the client is in: give it the spare fd's place, and accept no more for now */
         close(r->spare_fd);
         r->spare_fd = -1;
-        e = relay_connect_endpoint(&f->target, &c->target.fd, &in_progress);
+        e = endpoint_socket_connect(&f->target, &c->target.fd, &in_progress);
         pause_listener(r, f, EMFILE);
     }
     if (e == 0)
@@ -834,9 +549,9 @@ static void pause_listener(struct relay *r, struct forward *f, int err)
         return;
     f->paused = true;
     r->accept_resume_ms = now_ms() + ACCEPT_PAUSE_MS;
-    if (log_due(&r->last_accept_log_ms, FAIL_LOG_MS))
-        relay_log(r, "cannot accept clients: %s (%" PRIu64 " connections open); retrying",
-                  strerror(err), r->stats.open);
+    log_ratelimited(&r->accept_log, LOG_WARNING, r->o.log_stage,
+                    "cannot accept clients: %s (%" PRIu64 " connections open); retrying",
+                    strerror(err), r->stats.open);
 }
 
 static void resume_listeners(struct relay *r)
@@ -912,7 +627,7 @@ static void on_timer(struct relay *r)
         conn_kill(r, c, false);
     }
     if (r->pool_release_ms && r->pool_release_ms <= now) {
-        pools_release(r);
+        ring_pool_release(&r->pool);
         r->pool_release_ms = 0;
     }
     if (r->accept_resume_ms && r->accept_resume_ms <= now)

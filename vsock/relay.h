@@ -1,13 +1,12 @@
-/* relay: the event-driven byte relay used on both sides of the gateway path. It accepts on one
- * or more listening endpoints and, per client, connects to the forward's target (tcp, unix,
- * AF_VSOCK, or hybrid vsock via `CONNECT PORT\n`/`OK N\n`), then moves bytes both ways through
- * pooled ring buffers that grow with a bulk transfer (or, with .splice, with splice(2) through a
- * pipe), with half-close, bounded buffers (back-pressure), connect and idle timeouts and a
- * connection limit. No thread or fork per
+/* relay: the event-driven byte relay on both sides of the gateway path. It accepts on listening
+ * endpoints and connects each client to its forward's target (endpoint_socket.h), then moves bytes
+ * both ways through rings lent by its ring_pool (or splice(2) pipes), with half-close,
+ * back-pressure, connect and idle timeouts and a connection limit. No thread or fork per
  * connection: one epoll set, owned by the relay, that a caller may nest in its own loop. */
 #pragma once
 
 #include "vsock/endpoint.h"
+#include "vsock/endpoint_socket.h" /* endpoint_socket_connect, endpoint_socket_listen */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,7 +16,7 @@ struct relay_options {
     size_t max_connections;      /* 0: 4096, or what RLIMIT_NOFILE allows if less */
     unsigned connect_timeout_ms; /* 0: 5000 */
     unsigned idle_timeout_ms;    /* 0: never */
-    const char *log_prefix;      /* e.g. "relay" or "openclaw: relay" */
+    const char *log_stage;       /* what its log lines are about; NULL: "relay" */
     /* splice(2) through a pipe instead of copying through a ring, where both ends allow it;
      * slower end to end where it was measured (docs/benchmarks.md) */
     bool splice;
@@ -52,8 +51,3 @@ int relay_run(struct relay *r);
  * first): every relayed connection holds two sockets, and 1024 is the usual soft limit. */
 void relay_raise_fd_limit(void);
 void relay_get_stats(const struct relay *r, struct relay_stats *ret);
-/* Opens a connected, non-blocking socket to E (AF_VSOCK, tcp, unix; hybrid: only the Unix part,
- * the CONNECT exchange is the caller's). *in_progress is set when connect() has not finished. */
-int relay_connect_endpoint(const struct endpoint *e, int *ret_fd, bool *in_progress);
-/* A listening, non-blocking socket on E (tcp, unix or vsock). */
-int relay_listen_endpoint(const struct endpoint *e, int *ret_fd);

@@ -20,7 +20,7 @@ endforeach()
 # replayed through the same entry point with the normal compiler, so every build (and the ASan
 # one) runs it.
 set(OCVM_FUZZ_vring_SOURCES tests/fuzz/fuzz_vring.c vsock/virtqueue.c vsock/vsock_pkt.c)
-set(OCVM_FUZZ_vhost_user_SOURCES tests/fuzz/fuzz_vhost_user.c vsock/vhost_user.c
+set(OCVM_FUZZ_vhost_user_SOURCES tests/fuzz/fuzz_vhost_user.c vsock/vhost_user.c common/log.c
   vsock/virtqueue.c vsock/vsock_conn.c vsock/listen_rest.c)
 foreach(target vring vhost_user)
   if(CMAKE_C_COMPILER_ID STREQUAL "Clang")

@@ -3,6 +3,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "vsock/listen_rest.h"
 #include "vsock/vsock_conn.h"
 
@@ -54,7 +55,7 @@ struct vhost_user {
     sd_event *event;
     struct vhost_user_device dev;
     void *userdata;
-    const char *log_prefix;
+    const char *log_stage;
 
     int listen_fd;
     sd_event_source *listen_src;
@@ -122,9 +123,7 @@ static void vu_log(const struct vhost_user *v, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: vhost-user: ", v->log_prefix);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    log_msgv(LOG_WARNING, v->log_stage, fmt, ap);
     va_end(ap);
 }
 
@@ -722,7 +721,7 @@ int vhost_user_new(sd_event *e, const struct vhost_user_device *dev, void *userd
     v->event = sd_event_ref(e);
     v->dev = *dev;
     v->userdata = userdata;
-    v->log_prefix = dev->log_prefix ? dev->log_prefix : "ocvm";
+    v->log_stage = dev->log_stage;
     v->listen_fd = v->fd = -1;
     for (unsigned i = 0; i < VHOST_USER_MAX_FDS; i++)
         v->fds[i] = -1;

@@ -56,10 +56,10 @@ enum vhost_user_request {
 
 /* What the device behind the protocol provides; the callbacks get USERDATA. */
 struct vhost_user_device {
-    unsigned n_queues;      /* vrings the front-end may set up, <= VHOST_USER_MAX_QUEUES */
-    unsigned n_required;    /* queues 0..n_required-1 must run for the device to be live */
-    uint64_t features;      /* virtio feature bits offered (the protocol-features bit is added) */
-    const char *log_prefix; /* e.g. "ocvm: vsock-backend"; NULL: "ocvm" */
+    unsigned n_queues;     /* vrings the front-end may set up, <= VHOST_USER_MAX_QUEUES */
+    unsigned n_required;   /* queues 0..n_required-1 must run for the device to be live */
+    uint64_t features;     /* virtio feature bits offered (the protocol-features bit is added) */
+    const char *log_stage; /* what log lines are about, e.g. "vsock-backend: vhost-user" */
     /* Copies SIZE bytes of config space from OFFSET; -EINVAL when out of range. */
     int (*get_config)(void *userdata, uint32_t offset, uint8_t *buf, uint32_t size);
     /* The required rings all run (MEM and VQS stay valid until live(false)), or one stopped. */

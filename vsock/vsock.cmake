@@ -2,6 +2,8 @@
 # A library over common/ only: the launcher fills its option structs.
 add_library(ocvm_vsock STATIC
   vsock/endpoint.c
+  vsock/endpoint_socket.c
+  vsock/ring_pool.c
   vsock/relay.c
   vsock/listen_rest.c
   vsock/virtqueue.c
@@ -16,6 +18,7 @@ target_link_libraries(ocvm_vsock PUBLIC ocvm_common PkgConfig::SYSTEMD)
 
 if(OCVM_GUEST AND NOT OCVM_SANITIZE)
   # Runs from a busybox initramfs: no shared libraries there, and no libsystemd.
-  add_executable(ocvm-guest vsock/guest_main.c vsock/relay.c vsock/endpoint.c)
+  add_executable(ocvm-guest vsock/guest_main.c vsock/relay.c vsock/ring_pool.c
+    vsock/endpoint.c vsock/endpoint_socket.c common/log.c)
   target_link_options(ocvm-guest PRIVATE -static)
 endif()

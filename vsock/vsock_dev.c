@@ -2,6 +2,7 @@
 #include "vsock/vsock_dev.h"
 
 #include "common/clock.h"
+#include "common/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +24,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define LOG_PREFIX "ocvm: vsock-backend"
+#define LOG_STAGE "vsock-backend"
 #define TX_BUDGET 256u /* tx chains per turn of the loop */
 #define RX_IOV_MAX 64u
 #define LOG_BURST 10u
-#define LOG_WINDOW_USEC (5u * 1000u * 1000u)
+#define LOG_WINDOW_MS 5000u
 
 /* A connection and its place in the event loop. */
 struct conn {
@@ -58,35 +59,20 @@ struct vsock_dev {
     struct vsock_table table;
 
     struct vsock_dev_stats stats;
-    uint64_t log_window_start;
-    unsigned log_count, log_suppressed;
+    struct log_ratelimit guest_log; /* lines about guest misbehaviour */
 };
 
 static void rx_pump(struct vsock_dev *d);
 static void conn_update_io(struct conn *c);
 
-/* Guest misbehaviour is logged, but at most LOG_BURST lines per LOG_WINDOW_USEC. */
+/* Guest misbehaviour is logged, but at most LOG_BURST lines per LOG_WINDOW_MS. */
 static void dev_warn(struct vsock_dev *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void dev_warn(struct vsock_dev *d, const char *fmt, ...)
 {
-    uint64_t now = clock_usec(CLOCK_MONOTONIC);
-    if (now - d->log_window_start > LOG_WINDOW_USEC) {
-        if (d->log_suppressed > 0)
-            fprintf(stderr, LOG_PREFIX ": %u similar messages suppressed\n", d->log_suppressed);
-        d->log_window_start = now;
-        d->log_count = d->log_suppressed = 0;
-    }
-    if (d->log_count >= LOG_BURST) {
-        d->log_suppressed++;
-        return;
-    }
-    d->log_count++;
     va_list ap;
     va_start(ap, fmt);
-    fputs(LOG_PREFIX ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    log_ratelimitedv(&d->guest_log, LOG_WARNING, LOG_STAGE, fmt, ap);
     va_end(ap);
 }
 
@@ -695,14 +681,14 @@ static void dev_live(void *userdata, bool live, const struct vq_mem *mem, struct
     struct vsock_dev *d = userdata;
     if (!live) {
         vsock_dev_detach(d);
-        fprintf(stderr, LOG_PREFIX ": device stopped\n");
+        log_info(LOG_STAGE, "device stopped");
         return;
     }
     int r = vsock_dev_attach(d, mem, &vqs[VSOCK_DEV_RX_QUEUE], &vqs[VSOCK_DEV_TX_QUEUE]);
     if (r < 0)
-        fprintf(stderr, LOG_PREFIX ": cannot start the device: %s\n", strerror(-r));
+        log_error(LOG_STAGE, "cannot start the device: %s", strerror(-r));
     else
-        fprintf(stderr, LOG_PREFIX ": device running (guest cid %u)\n", d->cfg.guest_cid);
+        log_info(LOG_STAGE, "device running (guest cid %u)", d->cfg.guest_cid);
 }
 
 static void dev_kick(void *userdata, unsigned queue)
@@ -714,7 +700,7 @@ static const struct vhost_user_device vsock_vhost_user_device = {
     .n_queues = 3, /* rx, tx, event (QEMU keeps the event queue to itself) */
     .n_required = 2,
     .features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_INDIRECT_DESC),
-    .log_prefix = LOG_PREFIX,
+    .log_stage = LOG_STAGE ": vhost-user",
     .get_config = dev_get_config,
     .live = dev_live,
     .kick = dev_kick,
@@ -754,6 +740,7 @@ int vsock_dev_new(sd_event *e, const struct vsock_dev_config *cfg, struct vsock_
     if (!d)
         return -ENOMEM;
     d->event = sd_event_ref(e);
+    d->guest_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(LOG_WINDOW_MS, LOG_BURST);
     d->cfg = *cfg;
     d->cfg.uds_path = NULL;
     d->cfg.vhost_user_path = cfg->vhost_user_path;

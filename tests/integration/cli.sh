@@ -43,6 +43,54 @@ expect "status of a stopped VM" 3 '^nothere: stopped$' -- "$ocvm" status nothere
 expect "down of a stopped VM" 0 '^nothere: not running$' -- "$ocvm" down nothere
 expect "no VMs" 0 '^no VMs are running$' -- "$ocvm" status
 
+verbs=(up down status console cmdline relay dns-config vsock-backend)
+# usage_error NAME PATTERN -- CMD...: exit 2, nothing on stdout, one line on stderr matching PATTERN
+usage_error() {
+    local name=$1 pattern=$2
+    shift 3
+    local out err status
+    out=$("$@" 2>"$tmp/stderr")
+    status=$?
+    err=$(cat "$tmp/stderr")
+    [ "$status" = 2 ] && [ -z "$out" ] && [ "$(wc -l <"$tmp/stderr")" = 1 ] &&
+        [[ "$err" =~ $pattern ]]
+    result "$name" $? "status $status (want 2), stdout: $out, stderr: $err"
+}
+# the list of verbs: one line per verb, each in it
+lists_every_verb() { # OUTPUT
+    local v
+    for v in "${verbs[@]}"; do
+        [ "$(grep -c "^  ocvm $v " <<<"$1")" = 1 ] || return 1
+    done
+}
+for a in --help -h help; do
+    out=$("$ocvm" "$a" 2>"$tmp/stderr")
+    status=$?
+    [ "$status" = 0 ] && [ ! -s "$tmp/stderr" ] && lists_every_verb "$out"
+    result "ocvm $a: every verb, one line each, on stdout" $? "status $status, output: $out"
+done
+out=$("$ocvm" 2>&1 >/dev/null)
+status=$?
+[ "$status" = 2 ] && lists_every_verb "$out"
+result "ocvm alone: the list on stderr, exit 2" $? "status $status, stderr: $out"
+usage_error "unknown verb: one line" '^ocvm: unknown command "frob"' -- "$ocvm" frob
+for v in "${verbs[@]}"; do
+    for h in --help -h; do
+        out=$("$ocvm" "$v" "$h" 2>"$tmp/stderr")
+        status=$?
+        [ "$status" = 0 ] && [ ! -s "$tmp/stderr" ] && [[ "$out" == "usage: ocvm $v "* ]]
+        result "ocvm $v $h: its usage on stdout, exit 0" $? "status $status, stdout: $out
+stderr: $(cat "$tmp/stderr")"
+    done
+    usage_error "ocvm $v --frob: one line naming it, exit 2" "--frob" -- "$ocvm" "$v" --frob
+done
+usage_error "a short option of another verb: one line" '^ocvm status: unknown or misplaced option "-d"' \
+    -- "$ocvm" status -d
+usage_error "--config without its value: one line" '^ocvm down: no value given for option "--config"' \
+    -- "$ocvm" down --config
+usage_error "relay option without its value: one line" 'no value given for option "--idle-timeout-s"' \
+    -- "$ocvm" relay tcp:127.0.0.1:1 tcp:127.0.0.1:2 --idle-timeout-s
+
 write_config good '"vsock": null, "network": null'
 expect "cmdline prints the argv" 0 '^qemu-system-x86_64$' -- "$ocvm" cmdline good
 out=$("$ocvm" cmdline good)
@@ -52,11 +100,36 @@ if grep -qx -- '-no-reboot' <<<"$out" && grep -qx -- "$tmp/vmlinuz" <<<"$out" &&
 else
     echo "FAIL cmdline content:"; printf '%s\n' "$out"; failed=$((failed + 1))
 fi
+# NAME and --config FILE together, in any order: the file's "name" must be NAME
+cp "$OCVM_CONFIG_DIR/good.json" "$tmp/good-copy.json"
+no_tsc() { sed 's/ tsc_early_khz=[0-9]*//'; } # measured afresh each time under TCG
+out=$(no_tsc <<<"$out")
+out_both=$("$ocvm" cmdline good --config "$tmp/good-copy.json" 2>&1)
+status=$?
+[ "$status" = 0 ] && [ "$(no_tsc <<<"$out_both")" = "$out" ]
+result "cmdline NAME --config FILE: the same argv" $? "status $status, output: $out_both"
+out_both=$(cd "$tmp" && "$ocvm" cmdline --config ./good-copy.json good 2>&1)
+status=$?
+[ "$status" = 0 ] && [ "$(no_tsc <<<"$out_both")" = "$out" ]
+result "cmdline --config ./FILE NAME: the same argv" $? "status $status, output: $out_both"
+usage_error "NAME and a FILE for another VM: one line naming both" \
+    "^ocvm: $tmp/good-copy.json: \"name\" is \"good\", but the command line names VM \"other\"\$" \
+    -- "$ocvm" cmdline other --config "$tmp/good-copy.json"
+usage_error "and for down" '"name" is "good", but the command line names VM "other"' \
+    -- "$ocvm" down --config "$tmp/good-copy.json" other
+out_both=$("$ocvm" status good --config "$tmp/good-copy.json" 2>&1)
+status=$?
+[ "$status" = 3 ] && [ "$out_both" = "good: stopped" ]
+result "status NAME --config FILE: stopped, exit 3" $? "status $status, output: $out_both"
 expect "status --json parses" 0 '' -- python3 -c "
 import json, subprocess, sys
 r = subprocess.run(['$ocvm', 'status', '--json', 'good'], capture_output=True, text=True)
 d = json.loads(r.stdout)
 sys.exit(0 if r.returncode == 3 and d == {'name': 'good', 'running': False, 'phase': 'stopped', 'stages': []} else 1)"
+expect "status NAME --json: options after NAME" 0 '' -- python3 -c "
+import json, subprocess, sys
+r = subprocess.run(['$ocvm', 'status', 'good', '--json'], capture_output=True, text=True)
+sys.exit(0 if r.returncode == 3 and json.loads(r.stdout)['phase'] == 'stopped' else 1)"
 
 write_config wrongname '"vsock": null'
 mv "$OCVM_CONFIG_DIR/wrongname.json" "$OCVM_CONFIG_DIR/other.json"
@@ -64,6 +137,8 @@ expect "file for another VM" 2 '"name" is "wrongname", but the file is for VM "o
 
 write_config noqemu '"vsock": null, "network": null, "machine": {"qemu": "/nonexistent/qemu"}'
 expect "missing QEMU" 1 'machine.qemu: "/nonexistent/qemu" is not an executable' -- "$ocvm" up noqemu
+expect "up NAME --config FILE, options after NAME" 1 'machine.qemu: "/nonexistent/qemu" is not' \
+    -- "$ocvm" up noqemu --config "$OCVM_CONFIG_DIR/noqemu.json" -d
 
 if ! grep -qwE 'vmx|svm' /proc/cpuinfo; then
     write_config kvm '"vsock": null, "network": null, "machine": {"accel": "kvm"}'

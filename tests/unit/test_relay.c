@@ -651,7 +651,7 @@ START_TEST(unix_to_unix)
     snprintf(listen.path, sizeof(listen.path), "%s/in.sock", dir);
     snprintf(target.path, sizeof(target.path), "%s/out.sock", dir);
     int lfd;
-    ck_assert_int_eq(relay_listen_endpoint(&target, &lfd), 0);
+    ck_assert_int_eq(endpoint_socket_listen(&target, &lfd), 0);
     struct running rt;
     struct relay_options o = {0};
     ck_assert_int_eq(relay_new(&o, &rt.r), 0);
@@ -745,7 +745,7 @@ START_TEST(ipv6_to_ipv6)
     ck_assert_int_eq(getsockname(tfd, (struct sockaddr *)&sa, &len), 0);
     target.port = ntohs(sa.sin6_port);
     int lfd;
-    ck_assert_int_eq(relay_listen_endpoint(&lep, &lfd), 0);
+    ck_assert_int_eq(endpoint_socket_listen(&lep, &lfd), 0);
     len = sizeof(sa);
     ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
     ck_assert_int_eq(sa.sin6_family, AF_INET6);

@@ -70,6 +70,37 @@ static int acquire_in_child(const char *name)
     return -WEXITSTATUS(status);
 }
 
+/* The names users and docs rely on (README, docs/design.md), each spelled once, all distinct. */
+START_TEST(test_file_names)
+{
+    static const char *const want[_RUNTIME_FILE_MAX] = {
+        [RUNTIME_LOCK] = "lock",
+        [RUNTIME_STATE] = "state.json",
+        [RUNTIME_NETSETUP] = "netsetup.json",
+        [RUNTIME_SUPERVISOR_LOG] = "supervisor.log",
+        [RUNTIME_QMP] = "qmp.sock",
+        [RUNTIME_CONSOLE_SOCKET] = "console.sock",
+        [RUNTIME_CONSOLE_LOG] = "console.log",
+        [RUNTIME_VHOST_USER_VSOCK] = "vhost-user-vsock.sock",
+        [RUNTIME_HYBRID_VSOCK] = "vsock.sock",
+    };
+    for (int f = 0; f < _RUNTIME_FILE_MAX; f++) {
+        ck_assert_ptr_nonnull(want[f]);
+        ck_assert_str_eq(runtime_file_name((enum runtime_file)f), want[f]);
+        for (int g = 0; g < f; g++)
+            ck_assert_str_ne(runtime_file_name((enum runtime_file)f),
+                             runtime_file_name((enum runtime_file)g));
+    }
+    ck_assert_ptr_null(runtime_file_name(_RUNTIME_FILE_MAX));
+    char *p = runtime_file_path("/run/ocvm/openclaw", RUNTIME_CONSOLE_LOG);
+    ck_assert_str_eq(p, "/run/ocvm/openclaw/console.log");
+    free(p);
+    p = runtime_virtiofs_socket_path("/run/ocvm/openclaw", "secrets");
+    ck_assert_str_eq(p, "/run/ocvm/openclaw/virtiofs-secrets.sock");
+    free(p);
+}
+END_TEST
+
 START_TEST(test_path_follows_env)
 {
     char *p = NULL;
@@ -92,7 +123,7 @@ START_TEST(test_acquire_creates_private_dir)
     ck_assert_uint_eq(st.st_uid, geteuid());
     ck_assert(exists(vmdir, "lock"));
 
-    char *f = runtime_dir_file(&rd, "state.json");
+    char *f = runtime_dir_file(&rd, RUNTIME_STATE);
     ck_assert_ptr_nonnull(f);
     ck_assert_str_eq(f + strlen(vmdir), "/state.json");
     ck_assert_int_eq(strncmp(f, vmdir, strlen(vmdir)), 0);
@@ -163,7 +194,7 @@ START_TEST(test_release_removes_everything)
     ck_assert_int_eq(runtime_dir_acquire("openclaw", &rd), 0);
     touch(vmdir, "state.json");
     touch(vmdir, "console.log");
-    char *sock = runtime_dir_file(&rd, "qmp.sock");
+    char *sock = runtime_dir_file(&rd, RUNTIME_QMP);
     int fd = -1;
     ck_assert_int_eq(runtime_dir_listen(sock, &fd), 0);
     close(fd);
@@ -229,7 +260,7 @@ START_TEST(test_listen)
 {
     struct runtime_dir rd = {.lock_fd = -1};
     ck_assert_int_eq(runtime_dir_acquire("openclaw", &rd), 0);
-    char *p = runtime_dir_file(&rd, "qmp.sock");
+    char *p = runtime_dir_file(&rd, RUNTIME_QMP);
     ck_assert_ptr_nonnull(p);
     touch(vmdir, "qmp.sock"); /* a leftover file at the path is replaced */
     mode_t old = umask(0);    /* the socket is 0600 whatever the caller's umask */
@@ -341,6 +372,7 @@ int main(void)
     Suite *s = suite_create("runtime_dir");
     TCase *tc = tcase_create("runtime_dir");
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_file_names);
     tcase_add_test(tc, test_path_follows_env);
     tcase_add_test(tc, test_acquire_creates_private_dir);
     tcase_add_test(tc, test_acquire_tightens_existing_dir);

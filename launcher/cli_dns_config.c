@@ -1,25 +1,19 @@
-/* `ocvm vsock-backend` (the user-space vhost-user vsock device on its own) and
- * `ocvm dns-config NAME` (an Unbound snippet that logs every lookup the VM makes). */
+/* `ocvm dns-config NAME`: print an Unbound snippet that resolves for the VM, and logs every name
+ * it looks up. */
 #include "launcher/cli.h"
 #include "common/cleanup.h"
 #include "launcher/net_plan.h"
 #include "netsetup/dns_config.h"
-#include "vsock/backend_main.h"
 
 #include <errno.h>
 #include <string.h>
 
-int verb_vsock_backend(int argc, char **argv)
-{
-    return vsock_backend_main(argc, argv);
-}
-
-int verb_dns_config(int argc, char **argv)
+static int verb_dns_config(int argc, char **argv)
 {
     struct cli_args a;
-    int r = cli_parse(argc, argv, 0, &a);
-    if (r)
-        return r;
+    int r = cli_parse(&cli_verb_dns_config, argc, argv, 0, &a);
+    if (r <= 0)
+        return r == 0 ? EXIT_OK : EXIT_USAGE;
     struct vm_config *c;
     if ((r = cli_load_config(a.name, a.config, &c)))
         return r;
@@ -41,3 +35,13 @@ int verb_dns_config(int argc, char **argv)
     vm_config_free(c);
     return r == -EINVAL ? EXIT_USAGE : r < 0 ? EXIT_FAILED : EXIT_OK;
 }
+
+const struct cli_verb cli_verb_dns_config = {
+    .name = "dns-config",
+    .synopsis = "dns-config NAME|--config FILE",
+    .summary = "an Unbound snippet that logs every DNS lookup of the VM",
+    .help = "usage: ocvm dns-config NAME|--config FILE\n"
+            "Print an Unbound snippet (for /etc/unbound/unbound.conf.d/ocvm-NAME.conf) that\n"
+            "listens on the VM's bridge address, answers its subnet and logs every lookup.\n",
+    .run = verb_dns_config,
+};

@@ -1,4 +1,4 @@
-#include "launcher/accel.h"
+#include "launcher/host_facts.h"
 
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -37,7 +37,7 @@ static bool cpu_has_virt_flag(void)
     return cpu_has_flag("vmx") || cpu_has_flag("svm");
 }
 
-unsigned long accel_tsc_khz(void)
+unsigned long host_facts_tsc_khz(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     if (!cpu_has_flag("constant_tsc"))
@@ -57,7 +57,7 @@ unsigned long accel_tsc_khz(void)
 #endif
 }
 
-int accel_kvm_probe(const char **why)
+int host_facts_kvm_probe(const char **why)
 {
     _cleanup_close_ int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (kvm < 0) {
@@ -127,7 +127,9 @@ out:
     return r;
 }
 
-int accel_resolve(enum accel want, enum accel *ret, const char **why)
+/* WANT (auto/kvm/tcg) to KVM or TCG. For an explicit "kvm" that cannot work: -ENODEV and *why.
+ * For "auto", *why says why TCG was picked, if it was. */
+static int resolve_accel(enum accel want, enum accel *ret, const char **why)
 {
     *why = NULL;
     if (want == ACCEL_TCG) {
@@ -138,7 +140,7 @@ int accel_resolve(enum accel want, enum accel *ret, const char **why)
     bool ok = cpu_has_virt_flag();
     if (!ok)
         probe_why = "the CPU advertises neither vmx nor svm";
-    else if (accel_kvm_probe(&probe_why) < 0)
+    else if (host_facts_kvm_probe(&probe_why) < 0)
         ok = false;
     if (ok) {
         *ret = ACCEL_KVM;
@@ -151,7 +153,8 @@ int accel_resolve(enum accel want, enum accel *ret, const char **why)
     return 0;
 }
 
-int accel_vsock_resolve(enum vsock_backend want, enum vsock_backend *ret, const char **why)
+/* WANT (auto/kernel/user) to KERNEL or USER; -ENODEV for "kernel" without /dev/vhost-vsock. */
+static int resolve_vsock(enum vsock_backend want, enum vsock_backend *ret, const char **why)
 {
     *why = NULL;
     if (want == VSOCK_BACKEND_USER) {
@@ -168,5 +171,28 @@ int accel_vsock_resolve(enum vsock_backend want, enum vsock_backend *ret, const 
     if (want == VSOCK_BACKEND_KERNEL)
         return -ENODEV;
     *ret = VSOCK_BACKEND_USER;
+    return 0;
+}
+
+int host_facts_resolve(const struct vm_config *c, struct host_facts *ret, const char **ret_key,
+                       const char **ret_why)
+{
+    struct host_facts f = {.vsock = VSOCK_BACKEND_USER};
+    const char *why = NULL;
+    *ret_key = *ret_why = NULL;
+    if (c->vsock.enabled && resolve_vsock(c->vsock.backend, &f.vsock, &why) < 0) {
+        *ret_key = "vsock.backend";
+        *ret_why = why;
+        return -ENODEV;
+    }
+    if (resolve_accel(c->machine.accel, &f.accel, &why) < 0) {
+        *ret_key = "machine.accel";
+        *ret_why = why;
+        return -ENODEV;
+    }
+    f.tcg_why = why;
+    if (f.accel == ACCEL_TCG)
+        f.tsc_khz = host_facts_tsc_khz();
+    *ret = f;
     return 0;
 }

@@ -1,4 +1,4 @@
-#include "launcher/watchdog.h"
+#include "launcher/qemu_reaper.h"
 
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -33,7 +33,7 @@ static _Noreturn void watch(int pidfd, int pipe_fd)
     _exit(0);
 }
 
-int watchdog_start(pid_t qemu_pid, pid_t *ret_pid, int *ret_fd)
+int qemu_reaper_start(pid_t qemu_pid, pid_t *ret_pid, int *ret_fd)
 {
     _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, qemu_pid, 0);
     if (pidfd < 0)
@@ -48,7 +48,7 @@ int watchdog_start(pid_t qemu_pid, pid_t *ret_pid, int *ret_fd)
         return negative_errno();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the check below by accident */
-        /* keep nothing of the supervisor's (its runtime-dir lock above all: a watchdog holding
+        /* keep nothing of the supervisor's (its runtime-dir lock above all: a reaper holding
          * it would make a dead supervisor look alive) */
         int lo = pidfd < rd ? pidfd : rd, hi = pidfd < rd ? rd : pidfd;
         if (lo > 3)

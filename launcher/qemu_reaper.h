@@ -1,4 +1,4 @@
-/* watchdog: makes a QEMU that changed its user (-runas) still die with its supervisor. The
+/* qemu_reaper: makes a QEMU that changed its user (-runas) still die with its supervisor. The
  * kernel clears PR_SET_PDEATHSIG on a credential change, so such a QEMU would outlive a killed
  * supervisor. A small child of the supervisor (still root, with the parent-death signal set)
  * holds a pidfd of QEMU and the read end of a pipe only the supervisor writes to: when the pipe
@@ -8,6 +8,6 @@
 
 #include <sys/types.h>
 
-/* Starts the watchdog for QEMU_PID; *ret_pid is the watchdog (reap it), *ret_fd the pipe end
+/* Starts the reaper for QEMU_PID; *ret_pid is the reaper (reap it), *ret_fd the pipe end
  * the supervisor keeps open for as long as it lives. */
-int watchdog_start(pid_t qemu_pid, pid_t *ret_pid, int *ret_fd);
+int qemu_reaper_start(pid_t qemu_pid, pid_t *ret_pid, int *ret_fd);

@@ -1,0 +1,163 @@
+/* `ocvm status [--json] [NAME]`: the state of one VM, or of every VM with a runtime directory,
+ * read from the supervisor's state.json and network record. */
+#include "launcher/cli.h"
+#include "config/config.h"
+#include "common/cleanup.h"
+#include "common/clock.h"
+#include "launcher/runtime_dir.h"
+#include "launcher/state.h"
+#include "netsetup/netsetup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+#include <time.h>
+
+static void format_duration(uint64_t s, char *buf, size_t size)
+{
+    if (s >= 86400)
+        snprintf(buf, size, "%llud %02lluh", (unsigned long long)s / 86400,
+                 (unsigned long long)s % 86400 / 3600);
+    else if (s >= 3600)
+        snprintf(buf, size, "%lluh %02llum", (unsigned long long)s / 3600,
+                 (unsigned long long)s % 3600 / 60);
+    else
+        snprintf(buf, size, "%llum %02llus", (unsigned long long)s / 60,
+                 (unsigned long long)s % 60);
+}
+
+/* The links and the table the supervisor made, from its record in the runtime directory. */
+static void print_network(const char *dir)
+{
+    _cleanup_free_ char *path = NULL;
+    struct netsetup_state ns;
+    int r = cli_read_net_record(dir, &ns, &path);
+    if (r == -EINVAL)
+        printf("  network: %s is not readable\n", path);
+    if (r <= 0)
+        return;
+    printf("  network: bridge %s (%s), TAP %s, uplink %s, nft table %s\n", ns.bridge,
+           ns.bridge_created ? "created by ocvm" : "adopted", ns.tap_ifindex ? ns.tap : "none",
+           ns.uplink, ns.table_applied ? "applied" : "not applied");
+}
+
+/* Prints one VM; returns 1 when it is running. */
+static int show_one(const char *name, bool as_json, json_t *json_list)
+{
+    _cleanup_free_ char *dir = NULL, *state_path = NULL;
+    if (runtime_dir_path(name, &dir) < 0 || !(state_path = runtime_file_path(dir, RUNTIME_STATE)))
+        return -ENOMEM;
+    struct vm_state st = {0};
+    bool running = runtime_dir_is_locked(dir) > 0 && state_read(state_path, &st) == 0;
+    uint64_t up_s = running && st.qemu_started_at_us
+                        ? (clock_usec(CLOCK_REALTIME) - st.qemu_started_at_us) / 1000000u
+                        : 0;
+    if (as_json) {
+        json_t *stages = json_array();
+        for (unsigned i = 0; running && i < st.n_stages; i++)
+            json_array_append_new(stages, json_pack("{s:s,s:I}", "name", st.stages[i].name, "ms",
+                                                    (json_int_t)st.stages[i].ms));
+        json_t *relay =
+            json_pack("{s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)st.relay.open, "accepted",
+                      (json_int_t)st.relay.accepted, "bytes_to_guest",
+                      (json_int_t)st.relay.bytes_to_guest, "bytes_to_host",
+                      (json_int_t)st.relay.bytes_to_host, "errors", (json_int_t)st.relay.errors);
+        json_t *o = running
+                        ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o}", "name",
+                                    name, "running", 1, "phase", st.phase, "supervisor_pid",
+                                    (int)st.supervisor_pid, "qemu_pid", (int)st.qemu_pid,
+                                    "uptime_s", (json_int_t)up_s, "restarts", (int)st.restarts,
+                                    "accel", st.accel, "vsock", st.vsock, "stages", stages,
+                                    "last_exit", st.last_exit, "runtime_dir", dir, "relay", relay)
+                        : json_pack("{s:s,s:b,s:s,s:o}", "name", name, "running", 0, "phase",
+                                    "stopped", "stages", stages);
+        if (!running)
+            json_decref(relay);
+        json_array_append_new(json_list, o);
+        return running;
+    }
+    if (!running) {
+        printf("%s: stopped\n", name);
+        return 0;
+    }
+    char up[32];
+    format_duration(up_s, up, sizeof(up));
+    printf("%s: %s\n", name, st.phase);
+    printf("  supervisor pid %d, QEMU pid %d (accel %s, vsock %s)\n", (int)st.supervisor_pid,
+           (int)st.qemu_pid, st.accel, st.vsock);
+    printf("  up %s, restarts %u%s%s\n", up, st.restarts, *st.last_exit ? ", last exit: " : "",
+           st.last_exit);
+    if (strcmp(st.vsock, "none") != 0)
+        printf("  relay: %llu open, %llu accepted, %llu bytes to the guest, %llu to the host, "
+               "%llu errors\n",
+               (unsigned long long)st.relay.open, (unsigned long long)st.relay.accepted,
+               (unsigned long long)st.relay.bytes_to_guest,
+               (unsigned long long)st.relay.bytes_to_host, (unsigned long long)st.relay.errors);
+    print_network(dir);
+    printf("  stages:");
+    for (unsigned i = 0; i < st.n_stages; i++)
+        printf("%s %s %.3fs", i ? "," : "", st.stages[i].name, (double)st.stages[i].ms / 1000.0);
+    printf("\n  runtime: %s\n", dir);
+    return 1;
+}
+
+/* Shows every VM with a runtime directory; returns how many are running. */
+static int show_all(bool as_json, json_t *json_list)
+{
+    int running = 0, shown = 0;
+    _cleanup_free_ char *base = NULL;
+    DIR *d = runtime_dir_base(&base) == 0 ? opendir(base) : NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.' && config_name_is_valid(de->d_name)) {
+            running += show_one(de->d_name, as_json, json_list) > 0;
+            shown++;
+        }
+    if (d)
+        closedir(d);
+    if (!shown && !as_json)
+        printf("no VMs are running\n");
+    return running;
+}
+
+static int verb_status(int argc, char **argv)
+{
+    struct cli_args a;
+    int r = cli_parse(&cli_verb_status, argc, argv, CLI_JSON | CLI_NAME_OPTIONAL, &a);
+    if (r <= 0)
+        return r == 0 ? EXIT_OK : EXIT_USAGE;
+    bool one = a.name || a.config;
+    json_t *list = json_array();
+    if (!list)
+        return EXIT_FAILED;
+    int running;
+    if (one) {
+        _cleanup_free_ char *name = NULL;
+        if ((r = cli_vm_name(a.name, a.config, &name))) {
+            json_decref(list);
+            return r;
+        }
+        running = show_one(name, a.json, list);
+    } else
+        running = show_all(a.json, list);
+    if (a.json) {
+        json_dumpf(one ? json_array_get(list, 0) : list, stdout, JSON_INDENT(2));
+        putchar('\n');
+    }
+    json_decref(list);
+    if (running < 0)
+        return EXIT_FAILED;
+    return one && !running ? EXIT_NOT_RUNNING : EXIT_OK;
+}
+
+const struct cli_verb cli_verb_status = {
+    .name = "status",
+    .synopsis = "status [--json] [NAME]",
+    .summary = "state, pids, uptime, restarts and readiness stages",
+    .help = "usage: ocvm status [--json] [NAME|--config FILE]\n"
+            "State, pids, uptime, restarts and readiness stages of the VM, or of every VM\n"
+            "ocvm runs when none is named. Exit status 3 when the VM named is not running.\n"
+            "  --json             print JSON (an object for one VM, else a list)\n",
+    .run = verb_status,
+};
