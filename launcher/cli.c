@@ -3,6 +3,7 @@
 #include "launcher/cli.h"
 #include "config/config.h"
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "launcher/runtime_dir.h"
 #include "netsetup/netsetup.h"
 
@@ -124,13 +125,16 @@ int cli_load_config(const char *name, const char *config_path, struct vm_config 
         vm_config_free(TAKE_PTR(*ret));
         return EXIT_USAGE;
     }
+    log_set_vm((*ret)->name); /* every later line is about this VM */
     return 0;
 }
 
 int cli_vm_name(const char *name, const char *config_path, char **name_ret)
 {
-    if (!config_path)
+    if (!config_path) {
+        log_set_vm(name);
         return (*name_ret = strdup(name)) ? 0 : EXIT_FAILED;
+    }
     struct vm_config *c;
     int r = cli_load_config(name, config_path, &c);
     if (r)

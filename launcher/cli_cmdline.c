@@ -2,6 +2,7 @@
  * starts nothing. */
 #include "launcher/cli.h"
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "launcher/host_facts.h"
 #include "launcher/qemu_argv.h"
 #include "launcher/runtime_dir.h"
@@ -14,13 +15,12 @@ static int print_cmdline(const struct vm_config *c)
     struct host_facts hf;
     const char *key, *why;
     if (host_facts_resolve(c, &hf, &key, &why) < 0) {
-        fprintf(stderr, "ocvm: %s: %s\n", c->name, why);
+        log_error(NULL, "%s", why);
         return EXIT_FAILED;
     }
     _cleanup_free_ char *dir = NULL;
     if (runtime_dir_path(c->name, &dir) < 0) {
-        fprintf(stderr, "ocvm: %s: no runtime directory (set XDG_RUNTIME_DIR or run as root)\n",
-                c->name);
+        log_error(NULL, "no runtime directory (set XDG_RUNTIME_DIR or run as root)");
         return EXIT_FAILED;
     }
     struct qemu_plan plan = {.accel = hf.accel,
@@ -34,7 +34,7 @@ static int print_cmdline(const struct vm_config *c)
     argv_init(&av);
     int r = qemu_argv_build(c, &plan, &av);
     if (r < 0)
-        fprintf(stderr, "ocvm: %s: build QEMU command line: %s\n", c->name, strerror(-r));
+        log_error(NULL, "build QEMU command line: %s", strerror(-r));
     else
         for (size_t i = 0; i < av.n; i++)
             printf("%s\n", av.v[i]);

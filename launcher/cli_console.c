@@ -2,6 +2,7 @@
  * supervisor's console socket; Ctrl-] detaches. */
 #include "launcher/cli.h"
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "common/error.h"
 #include "launcher/runtime_dir.h"
 
@@ -56,19 +57,19 @@ static int verb_console(int argc, char **argv)
     if ((r = cli_vm_name(a.name, a.config, &name)))
         return r;
     if (runtime_dir_path(name, &dir) < 0 || runtime_dir_is_locked(dir) <= 0) {
-        fprintf(stderr, "ocvm: %s: not running\n", name);
+        log_error(NULL, "not running");
         return EXIT_FAILED;
     }
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     _cleanup_free_ char *sock = runtime_file_path(dir, RUNTIME_CONSOLE_SOCKET);
     if (!sock ||
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock) >= (int)sizeof(sa.sun_path)) {
-        fprintf(stderr, "ocvm: %s: console socket path too long\n", name);
+        log_error(NULL, "console socket path too long");
         return EXIT_FAILED;
     }
     _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        fprintf(stderr, "ocvm: %s: connect %s: %s\n", name, sa.sun_path, strerror(errno));
+        log_error(NULL, "connect %s: %s", sa.sun_path, strerror(errno));
         return EXIT_FAILED;
     }
     struct termios saved, raw;
@@ -85,7 +86,7 @@ static int verb_console(int argc, char **argv)
         fprintf(stderr, "\nDetached from %s's console.\n", name);
     }
     if (r < 0 && r != -ECONNRESET) {
-        fprintf(stderr, "ocvm: %s: console: %s\n", name, strerror(-r));
+        log_error(NULL, "console: %s", strerror(-r));
         return EXIT_FAILED;
     }
     return EXIT_OK;

@@ -2,6 +2,7 @@
  * it looks up. */
 #include "launcher/cli.h"
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "launcher/net_plan.h"
 #include "netsetup/dns_config.h"
 
@@ -26,10 +27,9 @@ static int verb_dns_config(int argc, char **argv)
         r = -EINVAL;
     net_plan_done(&plan);
     if (r == -EINVAL)
-        fprintf(stderr, "ocvm: %s: \"network\" is null: the VM has no network to resolve for\n",
-                c->name);
+        log_error(NULL, "\"network\" is null: the VM has no network to resolve for");
     else if (r < 0)
-        fprintf(stderr, "ocvm: %s: dns-config: %s\n", c->name, strerror(-r));
+        log_error(NULL, "dns-config: %s", strerror(-r));
     else
         fputs(text, stdout);
     vm_config_free(c);

@@ -3,6 +3,7 @@
 #include "launcher/cli.h"
 #include "config/config.h"
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "common/error.h"
 #include "launcher/runtime_dir.h"
 #include "launcher/state.h"
@@ -47,15 +48,15 @@ static void undo_stale_network(const char *name, const char *dir)
     struct netsetup_state ns;
     int r = cli_read_net_record(dir, &ns, &path);
     if (r == -EINVAL)
-        fprintf(stderr, "ocvm: %s: %s is not readable: its network is left as it is\n", name, path);
+        log_error(NULL, "%s is not readable: its network is left as it is", path);
     if (r <= 0)
         return;
     r = netsetup_cleanup(&ns, &error);
     if (r < 0)
-        fprintf(stderr, "ocvm: %s: netsetup: undo the network of a dead supervisor: %s\n", name,
-                error ? error : strerror(-r));
+        log_error("netsetup", "undo the network of a dead supervisor: %s",
+                  error ? error : strerror(-r));
     else
-        fprintf(stderr, "ocvm: %s: removed the network a dead supervisor left\n", name);
+        log_info(NULL, "removed the network a dead supervisor left");
 }
 
 /* The supervisor is gone without cleaning up: wait for its lock to be released, then do it. */
@@ -64,8 +65,8 @@ static int clean_after_dead_supervisor(const char *name, const char *dir, pid_t 
     for (int i = 0; i < 100 && runtime_dir_is_locked(dir) > 0; i++)
         usleep(100000);
     if (runtime_dir_is_locked(dir) > 0) {
-        fprintf(stderr, "ocvm: %s: supervisor %d is gone but %s/%s is still held\n", name, (int)pid,
-                dir, runtime_file_name(RUNTIME_LOCK));
+        log_error(NULL, "supervisor %d is gone but %s/%s is still held", (int)pid, dir,
+                  runtime_file_name(RUNTIME_LOCK));
         return EXIT_FAILED;
     }
     undo_stale_network(name, dir);
@@ -85,8 +86,7 @@ static int verb_down(int argc, char **argv)
         return r;
     unsigned timeout_s = stop_timeout_s(name, a.config);
     if (runtime_dir_path(name, &dir) < 0 || !(state_path = runtime_file_path(dir, RUNTIME_STATE))) {
-        fprintf(stderr, "ocvm: %s: no runtime directory (set XDG_RUNTIME_DIR or run as root)\n",
-                name);
+        log_error(NULL, "no runtime directory (set XDG_RUNTIME_DIR or run as root)");
         return EXIT_FAILED;
     }
     r = runtime_dir_is_locked(dir);
@@ -94,27 +94,26 @@ static int verb_down(int argc, char **argv)
         undo_stale_network(name, dir); /* a supervisor that was killed left its network */
         int s = runtime_dir_clean_stale(dir);
         if (s < 0 && s != -ENOENT)
-            fprintf(stderr, "ocvm: %s: remove stale %s: %s\n", name, dir, strerror(-s));
+            log_error(NULL, "remove stale %s: %s", dir, strerror(-s));
         printf("%s: not running\n", name);
         return EXIT_OK;
     }
     struct vm_state st;
     if ((r = state_read(state_path, &st)) < 0 || st.supervisor_pid <= 1) {
-        fprintf(stderr, "ocvm: %s: cannot read %s: %s\n", name, state_path, strerror(-r));
+        log_error(NULL, "cannot read %s: %s", state_path, strerror(-r));
         return EXIT_FAILED;
     }
     if (kill(st.supervisor_pid, SIGTERM) < 0) {
         if (errno == ESRCH)
             return clean_after_dead_supervisor(name, dir, st.supervisor_pid);
-        fprintf(stderr, "ocvm: %s: signal supervisor %d: %s\n", name, (int)st.supervisor_pid,
-                strerror(errno));
+        log_error(NULL, "signal supervisor %d: %s", (int)st.supervisor_pid, strerror(errno));
         return EXIT_FAILED;
     }
-    fprintf(stderr, "ocvm: %s: stopping (supervisor pid %d)...\n", name, (int)st.supervisor_pid);
+    log_notice(NULL, "stopping (supervisor pid %d)...", (int)st.supervisor_pid);
     r = wait_gone(st.supervisor_pid, timeout_s);
     if (r < 0) {
-        fprintf(stderr, "ocvm: %s: supervisor %d did not stop within %u s: %s\n", name,
-                (int)st.supervisor_pid, timeout_s, strerror(-r));
+        log_error(NULL, "supervisor %d did not stop within %u s: %s", (int)st.supervisor_pid,
+                  timeout_s, strerror(-r));
         return EXIT_FAILED;
     }
     printf("%s: stopped\n", name);

@@ -2,6 +2,8 @@
  * `socat TCP-LISTEN:18789,bind=127.0.0.1,fork VSOCK-CONNECT:3:18789` and the reverse. */
 #include "launcher/cli.h"
 
+#include "common/log.h"
+
 #include "vsock/relay.h"
 
 #include <stdio.h>
@@ -117,14 +119,14 @@ static int verb_relay(int argc, char **argv)
     struct relay *r;
     int e = relay_new(&o, &r);
     if (e == 0 && (e = relay_add_forward(r, &listen, &target)) < 0)
-        fprintf(stderr, "ocvm relay: listen on %s: %s\n", argv[optind], strerror(-e));
+        log_error("relay", "listen on %s: %s", argv[optind], strerror(-e));
     else if (e < 0)
-        fprintf(stderr, "ocvm relay: %s\n", strerror(-e));
+        log_error("relay", "%s", strerror(-e));
     if (e == 0) {
-        fprintf(stderr, "ocvm: relay: %s -> %s\n", argv[optind], argv[optind + 1]);
+        log_info("relay", "%s -> %s", argv[optind], argv[optind + 1]);
         e = relay_run(r);
         if (e < 0)
-            fprintf(stderr, "ocvm relay: %s\n", strerror(-e));
+            log_error("relay", "%s", strerror(-e));
         if (listen.kind == ENDPOINT_UNIX)
             unlink(listen.path);
     }

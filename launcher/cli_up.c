@@ -1,6 +1,7 @@
 /* `ocvm up`: validate, check the host can run this VM, optionally detach, then supervise. */
 #include "launcher/cli.h"
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "common/clock.h"
 #include "launcher/host_facts.h"
 #include "launcher/supervisor.h"
@@ -43,7 +44,7 @@ static int wait_for_detached(pid_t child, int fd, const char *name)
         printf("%s: running in the background (ocvm status %s; ocvm down %s)\n", name, name, name);
         return EXIT_OK;
     }
-    fprintf(stderr, "ocvm: %s: failed to start (see the messages above)\n", name);
+    log_error(NULL, "failed to start (see the messages above)");
     return EXIT_FAILED;
 }
 
@@ -60,34 +61,33 @@ static int verb_up(int argc, char **argv)
     struct supervisor_options o = {.t0_usec = t0, .ready_fd = -1};
     r = EXIT_FAILED;
     if (!executable_exists(c->machine.qemu)) {
-        fprintf(stderr,
-                "ocvm: %s: machine.qemu: \"%s\" is not an executable (install qemu-system-x86)\n",
-                c->name, c->machine.qemu);
+        log_error(NULL, "machine.qemu: \"%s\" is not an executable (install qemu-system-x86)",
+                  c->machine.qemu);
         goto out;
     }
     struct host_facts hf;
     const char *key, *why;
     if (host_facts_resolve(c, &hf, &key, &why) < 0) {
         /* only an explicit choice is refused: accel "kvm", vsock.backend "kernel" */
-        fprintf(stderr, "ocvm: %s: %s is \"%s\" but %s\n", c->name, key,
-                strcmp(key, "machine.accel") == 0 ? "kvm" : "kernel", why);
+        log_error(NULL, "%s is \"%s\" but %s", key,
+                  strcmp(key, "machine.accel") == 0 ? "kvm" : "kernel", why);
         goto out;
     }
     if (hf.tcg_why)
-        fprintf(stderr, "ocvm: %s: using TCG (software emulation): %s\n", c->name, hf.tcg_why);
+        log_notice(NULL, "using TCG (software emulation): %s", hf.tcg_why);
     o.accel = hf.accel;
     o.vsock = hf.vsock;
     o.tsc_khz = hf.tsc_khz;
     if (a.detach) {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0) {
-            fprintf(stderr, "ocvm: %s: pipe: %s\n", c->name, strerror(errno));
+            log_error(NULL, "pipe: %s", strerror(errno));
             goto out;
         }
         fflush(NULL);
         pid_t pid = fork();
         if (pid < 0) {
-            fprintf(stderr, "ocvm: %s: fork: %s\n", c->name, strerror(errno));
+            log_error(NULL, "fork: %s", strerror(errno));
             close(p[0]);
             close(p[1]);
             goto out;
