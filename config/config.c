@@ -133,8 +133,16 @@ static int check_mac(const char *s)
 
 static int load_machine(struct json_reader *l, json_t *root, struct vm_machine *m)
 {
-    static const char *const keys[] = {"type", "accel", "vcpu",       "memory_mib",
-                                       "qemu", "user",  "extra_args", NULL};
+    static const char *const keys[] = {"type",
+                                       "accel",
+                                       "vcpu",
+                                       "memory_mib",
+                                       "qemu",
+                                       "user",
+                                       "extra_args",
+                                       "unsafe_qemu_as_root",
+                                       "unsafe_extra_args",
+                                       NULL};
     json_t *o, *extra;
     int r = jr_get_object(l, root, "machine", false, &o);
     if (r < 0)
@@ -150,7 +158,9 @@ static int load_machine(struct json_reader *l, json_t *root, struct vm_machine *
         (r = JR_GET_UINT(l, o, "memory_mib", 128, 1024 * 1024, 2048, m->memory_mib)) < 0 ||
         (r = jr_get_string(l, o, "qemu", "qemu-system-x86_64", JR_NONEMPTY, &m->qemu)) < 0 ||
         (r = jr_get_string(l, o, "user", NULL, JR_NULLABLE | JR_NONEMPTY, &m->user)) < 0 ||
-        (r = jr_get_array(l, o, "extra_args", &extra)) < 0)
+        (r = jr_get_array(l, o, "extra_args", &extra)) < 0 ||
+        (r = jr_get_bool(l, o, "unsafe_qemu_as_root", false, &m->unsafe_qemu_as_root)) < 0 ||
+        (r = jr_get_bool(l, o, "unsafe_extra_args", false, &m->unsafe_extra_args)) < 0)
         goto out;
     if (m->user && !getpwnam(m->user)) {
         jr_push_key(l, "user");
@@ -185,7 +195,7 @@ out:
 
 static int load_boot(struct json_reader *l, json_t *root, struct vm_boot *b)
 {
-    static const char *const keys[] = {"kernel", "initrd", "cmdline", NULL};
+    static const char *const keys[] = {"kernel", "initrd", "cmdline", "unsafe_cmdline", NULL};
     json_t *o;
     int r = jr_get_object(l, root, "boot", false, &o);
     if (r < 0)
@@ -201,6 +211,7 @@ static int load_boot(struct json_reader *l, json_t *root, struct vm_boot *b)
         (r = jr_get_string(l, o, "kernel", NULL, JR_REQUIRED | JR_NONEMPTY, &b->kernel)) < 0 ||
         (r = jr_get_string(l, o, "initrd", NULL, JR_NULLABLE | JR_NONEMPTY, &b->initrd)) < 0 ||
         (r = jr_get_string(l, o, "cmdline", "console=ttyS0 panic=-1", 0, &b->cmdline)) < 0 ||
+        (r = jr_get_bool(l, o, "unsafe_cmdline", false, &b->unsafe_cmdline)) < 0 ||
         (r = jr_resolve_file(l, "kernel", &b->kernel, false)) < 0 ||
         (r = jr_resolve_file(l, "initrd", &b->initrd, false)) < 0)
         goto out;
@@ -395,7 +406,8 @@ out:
 
 static int load_gateway(struct json_reader *l, json_t *root, struct vm_gateway *g)
 {
-    static const char *const keys[] = {"guest_port", "host_listen", "health_path", NULL};
+    static const char *const keys[] = {"guest_port", "host_listen", "health_path",
+                                       "unsafe_remote_gateway", NULL};
     json_t *o;
     int r = jr_get_object(l, root, "gateway", false, &o);
     if (r < 0)
@@ -410,20 +422,13 @@ static int load_gateway(struct json_reader *l, json_t *root, struct vm_gateway *
     if ((r = jr_check_keys(l, o, keys)) < 0 ||
         (r = JR_GET_UINT(l, o, "guest_port", 1, 65535, 18789, g->guest_port)) < 0 ||
         (r = jr_get_string(l, o, "host_listen", "127.0.0.1:18789", 0, &g->host_listen)) < 0 ||
-        (r = jr_get_string(l, o, "health_path", "/health", 0, &g->health_path)) < 0)
+        (r = jr_get_string(l, o, "health_path", "/health", 0, &g->health_path)) < 0 ||
+        (r = jr_get_bool(l, o, "unsafe_remote_gateway", false, &g->unsafe_remote_gateway)) < 0)
         goto out;
-    struct endpoint ep = {.kind = ENDPOINT_TCP};
+    /* that it listens on loopback only is a policy rule (OCVM-P001), checked by policy/ */
     if (endpoint_parse_hostport(g->host_listen, host, &port, &why) < 0) {
         jr_push_key(l, "host_listen");
         r = jr_fail(l, false, "\"%s\": %s", g->host_listen, why);
-        jr_pop(l);
-    } else if (memcpy(ep.host, host, sizeof(ep.host)), !endpoint_is_local(&ep)) {
-        /* the whole point: the gateway is reachable from this host only */
-        jr_push_key(l, "host_listen");
-        r = jr_fail(l, false,
-                    "\"%s\" is not a loopback address: the gateway would be reachable "
-                    "from the network",
-                    g->host_listen);
         jr_pop(l);
     } else if (g->health_path[0] != '/' || strpbrk(g->health_path, " \t")) {
         jr_push_key(l, "health_path");
@@ -453,7 +458,8 @@ static int check_endpoint(struct json_reader *l, const char *key, const char *va
 
 static int load_forward(struct json_reader *l, json_t *o, struct vm_forward *f)
 {
-    static const char *const keys[] = {"to", "listen", "connect", "guest_port", NULL};
+    static const char *const keys[] = {
+        "to", "listen", "connect", "guest_port", "unsafe_remote_listen", NULL};
     int r;
     if (!json_is_object(o))
         return jr_fail(l, false, "expected an object, got %s", jr_type_name(o));
@@ -465,7 +471,8 @@ static int load_forward(struct json_reader *l, json_t *o, struct vm_forward *f)
     }
     if ((r = jr_check_keys(l, o, keys)) < 0 ||
         (r = JR_GET_ENUM(l, o, "to", forward_dir_table, FORWARD_TO_GUEST, f->to)) < 0 ||
-        (r = JR_GET_UINT(l, o, "guest_port", 1, 65535, 0, f->guest_port)) < 0)
+        (r = JR_GET_UINT(l, o, "guest_port", 1, 65535, 0, f->guest_port)) < 0 ||
+        (r = jr_get_bool(l, o, "unsafe_remote_listen", false, &f->unsafe_remote_listen)) < 0)
         return r;
     const char *need = f->to == FORWARD_TO_GUEST ? "listen" : "connect";
     const char *forbid = f->to == FORWARD_TO_GUEST ? "connect" : "listen";
@@ -483,21 +490,11 @@ static int load_forward(struct json_reader *l, json_t *o, struct vm_forward *f)
         return r;
     }
     char **dst = f->to == FORWARD_TO_GUEST ? &f->listen : &f->connect;
+    /* that a listener is on loopback only is a policy rule (OCVM-P002), checked by policy/ */
     if ((r = jr_get_string(l, o, need, NULL, JR_REQUIRED, dst)) < 0 ||
         (r = check_endpoint(l, need, *dst)) < 0)
         return r;
-    struct endpoint e;
-    const char *why;
-    if (f->to == FORWARD_TO_GUEST && endpoint_parse(*dst, &e, &why) == 0 &&
-        !endpoint_is_local(&e)) {
-        jr_push_key(l, "listen");
-        r = jr_fail(l, false,
-                    "\"%s\" is not a loopback address: the guest port would be reachable "
-                    "from the network",
-                    *dst);
-        jr_pop(l);
-    }
-    return r;
+    return 0;
 }
 
 static int load_forwards(struct json_reader *l, json_t *root, struct vm_config *c)
@@ -657,6 +654,7 @@ void vm_config_free(struct vm_config *c)
     if (!c)
         return;
     free(c->path);
+    free(c->text);
     free(c->name);
     free(c->machine.qemu);
     free(c->machine.user);
@@ -720,11 +718,13 @@ int config_load_text(const char *path, const char *text, size_t len, struct vm_c
     }
     struct vm_config *c = calloc(1, sizeof(*c));
     int r = -ENOMEM;
+    if (c)
+        c->text_len = len;
     const char *dir = dirname(pathcopy);
     char cwd[PATH_MAX];
     if (dir[0] != '/' && !getcwd(cwd, sizeof(cwd)))
         r = negative_errno();
-    else if (c && (c->path = strdup(path)) &&
+    else if (c && (c->path = strdup(path)) && (c->text = strndup(text, len)) &&
              asprintf(&l.dir, "%s%s%s", dir[0] == '/' ? "" : cwd, dir[0] == '/' ? "" : "/", dir) >=
                  0)
         r = load_root(&l, root, c);

@@ -25,15 +25,18 @@ struct vm_machine {
     enum accel accel;
     unsigned vcpu;
     uint64_t memory_mib;
-    char *qemu;        /* binary name or path */
-    char *user;        /* run QEMU as this user, or NULL */
-    char **extra_args; /* NULL-terminated */
+    char *qemu;               /* binary name or path */
+    char *user;               /* run QEMU as this user, or NULL */
+    char **extra_args;        /* NULL-terminated */
+    bool unsafe_qemu_as_root; /* waives OCVM-P007 (policy/rules.h) */
+    bool unsafe_extra_args;   /* waives OCVM-P006 */
 };
 
 struct vm_boot {
     char *kernel;
     char *initrd; /* or NULL */
     char *cmdline;
+    bool unsafe_cmdline; /* waives OCVM-P003 */
 };
 
 struct vm_vsock {
@@ -62,6 +65,7 @@ struct vm_gateway {
     uint16_t guest_port;
     char *host_listen; /* HOST:PORT */
     char *health_path;
+    bool unsafe_remote_gateway; /* waives OCVM-P001 */
 };
 
 struct vm_forward {
@@ -69,6 +73,7 @@ struct vm_forward {
     char *listen;  /* to=guest: host endpoint to listen on */
     char *connect; /* to=host: host endpoint to connect to */
     uint16_t guest_port;
+    bool unsafe_remote_listen; /* waives OCVM-P002 for this forward */
 };
 
 struct vm_share {
@@ -91,6 +96,8 @@ struct vm_timeouts {
 
 struct vm_config {
     char *path; /* the file it was loaded from */
+    char *text; /* its text, so that later checks (policy/) can point at a line and column */
+    size_t text_len;
     char *name;
     struct vm_machine machine;
     struct vm_boot boot;

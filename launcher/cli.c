@@ -5,6 +5,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "launcher/runtime_dir.h"
+#include "policy/rules.h"
 #include "netsetup/netsetup.h"
 
 #include <errno.h>
@@ -155,4 +156,29 @@ int cli_read_net_record(const char *dir, struct netsetup_state *ret, char **path
         return 0;
     buf[n] = '\0';
     return netsetup_state_from_json(buf, ret) < 0 ? -EINVAL : 1;
+}
+
+int cli_enforce_policy(const struct vm_config *c)
+{
+    struct policy_report pr;
+    if (policy_check(c, &pr) < 0) {
+        log_error(NULL, "policy: out of memory");
+        return EXIT_FAILED;
+    }
+    for (size_t i = 0; i < pr.n; i++)
+        if (!pr.findings[i].waiver)
+            fprintf(stderr, "ocvm: %s\n", pr.findings[i].line);
+    int r = pr.n_violations ? EXIT_USAGE : 0;
+    for (char **u = pr.unsafe_in_use; r == 0 && *u; u++) {
+        bool waives = false;
+        for (size_t i = 0; i < pr.n; i++)
+            if (pr.findings[i].waiver && strcmp(pr.findings[i].waiver, *u) == 0) {
+                log_warning("policy", "UNSAFE: %s", pr.findings[i].line);
+                waives = true;
+            }
+        if (!waives)
+            log_warning("policy", "UNSAFE: %s is set (it waives nothing in this config)", *u);
+    }
+    policy_report_done(&pr);
+    return r;
 }

@@ -56,6 +56,11 @@ int cli_load_config(const char *name, const char *config_path, struct vm_config 
  * exit status after printing the error. */
 int cli_vm_name(const char *name, const char *config_path, char **name_ret);
 
+/* Runs the policy rules (policy/rules.h) on C before anything starts: each violation is one line
+ * on stderr ("ocvm: FILE:LINE:COL: key: what [OCVM-Pnnn]") and the result is EXIT_USAGE; with
+ * none, each unsafe_* key in use is a warning naming it, and the result is 0. */
+int cli_enforce_policy(const struct vm_config *c);
+
 struct netsetup_state;
 /* Reads the network record the supervisor keeps in its runtime directory DIR (down and status
  * read it): 1 if there is one, 0 if none, -EINVAL if it cannot be read, -ENOMEM. *PATH names the

@@ -51,7 +51,8 @@ static int verb_cmdline(int argc, char **argv)
     struct vm_config *c;
     if ((r = cli_load_config(a.name, a.config, &c)))
         return r;
-    r = print_cmdline(c);
+    if ((r = cli_enforce_policy(c)) == 0)
+        r = print_cmdline(c);
     vm_config_free(c);
     return r;
 }

@@ -63,17 +63,22 @@ static int show_one(const char *name, bool as_json, json_t *json_list)
                       (json_int_t)st.relay.accepted, "bytes_to_guest",
                       (json_int_t)st.relay.bytes_to_guest, "bytes_to_host",
                       (json_int_t)st.relay.bytes_to_host, "errors", (json_int_t)st.relay.errors);
-        json_t *o = running
-                        ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o}", "name",
-                                    name, "running", 1, "phase", st.phase, "supervisor_pid",
-                                    (int)st.supervisor_pid, "qemu_pid", (int)st.qemu_pid,
-                                    "uptime_s", (json_int_t)up_s, "restarts", (int)st.restarts,
-                                    "accel", st.accel, "vsock", st.vsock, "stages", stages,
-                                    "last_exit", st.last_exit, "runtime_dir", dir, "relay", relay)
-                        : json_pack("{s:s,s:b,s:s,s:o}", "name", name, "running", 0, "phase",
-                                    "stopped", "stages", stages);
-        if (!running)
+        json_t *unsafe = json_array();
+        for (unsigned i = 0; running && unsafe && i < st.n_unsafe; i++)
+            json_array_append_new(unsafe, json_string(st.unsafe[i]));
+        json_t *o =
+            running ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o,s:o}", "name",
+                                name, "running", 1, "phase", st.phase, "supervisor_pid",
+                                (int)st.supervisor_pid, "qemu_pid", (int)st.qemu_pid, "uptime_s",
+                                (json_int_t)up_s, "restarts", (int)st.restarts, "accel", st.accel,
+                                "vsock", st.vsock, "stages", stages, "last_exit", st.last_exit,
+                                "runtime_dir", dir, "relay", relay, "unsafe", unsafe)
+                    : json_pack("{s:s,s:b,s:s,s:o}", "name", name, "running", 0, "phase", "stopped",
+                                "stages", stages);
+        if (!running) {
             json_decref(relay);
+            json_decref(unsafe);
+        }
         json_array_append_new(json_list, o);
         return running;
     }
@@ -95,6 +100,10 @@ static int show_one(const char *name, bool as_json, json_t *json_list)
                (unsigned long long)st.relay.bytes_to_guest,
                (unsigned long long)st.relay.bytes_to_host, (unsigned long long)st.relay.errors);
     print_network(dir);
+    for (unsigned i = 0; i < st.n_unsafe; i++)
+        printf("%s%s", i ? ", " : "  UNSAFE (safety rules waived): ", st.unsafe[i]);
+    if (st.n_unsafe)
+        printf("\n");
     printf("  stages:");
     for (unsigned i = 0; i < st.n_stages; i++)
         printf("%s %s %.3fs", i ? "," : "", st.stages[i].name, (double)st.stages[i].ms / 1000.0);

@@ -59,6 +59,8 @@ static int verb_up(int argc, char **argv)
     if ((r = cli_load_config(a.name, a.config, &c)))
         return r;
     struct supervisor_options o = {.t0_usec = t0, .ready_fd = -1};
+    if ((r = cli_enforce_policy(c)))
+        goto out; /* before anything is made or started */
     r = EXIT_FAILED;
     if (!executable_exists(c->machine.qemu)) {
         log_error(NULL, "machine.qemu: \"%s\" is not an executable (install qemu-system-x86)",

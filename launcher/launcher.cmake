@@ -17,7 +17,7 @@ add_library(ocvm_launcher STATIC
   launcher/virtiofsd.c
   launcher/qemu_reaper.c
 )
-target_link_libraries(ocvm_launcher PUBLIC ocvm_config ocvm_netsetup ocvm_vsock ocvm_common
+target_link_libraries(ocvm_launcher PUBLIC ocvm_policy ocvm_config ocvm_netsetup ocvm_vsock ocvm_common
   PkgConfig::SYSTEMD PkgConfig::JANSSON)
 
 add_executable(ocvm launcher/main.c launcher/cli.c launcher/cli_up.c launcher/cli_down.c

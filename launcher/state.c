@@ -16,12 +16,15 @@ int state_write(const char *path, const struct vm_state *s)
         "{s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)s->relay.open, "accepted",
         (json_int_t)s->relay.accepted, "bytes_to_guest", (json_int_t)s->relay.bytes_to_guest,
         "bytes_to_host", (json_int_t)s->relay.bytes_to_host, "errors", (json_int_t)s->relay.errors);
-    json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:I,s:i,s:s,s:s,s:o,s:s,s:o}", "phase", s->phase,
+    json_t *unsafe = json_array();
+    for (unsigned i = 0; unsafe && i < s->n_unsafe; i++)
+        json_array_append_new(unsafe, json_string(s->unsafe[i]));
+    json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:I,s:i,s:s,s:s,s:o,s:s,s:o,s:o}", "phase", s->phase,
                           "supervisor_pid", (int)s->supervisor_pid, "qemu_pid", (int)s->qemu_pid,
                           "started_at_us", (json_int_t)s->started_at_us, "qemu_started_at_us",
                           (json_int_t)s->qemu_started_at_us, "restarts", (int)s->restarts, "accel",
                           s->accel, "vsock", s->vsock, "stages", stages, "last_exit", s->last_exit,
-                          "relay", relay);
+                          "relay", relay, "unsafe", unsafe);
     if (!o)
         return -ENOMEM;
     _cleanup_free_ char *tmp = NULL;
@@ -46,7 +49,7 @@ static void copy_str(char *dst, size_t size, const char *src)
 int state_read(const char *path, struct vm_state *ret)
 {
     json_error_t err;
-    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err), *stages = NULL;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err), *stages = NULL, *unsafe = NULL;
     json_int_t rl[5];
     if (!o)
         return access(path, F_OK) < 0 ? -ENOENT : -EINVAL;
@@ -55,12 +58,14 @@ int state_read(const char *path, struct vm_state *ret)
     json_int_t spid, qpid, restarts; /* "I" and a range check: "i" would silently truncate */
     json_int_t started, qstarted;
     int r = json_unpack_ex(
-        o, &err, JSON_STRICT, "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I}}",
-        "phase", &phase, "supervisor_pid", &spid, "qemu_pid", &qpid, "started_at_us", &started,
-        "qemu_started_at_us", &qstarted, "restarts", &restarts, "accel", &accel, "vsock", &vsock,
-        "stages", &stages, "last_exit", &last_exit, "relay", "open", &rl[0], "accepted", &rl[1],
-        "bytes_to_guest", &rl[2], "bytes_to_host", &rl[3], "errors", &rl[4]);
-    if (r < 0 || !json_is_array(stages) || spid < 0 || spid > INT32_MAX || qpid < 0 ||
+        o, &err, JSON_STRICT,
+        "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o}", "phase", &phase,
+        "supervisor_pid", &spid, "qemu_pid", &qpid, "started_at_us", &started, "qemu_started_at_us",
+        &qstarted, "restarts", &restarts, "accel", &accel, "vsock", &vsock, "stages", &stages,
+        "last_exit", &last_exit, "relay", "open", &rl[0], "accepted", &rl[1], "bytes_to_guest",
+        &rl[2], "bytes_to_host", &rl[3], "errors", &rl[4], "unsafe", &unsafe);
+    if (r < 0 || !json_is_array(stages) || !json_is_array(unsafe) ||
+        json_array_size(unsafe) > STATE_MAX_UNSAFE || spid < 0 || spid > INT32_MAX || qpid < 0 ||
         qpid > INT32_MAX || restarts < 0 || restarts > UINT32_MAX || started < 0 || qstarted < 0) {
         json_decref(o);
         return -EINVAL;
@@ -96,6 +101,15 @@ int state_read(const char *path, struct vm_state *ret)
         copy_str(s.stages[i].name, sizeof(s.stages[i].name), name);
         s.stages[i].ms = (uint64_t)ms;
         s.n_stages = (unsigned)i + 1;
+    }
+    json_array_foreach(unsafe, i, st)
+    {
+        if (!json_is_string(st)) {
+            json_decref(o);
+            return -EINVAL;
+        }
+        copy_str(s.unsafe[i], sizeof(s.unsafe[i]), json_string_value(st));
+        s.n_unsafe = (unsigned)i + 1;
     }
     json_decref(o);
     *ret = s;

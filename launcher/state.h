@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum { STATE_MAX_STAGES = 12 };
+enum { STATE_MAX_STAGES = 12, STATE_MAX_UNSAFE = 16 };
 
 struct vm_stage {
     char name[32];
@@ -24,7 +24,9 @@ struct vm_state {
     char last_exit[160];
     struct vm_relay_figures {
         uint64_t open, accepted, bytes_to_guest, bytes_to_host, errors;
-    } relay; /* the host relay; all zero without vsock */
+    } relay;                           /* the host relay; all zero without vsock */
+    char unsafe[STATE_MAX_UNSAFE][48]; /* the config's unsafe_* keys in use (policy/rules.h) */
+    unsigned n_unsafe;
 };
 
 int state_write(const char *path, const struct vm_state *s);

@@ -15,6 +15,7 @@
 #include "launcher/qemu_reaper.h"
 #include "launcher/net_plan.h"
 #include "netsetup/netsetup.h"
+#include "policy/rules.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -718,6 +719,12 @@ static int prepare(struct supervisor *s)
     snprintf(s->state.accel, sizeof(s->state.accel), "%s", accel_to_string(s->o->accel));
     snprintf(s->state.vsock, sizeof(s->state.vsock), "%s",
              s->c->vsock.enabled ? vsock_backend_to_string(s->o->vsock) : "none");
+    struct policy_report pr; /* the unsafe_* keys in use, for `ocvm status` */
+    if (policy_check(s->c, &pr) == 0) {
+        for (char **u = pr.unsafe_in_use; *u && s->state.n_unsafe < STATE_MAX_UNSAFE; u++)
+            snprintf(s->state.unsafe[s->state.n_unsafe++], sizeof(s->state.unsafe[0]), "%s", *u);
+        policy_report_done(&pr);
+    }
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);

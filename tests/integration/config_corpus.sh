@@ -1,7 +1,9 @@
 #!/bin/bash
 # The config corpus, like OpenBSD's regress: every tests/configs/pass/*.json must load, and every
 # tests/configs/fail/*.json must be refused (exit 2) with exactly one line on stderr, equal to
-# "ocvm: " followed by the content of the .err file of the same basename.
+# "ocvm: " followed by the content of the .err file of the same basename. Every
+# tests/configs/unsafe/*.json waives a policy rule with an unsafe_* key: it must load (exit 0)
+# and print exactly the warning lines of its .warn file, one per key in use (policy/rules.h).
 #
 # Usage: config_corpus.sh BUILD_DIR   (ctest sets OCVM_SOURCE_DIR to the source tree)
 #
@@ -93,6 +95,27 @@ for f in "${fail_files[@]}"; do
         not_ok "$f: stderr has $lines lines, expected exactly one"
     else
         ok "$f"
+    fi
+done
+
+for f in unsafe/*.json; do
+    expected_file=${f%.json}.warn
+    if [[ ! -f $expected_file ]]; then
+        not_ok "$f: no $expected_file"
+        continue
+    fi
+    "$ocvm" cmdline --config "$f" >"$out" 2>"$err"
+    rc=$?
+    got=$(sed "s|$configs_dir/||g" "$err")
+    if ((rc != 0)); then
+        not_ok "$f: expected exit 0 (waived), got $rc: $(head -n 3 "$err")"
+    elif [[ $got != "$(cat "$expected_file")" ]]; then
+        not_ok "$f: warnings differ"
+        diff <(cat "$expected_file") <(printf '%s\n' "$got") | sed 's/^/    /'
+    elif ! grep -q . "$expected_file"; then
+        not_ok "$f: $expected_file is empty: an unsafe key must always be said"
+    else
+        ok "$f (waived, with $(wc -l <"$expected_file") warning line(s))"
     fi
 done
 

@@ -142,6 +142,10 @@ START_TEST(test_defaults)
     ck_assert_ptr_null(cfg->machine.user);
     ck_assert_ptr_nonnull(cfg->machine.extra_args);
     ck_assert_ptr_null(cfg->machine.extra_args[0]);
+    /* no safety rule is waived unless a config says so */
+    ck_assert(!cfg->machine.unsafe_qemu_as_root);
+    ck_assert(!cfg->machine.unsafe_extra_args);
+    ck_assert(!cfg->gateway.unsafe_remote_gateway);
 
     ck_assert_str_eq(cfg->boot.kernel, kernel);
     ck_assert_ptr_null(cfg->boot.initrd);
@@ -290,6 +294,26 @@ START_TEST(test_values_override_defaults)
 }
 END_TEST
 
+/* The unsafe_* keys are read where they belong; a non-loopback listener loads (policy/ judges it).
+ */
+START_TEST(test_unsafe_keys)
+{
+    load_ok(
+        MINIMAL_WITH(",\n  'machine': { 'unsafe_qemu_as_root': true, 'unsafe_extra_args': true },\n"
+                     "  'gateway': { 'host_listen': '0.0.0.0:1', 'unsafe_remote_gateway': true },\n"
+                     "  'forwards': [ { 'to': 'guest', 'listen': 'tcp:0.0.0.0:9', 'guest_port': 9,"
+                     " 'unsafe_remote_listen': true } ]"));
+    ck_assert(cfg->machine.unsafe_qemu_as_root);
+    ck_assert(cfg->machine.unsafe_extra_args);
+    ck_assert(cfg->gateway.unsafe_remote_gateway);
+    ck_assert(cfg->forwards[0].unsafe_remote_listen);
+    ck_assert_str_eq(cfg->gateway.host_listen, "0.0.0.0:1");
+    ck_assert_ptr_nonnull(cfg->text);
+    ck_assert_uint_eq(cfg->text_len, strlen(cfg->text));
+    ck_assert_ptr_nonnull(strstr(cfg->text, "unsafe_remote_gateway"));
+}
+END_TEST
+
 START_TEST(test_vsock_null_means_no_vsock)
 {
     load_ok(MINIMAL_WITH(",\n  'vsock': null"));
@@ -401,7 +425,8 @@ START_TEST(test_error_unknown_key_nested)
 {
     ck_assert_config_error(MINIMAL_WITH(",\n  'machine': { 'vcpu': 2, 'memory': 4096 }"),
                            "4:27: machine.memory: unknown key (expected one of: type, accel, vcpu, "
-                           "memory_mib, qemu, user, extra_args)");
+                           "memory_mib, qemu, user, extra_args, unsafe_qemu_as_root, "
+                           "unsafe_extra_args)");
     ck_assert_config_error(MINIMAL_WITH(",\n  'network': { 'egress': { 'allow': [\n"
                                         "    { 'host': '1.2.3.4', 'ports': [1], 'port': 2 } ] } }"),
                            "5:40: network.egress.allow[0].port: unknown key (expected one of: "
@@ -596,6 +621,7 @@ int main(void)
     tcase_add_test(load_tc, test_defaults);
     tcase_add_test(load_tc, test_canonical_config_loads);
     tcase_add_test(load_tc, test_values_override_defaults);
+    tcase_add_test(load_tc, test_unsafe_keys);
     tcase_add_test(load_tc, test_vsock_null_means_no_vsock);
     tcase_add_test(load_tc, test_network_null_means_no_tap);
     tcase_add_test(load_tc, test_relative_paths_resolve_against_config_dir);

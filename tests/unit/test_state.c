@@ -60,6 +60,8 @@ static struct vm_state sample(void)
                   .bytes_to_guest = 1ull << 40,
                   .bytes_to_host = 7,
                   .errors = 3},
+        .n_unsafe = 2,
+        .unsafe = {"gateway.unsafe_remote_gateway", "forwards[3].unsafe_remote_listen"},
     };
     static const char *const names[] = {"config", "lock", "qmp", "ready"};
     for (unsigned i = 0; i < s.n_stages; i++) {
@@ -86,6 +88,9 @@ static void assert_state_eq(const struct vm_state *a, const struct vm_state *b)
         ck_assert_uint_eq(a->stages[i].ms, b->stages[i].ms);
     }
     ck_assert_mem_eq(&a->relay, &b->relay, sizeof(a->relay));
+    ck_assert_uint_eq(a->n_unsafe, b->n_unsafe);
+    for (unsigned i = 0; i < a->n_unsafe; i++)
+        ck_assert_str_eq(a->unsafe[i], b->unsafe[i]);
 }
 
 START_TEST(test_round_trip)
@@ -141,7 +146,8 @@ END_TEST
 #define GOOD_PIDS "\"supervisor_pid\": 4242, \"qemu_pid\": 4243, "
 #define GOOD_TIMES "\"started_at_us\": 1764000000123456, \"qemu_started_at_us\": 1764000001654321, "
 #define GOOD_REST "\"restarts\": 0, \"accel\": \"tcg\", \"vsock\": \"user\", "
-#define GOOD_TAIL "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY "}"
+#define GOOD_TAIL "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY ", \"unsafe\": []}"
+#define TAIL_BEFORE_UNSAFE "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY ", "
 #define GOOD FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST GOOD_TAIL
 
 START_TEST(test_hand_written_good_file)
@@ -170,13 +176,13 @@ static const struct bad_case {
      FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST "\"colour\": \"blue\", " GOOD_TAIL},
     {"missing field (qemu_pid)",
      FIELDS_BEFORE_PID "\"supervisor_pid\": 4242, " GOOD_TIMES GOOD_REST GOOD_TAIL},
-    {"missing field (stages)",
-     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST "\"last_exit\": \"\", " RELAY "}"},
+    {"missing field (stages)", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
+     "\"last_exit\": \"\", " RELAY ", \"unsafe\": []}"},
     {"wrong type (pid as string)", FIELDS_BEFORE_PID
      "\"supervisor_pid\": \"4242\", \"qemu_pid\": 4243, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"wrong type (phase as number)", "{\"phase\": 3, " GOOD_PIDS GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"wrong type (stages as object)", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"stages\": {}, \"last_exit\": \"\", " RELAY "}"},
+     "\"stages\": {}, \"last_exit\": \"\", " RELAY ", \"unsafe\": []}"},
     {"wrong type (pid as float)", FIELDS_BEFORE_PID
      "\"supervisor_pid\": 4242.0, \"qemu_pid\": 4243, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"negative supervisor_pid", FIELDS_BEFORE_PID
@@ -186,13 +192,20 @@ static const struct bad_case {
     {"negative restarts", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES
      "\"restarts\": -1, \"accel\": \"tcg\", \"vsock\": \"user\", " GOOD_TAIL},
     {"stage without ms", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"stages\": [{\"name\": \"config\"}], \"last_exit\": \"\", " RELAY "}"},
+     "\"stages\": [{\"name\": \"config\"}], \"last_exit\": \"\", " RELAY ", \"unsafe\": []}"},
     {"stage that is a string", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"stages\": [\"config\"], \"last_exit\": \"\", " RELAY "}"},
+     "\"stages\": [\"config\"], \"last_exit\": \"\", " RELAY ", \"unsafe\": []}"},
     {"more stages than a state holds", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
      "\"stages\": [" STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE
-     "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "], \"last_exit\": \"\", " RELAY "}"},
+     "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "], \"last_exit\": \"\", " RELAY
+     ", \"unsafe\": []}"},
     {"trailing garbage", GOOD " x"},
+    {"missing field (unsafe)", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
+     "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY "}"},
+    {"unsafe key that is not a string",
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE "\"unsafe\": [1]}"},
+    {"unsafe as a string", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+     "\"unsafe\": \"gateway.unsafe_remote_gateway\"}"},
 };
 
 START_TEST(test_rejected)

@@ -1,0 +1,386 @@
+#include "policy/rules.h"
+
+#include "common/cleanup.h"
+#include "common/json_pos.h"
+#include "netsetup/cidr.h"
+#include "vsock/endpoint.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const struct policy_rule policy_rules[] = {
+    {"OCVM-P001", "the host relay listens on loopback only", "gateway.unsafe_remote_gateway"},
+    {"OCVM-P002", "a forward to the guest listens on loopback only",
+     "forwards[N].unsafe_remote_listen"},
+    {"OCVM-P003",
+     "the guest's relays stay inside it; its notify socket, shares and network come "
+     "from ocvm alone",
+     "boot.unsafe_cmdline"},
+    {"OCVM-P004", "the gateway port is reached through gateway.host_listen alone", NULL},
+    {"OCVM-P005", "a forward's Unix listener lives in a directory only its owner can write", NULL},
+    {"OCVM-P006", "machine.extra_args adds nothing that reaches outside the VM",
+     "machine.unsafe_extra_args"},
+    {"OCVM-P007", "QEMU does not run as root", "machine.unsafe_qemu_as_root"},
+};
+const size_t policy_n_rules = sizeof(policy_rules) / sizeof(policy_rules[0]);
+
+const struct policy_rule *policy_rule_find(const char *id)
+{
+    for (size_t i = 0; i < policy_n_rules; i++)
+        if (strcmp(policy_rules[i].id, id) == 0)
+            return &policy_rules[i];
+    return NULL;
+}
+
+/* "FILE:LINE:COL" of KEY ("forwards[1].listen") in C's text, "FILE" when it is not there (a
+ * default). */
+static char *locate(const struct vm_config *c, const char *key)
+{
+    struct json_step steps[8];
+    size_t n = 0;
+    _cleanup_free_ char *copy = strdup(key);
+    if (!copy)
+        return NULL;
+    for (char *p = copy; p && *p && n < 8;) {
+        char *end = p + strcspn(p, ".[");
+        char sep = *end;
+        *end = 0;
+        if (*p)
+            steps[n++] = (struct json_step){.key = p};
+        if (sep == '[' && n < 8) {
+            steps[n++] = (struct json_step){.index = strtoul(end + 1, &end, 10)};
+            end = strchr(end, ']');
+            if (end && end[1] == '.')
+                end++;
+        }
+        p = sep && end ? end + 1 : NULL;
+    }
+    struct json_position pos;
+    char *s = NULL;
+    if (c->text && json_pos_find(c->text, c->text_len, steps, n, false, &pos) == 0) {
+        if (asprintf(&s, "%s:%u:%u", c->path, pos.line, pos.column) < 0)
+            s = NULL;
+    } else {
+        s = strdup(c->path ? c->path : "(config)");
+    }
+    return s;
+}
+
+struct checker {
+    const struct vm_config *c;
+    struct policy_report *r;
+    int error;
+};
+
+/* Records a finding of rule ID at KEY; WAIVER is the unsafe key that waives it, or NULL. */
+__attribute__((format(printf, 5, 6))) static void
+add(struct checker *k, const char *id, const char *key, const char *waiver, const char *fmt, ...)
+{
+    if (k->error)
+        return;
+    struct policy_report *r = k->r;
+    struct policy_finding *v = reallocarray(r->findings, r->n + 1, sizeof(*v));
+    if (!v) {
+        k->error = -ENOMEM;
+        return;
+    }
+    r->findings = v;
+    struct policy_finding *f = &v[r->n];
+    *f = (struct policy_finding){.rule = policy_rule_find(id)};
+    _cleanup_free_ char *where = locate(k->c, key), *what = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&what, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        what = NULL;
+    if (!where || !what || !(f->key = strdup(key)) || (waiver && !(f->waiver = strdup(waiver))) ||
+        asprintf(&f->line, "%s: %s: %s [%s%s%s]", where, key, what, id,
+                 waiver ? ", waived by " : "", waiver ? waiver : "") < 0) {
+        free(f->key);
+        free(f->waiver);
+        k->error = -ENOMEM;
+        return;
+    }
+    r->n++;
+    if (!waiver)
+        r->n_violations++;
+}
+
+static void check_host_listen(struct checker *k)
+{
+    const struct vm_gateway *g = &k->c->gateway;
+    struct endpoint e = {.kind = ENDPOINT_TCP};
+    const char *why;
+    if (endpoint_parse_hostport(g->host_listen, e.host, &e.port, &why) < 0 || endpoint_is_local(&e))
+        return;
+    add(k, "OCVM-P001", "gateway.host_listen",
+        g->unsafe_remote_gateway ? "gateway.unsafe_remote_gateway" : NULL,
+        "\"%s\" is not a loopback address: the gateway would be reachable from the network",
+        g->host_listen);
+}
+
+static void check_forward_listeners(struct checker *k)
+{
+    for (size_t i = 0; i < k->c->n_forwards; i++) {
+        const struct vm_forward *f = &k->c->forwards[i];
+        struct endpoint e;
+        const char *why;
+        if (f->to != FORWARD_TO_GUEST || endpoint_parse(f->listen, &e, &why) < 0 ||
+            endpoint_is_local(&e))
+            continue;
+        char key[64], waiver[64];
+        snprintf(key, sizeof(key), "forwards[%zu].listen", i);
+        snprintf(waiver, sizeof(waiver), "forwards[%zu].unsafe_remote_listen", i);
+        add(k, "OCVM-P002", key, f->unsafe_remote_listen ? waiver : NULL,
+            "\"%s\" is not a loopback address: guest port %u would be reachable from the network",
+            f->listen, f->guest_port);
+    }
+}
+
+/* Kernel parameters that only ocvm may set: they name the guest's readiness socket, shares and
+ * network. (ocvm.relay= is judged on its endpoints: see relay_param_ok.) */
+static const char *const managed_params[] = {
+    "ocvm.ip=", "ocvm.gw=", "ocvm.dns=", "ocvm.share=", "systemd.set_credential=vmm.notify_socket:",
+    "ip=",      NULL};
+
+/* An extra guest relay "LISTEN,CONNECT" (LEN bytes at S) is fine when it stays inside the guest:
+ * it listens on loopback or vsock, and connects to loopback. Sets *why otherwise. */
+static bool relay_param_ok(const char *s, size_t len, const char **why)
+{
+    char buf[256];
+    if (len >= sizeof(buf)) {
+        *why = "too long";
+        return false;
+    }
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    char *comma = strchr(buf, ',');
+    struct endpoint l, t;
+    const char *ignored;
+    if (!comma || (*comma = 0, endpoint_parse(buf, &l, &ignored) < 0) ||
+        endpoint_parse(comma + 1, &t, &ignored) < 0) {
+        *why = "not LISTEN,CONNECT endpoints";
+        return false;
+    }
+    if (l.kind == ENDPOINT_TCP && !endpoint_is_local(&l)) {
+        *why = "it listens beyond the guest's loopback: on the TAP network";
+        return false;
+    }
+    if (t.kind != ENDPOINT_TCP || !endpoint_is_local(&t)) {
+        *why = "it connects outside the guest's loopback";
+        return false;
+    }
+    return true;
+}
+
+static void check_cmdline(struct checker *k)
+{
+    const char *s = k->c->boot.cmdline;
+    const char *relay = "ocvm.relay=", *why;
+    const char *waiver = k->c->boot.unsafe_cmdline ? "boot.unsafe_cmdline" : NULL;
+    while (s && *s) {
+        s += strspn(s, " \t");
+        size_t len = strcspn(s, " \t");
+        if (len > strlen(relay) && strncmp(s, relay, strlen(relay)) == 0 &&
+            !relay_param_ok(s + strlen(relay), len - strlen(relay), &why))
+            add(k, "OCVM-P003", "boot.cmdline", waiver,
+                "\"%.*s\": %s; the guest's relays may only join its loopback to vsock or to "
+                "its loopback",
+                (int)len, s, why);
+        for (const char *const *p = managed_params; *p && len; p++)
+            if (len >= strlen(*p) && strncmp(s, *p, strlen(*p)) == 0) {
+                add(k, "OCVM-P003", "boot.cmdline", waiver,
+                    "\"%.*s\": ocvm sets the guest's %s itself; a second one could point it "
+                    "elsewhere",
+                    (int)len, s,
+                    strncmp(*p, "systemd", 7) == 0   ? "readiness socket"
+                    : strcmp(*p, "ocvm.share=") == 0 ? "shares"
+                                                     : "network");
+                break;
+            }
+        s += len;
+    }
+}
+
+/* True when tcp endpoint E is an IPv4 address inside the VM's TAP subnet. */
+static bool in_vm_subnet(const struct vm_config *c, const struct endpoint *e)
+{
+    struct cidr br;
+    struct in_addr a;
+    if (!c->network || e->kind != ENDPOINT_TCP || inet_pton(AF_INET, e->host, &a) != 1 ||
+        cidr_parse(c->network->bridge_address, false, &br) < 0)
+        return false;
+    return cidr_contains(br, ntohl(a.s_addr));
+}
+
+static void check_gateway_port(struct checker *k)
+{
+    const struct vm_config *c = k->c;
+    for (size_t i = 0; i < c->n_forwards; i++) {
+        const struct vm_forward *f = &c->forwards[i];
+        char key[64];
+        if (f->to == FORWARD_TO_GUEST && f->guest_port == c->gateway.guest_port) {
+            snprintf(key, sizeof(key), "forwards[%zu].guest_port", i);
+            add(k, "OCVM-P004", key, NULL,
+                "%u is the gateway's port: it is reached through gateway.host_listen alone, "
+                "which OCVM-P001 keeps on loopback",
+                f->guest_port);
+        }
+        const char *addr = f->to == FORWARD_TO_GUEST ? f->listen : f->connect;
+        struct endpoint e;
+        const char *why;
+        if (addr && endpoint_parse(addr, &e, &why) == 0 && in_vm_subnet(c, &e)) {
+            snprintf(key, sizeof(key), "forwards[%zu].%s", i,
+                     f->to == FORWARD_TO_GUEST ? "listen" : "connect");
+            add(k, "OCVM-P004", key, NULL,
+                "\"%s\" is on the VM's TAP network (%s): the guest is reached over vsock, never "
+                "over the TAP",
+                addr, c->network->bridge_address);
+        }
+    }
+}
+
+static void check_unix_listeners(struct checker *k)
+{
+    for (size_t i = 0; i < k->c->n_forwards; i++) {
+        const struct vm_forward *f = &k->c->forwards[i];
+        struct endpoint e;
+        const char *why;
+        if (f->to != FORWARD_TO_GUEST || endpoint_parse(f->listen, &e, &why) < 0 ||
+            e.kind != ENDPOINT_UNIX)
+            continue;
+        char dir[sizeof(e.path)], key[64];
+        snprintf(dir, sizeof(dir), "%s", e.path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = 0;
+        snprintf(key, sizeof(key), "forwards[%zu].listen", i);
+        struct stat st;
+        if (stat(dir, &st) < 0)
+            continue; /* not there (yet): binding will fail at start, naming it */
+        if (!S_ISDIR(st.st_mode))
+            add(k, "OCVM-P005", key, NULL, "%s is not a directory", dir);
+        else if ((st.st_mode & 022) || (st.st_uid != 0 && st.st_uid != geteuid()))
+            add(k, "OCVM-P005", key, NULL,
+                "directory %s is writable by others (mode %04o, uid %u): another user could "
+                "put their own socket there",
+                dir, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+    }
+}
+
+/* QEMU options that open a path out of the VM (network, sockets, host devices, files, another
+ * monitor), or undo ocvm's own settings (user, sandbox). Matched on the option's name, with one
+ * or two leading dashes. */
+static const char *const refused_options[] = {
+    "netdev",     "net",      "nic",     "chardev",   "device",     "monitor",  "qmp",
+    "qmp-pretty", "mon",      "serial",  "parallel",  "debugcon",   "gdb",      "s",
+    "vnc",        "spice",    "display", "incoming",  "add-fd",     "fsdev",    "virtfs",
+    "drive",      "blockdev", "hda",     "hdb",       "hdc",        "hdd",      "cdrom",
+    "usbdevice",  "object",   "plugin",  "runas",     "sandbox",    "chroot",   "fw_cfg",
+    "smbios",     "loadvm",   "pidfile", "daemonize", "readconfig", "audiodev", "bios",
+    "L",          "kernel",   "initrd",  "append",    "machine",    "M",        "accel",
+    "enable-kvm", "mem-path", NULL};
+
+static void check_extra_args(struct checker *k)
+{
+    const struct vm_machine *m = &k->c->machine;
+    for (size_t i = 0; m->extra_args && m->extra_args[i]; i++) {
+        const char *a = m->extra_args[i];
+        if (a[0] != '-')
+            continue; /* a value: judged with its option */
+        const char *name = a + (a[1] == '-' ? 2 : 1);
+        size_t len = strcspn(name, "=");
+        for (const char *const *p = refused_options; *p; p++)
+            if (strlen(*p) == len && strncmp(name, *p, len) == 0) {
+                char key[64];
+                snprintf(key, sizeof(key), "machine.extra_args[%zu]", i);
+                add(k, "OCVM-P006", key, m->unsafe_extra_args ? "machine.unsafe_extra_args" : NULL,
+                    "\"%s\" is refused: ocvm alone sets QEMU's devices, chardevs, networks, "
+                    "monitors, files and privileges (see docs/policy.md for the list)",
+                    a);
+                break;
+            }
+    }
+}
+
+static void check_qemu_user(struct checker *k)
+{
+    const struct vm_machine *m = &k->c->machine;
+    struct passwd *pw = m->user ? getpwnam(m->user) : NULL;
+    if (!pw || pw->pw_uid != 0)
+        return;
+    add(k, "OCVM-P007", "machine.user",
+        m->unsafe_qemu_as_root ? "machine.unsafe_qemu_as_root" : NULL,
+        "\"%s\" is root: QEMU parses what the guest writes and must not run with root's rights",
+        m->user);
+}
+
+/* Every unsafe_* key set, whether or not it waives anything now: each is said on every start. */
+static int list_unsafe(const struct vm_config *c, char ***ret)
+{
+    char **v = calloc(5 + c->n_forwards, sizeof(char *));
+    size_t n = 0;
+    if (!v)
+        return -ENOMEM;
+    if (c->boot.unsafe_cmdline)
+        v[n++] = strdup("boot.unsafe_cmdline");
+    if (c->gateway.unsafe_remote_gateway)
+        v[n++] = strdup("gateway.unsafe_remote_gateway");
+    if (c->machine.unsafe_extra_args)
+        v[n++] = strdup("machine.unsafe_extra_args");
+    if (c->machine.unsafe_qemu_as_root)
+        v[n++] = strdup("machine.unsafe_qemu_as_root");
+    for (size_t i = 0; i < c->n_forwards; i++)
+        if (c->forwards[i].unsafe_remote_listen &&
+            asprintf(&v[n++], "forwards[%zu].unsafe_remote_listen", i) < 0)
+            v[n - 1] = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!v[i]) {
+            for (size_t j = 0; j < n; j++)
+                free(v[j]);
+            free(v);
+            return -ENOMEM;
+        }
+    *ret = v;
+    return 0;
+}
+
+int policy_check(const struct vm_config *c, struct policy_report *ret)
+{
+    *ret = (struct policy_report){0};
+    struct checker k = {.c = c, .r = ret};
+    check_host_listen(&k);
+    check_forward_listeners(&k);
+    check_cmdline(&k);
+    check_gateway_port(&k);
+    check_unix_listeners(&k);
+    check_extra_args(&k);
+    check_qemu_user(&k);
+    if (!k.error)
+        k.error = list_unsafe(c, &ret->unsafe_in_use);
+    if (k.error)
+        policy_report_done(ret);
+    return k.error;
+}
+
+void policy_report_done(struct policy_report *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->findings[i].key);
+        free(r->findings[i].line);
+        free(r->findings[i].waiver);
+    }
+    free(r->findings);
+    for (char **p = r->unsafe_in_use; p && *p; p++)
+        free(*p);
+    free(r->unsafe_in_use);
+    *r = (struct policy_report){0};
+}

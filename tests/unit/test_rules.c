@@ -1,0 +1,306 @@
+/* rules: every static policy rule refuses what it names, points at the key (FILE:LINE:COL) and
+ * carries its id; its unsafe_* key turns the violation into a waived finding, and every unsafe_*
+ * key set is listed. A clean config (the examples) has no finding. */
+#include "common/cleanup.h"
+#include "config/config.h"
+#include "policy/rules.h"
+
+#include "tests/support/golden.h"
+#include "tests/support/run_suite.h"
+
+#include <check.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/ocvm-test-rules-XXXXXX";
+
+static void setup(void)
+{
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    char p[600];
+    snprintf(p, sizeof(p), "%s/vmlinuz", tmpdir);
+    FILE *f = fopen(p, "we");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+}
+
+static void teardown(void)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+    strcpy(tmpdir, "/tmp/ocvm-test-rules-XXXXXX");
+}
+
+/* Loads JSON (KERNEL and TMP stand for the kernel file and the temp dir) as vm.json. */
+static struct vm_config *load(const char *json)
+{
+    char path[600], kernel[600];
+    snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
+    snprintf(kernel, sizeof(kernel), "%s/vmlinuz", tmpdir);
+    char *text = golden_replace(strdup(json), "KERNEL", kernel);
+    text = golden_replace(text, "TMP", tmpdir);
+    struct vm_config *c = NULL;
+    _cleanup_free_ char *err = NULL;
+    int r = config_load_text(path, text, strlen(text), &c, &err);
+    free(text);
+    ck_assert_msg(r == 0, "%s", err);
+    return c;
+}
+
+/* The checked report of JSON: N findings of which N_VIOLATIONS are not waived. */
+static void check(const char *json, size_t n, size_t n_violations, struct policy_report *ret)
+{
+    struct vm_config *c = load(json);
+    ck_assert_int_eq(policy_check(c, ret), 0);
+    vm_config_free(c);
+    for (size_t i = 0; i < ret->n; i++)
+        fprintf(stderr, "finding: %s\n", ret->findings[i].line);
+    ck_assert_uint_eq(ret->n, n);
+    ck_assert_uint_eq(ret->n_violations, n_violations);
+}
+
+/* Finding I reads "vm.json:LINE_COL: TAIL" (the temp dir's path removed). */
+static void assert_line(const struct policy_report *r, size_t i, const char *want)
+{
+    const char *line = r->findings[i].line;
+    size_t skip = strlen(tmpdir) + 1;
+    ck_assert_int_eq(strncmp(line, tmpdir, strlen(tmpdir)), 0);
+    ck_assert_str_eq(line + skip, want);
+}
+
+#define HEAD "{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"},\n"
+#define HEAD_NO_BOOT "{\"name\": \"vm\",\n"
+
+START_TEST(examples_are_clean)
+{
+    static const char *const files[] = {"examples/openclaw.json", "examples/demo.json",
+                                        "tests/configs/pass/forwards.json",
+                                        "tests/configs/pass/egress.json"};
+    for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/%s", SOURCE_DIR, files[i]);
+        char *text = golden_read_file(path), k[600];
+        snprintf(k, sizeof(k), "%s/vmlinuz", tmpdir);
+        text = golden_replace(text, "/var/lib/ocvm/openclaw/vmlinuz", k);
+        text = golden_replace(text, "../build/guest/vmlinuz", k);
+        text = golden_replace(text, "../build/guest/initrd.img", k);
+        text = golden_replace(text, "/run/openclaw-secrets", tmpdir);
+        struct vm_config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+        ck_assert_msg(config_load_text(path, text, strlen(text), &c, &err) == 0, "%s", err);
+        free(text);
+        struct policy_report r;
+        ck_assert_int_eq(policy_check(c, &r), 0);
+        ck_assert_msg(r.n == 0, "%s: %s", files[i], r.n ? r.findings[0].line : "");
+        ck_assert_ptr_null(r.unsafe_in_use[0]);
+        policy_report_done(&r);
+        vm_config_free(c);
+    }
+}
+END_TEST
+
+START_TEST(p001_host_listen)
+{
+    struct policy_report r;
+    check(HEAD "\"gateway\": {\"host_listen\": \"0.0.0.0:18789\"}}", 1, 1, &r);
+    assert_line(&r, 0,
+                "vm.json:2:28: gateway.host_listen: \"0.0.0.0:18789\" is not a loopback address: "
+                "the gateway would be reachable from the network [OCVM-P001]");
+    ck_assert_str_eq(r.findings[0].rule->id, "OCVM-P001");
+    ck_assert_ptr_null(r.findings[0].waiver);
+    policy_report_done(&r);
+    check(HEAD "\"gateway\": {\"host_listen\": \"[::]:18789\", \"unsafe_remote_gateway\": true}}",
+          1, 0, &r);
+    ck_assert_str_eq(r.findings[0].waiver, "gateway.unsafe_remote_gateway");
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "[OCVM-P001, waived by "
+                                                     "gateway.unsafe_remote_gateway]"));
+    ck_assert_str_eq(r.unsafe_in_use[0], "gateway.unsafe_remote_gateway");
+    ck_assert_ptr_null(r.unsafe_in_use[1]);
+    policy_report_done(&r);
+    /* loopback in any form passes */
+    check(HEAD "\"gateway\": {\"host_listen\": \"127.0.0.2:18789\"}}", 0, 0, &r);
+    policy_report_done(&r);
+    check(HEAD "\"gateway\": {\"host_listen\": \"[::1]:18789\"}}", 0, 0, &r);
+    policy_report_done(&r);
+}
+END_TEST
+
+START_TEST(p002_forward_listen)
+{
+    struct policy_report r;
+    check(HEAD "\"forwards\": [{\"to\": \"guest\", \"listen\": \"tcp:127.0.0.1:9000\", "
+               "\"guest_port\": 9000},\n"
+               " {\"to\": \"guest\", \"listen\": \"tcp:192.0.2.1:9001\", \"guest_port\": 9001},\n"
+               " {\"to\": \"guest\", \"listen\": \"tcp:[::]:9002\", \"guest_port\": 9002, "
+               "\"unsafe_remote_listen\": true}]}",
+          2, 1, &r);
+    assert_line(&r, 0,
+                "vm.json:3:28: forwards[1].listen: \"tcp:192.0.2.1:9001\" is not a loopback "
+                "address: guest port 9001 would be reachable from the network [OCVM-P002]");
+    ck_assert_str_eq(r.findings[1].key, "forwards[2].listen");
+    ck_assert_str_eq(r.findings[1].waiver, "forwards[2].unsafe_remote_listen");
+    ck_assert_str_eq(r.unsafe_in_use[0], "forwards[2].unsafe_remote_listen");
+    policy_report_done(&r);
+}
+END_TEST
+
+START_TEST(p003_managed_kernel_parameters)
+{
+    struct policy_report r;
+    /* a relay that sends the gateway's vsock port elsewhere, or opens it on the TAP network */
+    check(HEAD_NO_BOOT "\"boot\": {\"kernel\": \"KERNEL\", \"cmdline\": \"console=ttyS0 "
+                       "ocvm.relay=vsock:any:18789,tcp:10.0.0.5:18789 "
+                       "ocvm.relay=tcp:0.0.0.0:8000,tcp:127.0.0.1:18789 quiet\"}}",
+          2, 2, &r);
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line,
+                                 "boot.cmdline: \"ocvm.relay=vsock:any:18789,tcp:10.0.0.5:18789\":"
+                                 " it connects outside the guest's loopback"));
+    ck_assert_ptr_nonnull(strstr(r.findings[1].line, "it listens beyond the guest's loopback"));
+    ck_assert_ptr_nonnull(strstr(r.findings[1].line, "[OCVM-P003]"));
+    policy_report_done(&r);
+    /* ocvm's own parameters */
+    check(HEAD_NO_BOOT
+          "\"boot\": {\"kernel\": \"KERNEL\", \"cmdline\": \"systemd.set_credential="
+          "vmm.notify_socket:vsock-stream:2:9 ip=dhcp ocvm.share=x ocvm.dns=1.1.1.1\"}}",
+          4, 4, &r);
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "sets the guest's readiness socket itself"));
+    policy_report_done(&r);
+    /* relays inside the guest, and look-alikes, are fine */
+    check(HEAD_NO_BOOT "\"boot\": {\"kernel\": \"KERNEL\", \"cmdline\": \"console=ttyS0 "
+                       "ocvm.relay=tcp:127.0.0.1:18790,tcp:127.0.0.1:18789 "
+                       "ocvm.relay=vsock:any:9000,tcp:[::1]:9000 myocvm.ip=1 noip=1\"}}",
+          0, 0, &r);
+    policy_report_done(&r);
+}
+END_TEST
+
+START_TEST(p004_gateway_port_only_through_host_listen)
+{
+    struct policy_report r;
+    check(HEAD
+          "\"network\": {},\n"
+          "\"forwards\": [{\"to\": \"guest\", \"listen\": \"tcp:127.0.0.1:8000\", "
+          "\"guest_port\": 18789},\n"
+          " {\"to\": \"host\", \"guest_port\": 18790, \"connect\": \"tcp:192.168.83.2:18789\"}]}",
+          2, 2, &r);
+    ck_assert_str_eq(r.findings[0].key, "forwards[0].guest_port");
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "18789 is the gateway's port"));
+    ck_assert_str_eq(r.findings[1].key, "forwards[1].connect");
+    ck_assert_ptr_nonnull(
+        strstr(r.findings[1].line, "is on the VM's TAP network (192.168.83.1/24)"));
+    ck_assert_ptr_nonnull(strstr(r.findings[1].line, "[OCVM-P004]"));
+    policy_report_done(&r);
+    /* without a network there is no TAP subnet to refuse */
+    check(HEAD "\"network\": null, \"forwards\": [{\"to\": \"host\", \"guest_port\": 18790, "
+               "\"connect\": \"tcp:192.168.83.2:18789\"}]}",
+          0, 0, &r);
+    policy_report_done(&r);
+}
+END_TEST
+
+START_TEST(p005_unix_listener_directory)
+{
+    char open_dir[700], closed_dir[700];
+    snprintf(open_dir, sizeof(open_dir), "%s/open", tmpdir);
+    snprintf(closed_dir, sizeof(closed_dir), "%s/closed", tmpdir);
+    ck_assert_int_eq(mkdir(open_dir, 0700), 0);
+    ck_assert_int_eq(chmod(open_dir, 0777), 0);
+    ck_assert_int_eq(mkdir(closed_dir, 0700), 0);
+    struct policy_report r;
+    check(HEAD
+          "\"forwards\": [{\"to\": \"guest\", \"listen\": \"unix:TMP/closed/a.sock\", "
+          "\"guest_port\": 9000},\n"
+          " {\"to\": \"guest\", \"listen\": \"unix:TMP/open/b.sock\", \"guest_port\": 9001},\n"
+          " {\"to\": \"guest\", \"listen\": \"unix:TMP/missing/c.sock\", \"guest_port\": 9002}]}",
+          1, 1, &r);
+    ck_assert_str_eq(r.findings[0].key, "forwards[1].listen");
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "/open is writable by others (mode 0777"));
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "[OCVM-P005]"));
+    policy_report_done(&r);
+}
+END_TEST
+
+START_TEST(p006_extra_args)
+{
+    struct policy_report r;
+    check(HEAD "\"machine\": {\"extra_args\": [\"-rtc\", \"base=utc\", \"-netdev\", "
+               "\"user,id=n0,hostfwd=tcp::18789-:18789\", \"--chardev=socket,id=x,path=/tmp/s\", "
+               "\"-global\", \"virtio-mmio.force-legacy=false\", \"-qmp\", \"tcp:0.0.0.0:4444\", "
+               "\"-S\"]}}",
+          3, 3, &r);
+    ck_assert_str_eq(r.findings[0].key, "machine.extra_args[2]");
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "\"-netdev\" is refused"));
+    ck_assert_str_eq(r.findings[1].key, "machine.extra_args[4]");
+    ck_assert_str_eq(r.findings[2].key, "machine.extra_args[7]");
+    ck_assert_ptr_nonnull(strstr(r.findings[2].line, "[OCVM-P006]"));
+    policy_report_done(&r);
+    check(HEAD "\"machine\": {\"extra_args\": [\"-device\", \"virtio-rng-device\"], "
+               "\"unsafe_extra_args\": true}}",
+          1, 0, &r);
+    ck_assert_str_eq(r.findings[0].waiver, "machine.unsafe_extra_args");
+    policy_report_done(&r);
+}
+END_TEST
+
+START_TEST(p007_qemu_as_root)
+{
+    struct policy_report r;
+    check(HEAD "\"machine\": {\"user\": \"root\"}}", 1, 1, &r);
+    assert_line(&r, 0,
+                "vm.json:2:21: machine.user: \"root\" is root: QEMU parses what the guest writes "
+                "and must not run with root's rights [OCVM-P007]");
+    policy_report_done(&r);
+    check(HEAD "\"machine\": {\"user\": \"root\", \"unsafe_qemu_as_root\": true}}", 1, 0, &r);
+    policy_report_done(&r);
+    check(HEAD "\"machine\": {\"user\": \"nobody\"}}", 0, 0, &r);
+    policy_report_done(&r);
+}
+END_TEST
+
+/* An unsafe key that waives nothing is still listed: it is said on every start. */
+START_TEST(unsafe_keys_are_listed)
+{
+    struct policy_report r;
+    check(HEAD "\"machine\": {\"unsafe_qemu_as_root\": true, \"unsafe_extra_args\": false},\n"
+               "\"gateway\": {\"unsafe_remote_gateway\": true}}",
+          0, 0, &r);
+    ck_assert_str_eq(r.unsafe_in_use[0], "gateway.unsafe_remote_gateway");
+    ck_assert_str_eq(r.unsafe_in_use[1], "machine.unsafe_qemu_as_root");
+    ck_assert_ptr_null(r.unsafe_in_use[2]);
+    policy_report_done(&r);
+}
+END_TEST
+
+START_TEST(rule_table)
+{
+    ck_assert_uint_ge(policy_n_rules, 7);
+    for (size_t i = 0; i < policy_n_rules; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "OCVM-P%03zu", i + 1);
+        ck_assert_str_eq(policy_rules[i].id, want); /* stable, in order, none skipped */
+        ck_assert_ptr_eq(policy_rule_find(want), &policy_rules[i]);
+    }
+    ck_assert_ptr_null(policy_rule_find("OCVM-P999"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("rules");
+    TCase *tc = tcase_create("static");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, examples_are_clean);
+    tcase_add_test(tc, p001_host_listen);
+    tcase_add_test(tc, p002_forward_listen);
+    tcase_add_test(tc, p003_managed_kernel_parameters);
+    tcase_add_test(tc, p004_gateway_port_only_through_host_listen);
+    tcase_add_test(tc, p005_unix_listener_directory);
+    tcase_add_test(tc, p006_extra_args);
+    tcase_add_test(tc, p007_qemu_as_root);
+    tcase_add_test(tc, unsafe_keys_are_listed);
+    tcase_add_test(tc, rule_table);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
