@@ -15,7 +15,10 @@ static int print_cmdline(const struct vm_config *c)
     struct host_facts hf;
     const char *key, *why;
     if (host_facts_resolve(c, &hf, &key, &why) < 0) {
-        log_error(NULL, "%s", why);
+        if (strcmp(key, "machine.user") == 0)
+            log_error(NULL, "machine.user is \"%s\" but %s", c->machine.user, why);
+        else
+            log_error(NULL, "%s", why);
         return EXIT_FAILED;
     }
     _cleanup_free_ char *dir = NULL;
@@ -29,7 +32,8 @@ static int print_cmdline(const struct vm_config *c)
                              .qmp_fd = -1,
                              .console_fd = -1,
                              .tap_queues = qemu_tap_queues(c),
-                             .tsc_khz = hf.tsc_khz};
+                             .tsc_khz = hf.tsc_khz,
+                             .qemu_user = hf.qemu_user};
     struct argv av;
     argv_init(&av);
     int r = qemu_argv_build(c, &plan, &av);

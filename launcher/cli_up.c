@@ -69,10 +69,15 @@ static int verb_up(int argc, char **argv)
     }
     struct host_facts hf;
     const char *key, *why;
-    if (host_facts_resolve(c, &hf, &key, &why) < 0) {
-        /* only an explicit choice is refused: accel "kvm", vsock.backend "kernel" */
+    if ((r = host_facts_resolve(c, &hf, &key, &why)) < 0) {
+        /* an explicit choice this host cannot honour (accel "kvm", vsock.backend "kernel"), or a
+         * QEMU user that is missing */
         log_error(NULL, "%s is \"%s\" but %s", key,
-                  strcmp(key, "machine.accel") == 0 ? "kvm" : "kernel", why);
+                  strcmp(key, "machine.user") == 0    ? c->machine.user
+                  : strcmp(key, "machine.accel") == 0 ? "kvm"
+                                                      : "kernel",
+                  why);
+        r = EXIT_FAILED;
         goto out;
     }
     if (hf.tcg_why)
@@ -80,6 +85,7 @@ static int verb_up(int argc, char **argv)
     o.accel = hf.accel;
     o.vsock = hf.vsock;
     o.tsc_khz = hf.tsc_khz;
+    o.qemu_user = hf.qemu_user;
     if (a.detach) {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0) {

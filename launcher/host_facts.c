@@ -4,6 +4,8 @@
 #include "common/error.h"
 
 #include <errno.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdbool.h>
@@ -193,6 +195,18 @@ int host_facts_resolve(const struct vm_config *c, struct host_facts *ret, const 
     f.tcg_why = why;
     if (f.accel == ACCEL_TCG)
         f.tsc_khz = host_facts_tsc_khz();
+    /* Only root can hand QEMU to another user; anyone else runs everything as themselves. */
+    if (geteuid() == 0 && c->machine.user) {
+        if (!getpwnam(c->machine.user)) {
+            *ret_key = "machine.user";
+            *ret_why =
+                "that user does not exist on this host: create it with `useradd --system "
+                "--user-group --no-create-home --shell /usr/sbin/nologin ocvm` (scripts/deps "
+                "does), or name another unprivileged user";
+            return -ENOENT;
+        }
+        f.qemu_user = c->machine.user;
+    }
     *ret = f;
     return 0;
 }

@@ -12,11 +12,14 @@ struct host_facts {
     const char *tcg_why;      /* accel "auto" fell back to TCG: why (static string); else NULL */
     enum vsock_backend vsock; /* KERNEL or USER (USER when the VM has no vsock) */
     unsigned long tsc_khz;    /* under TCG: the host TSC in kHz, 0 when unknown; 0 under KVM */
+    const char *qemu_user;    /* QEMU drops to this user (machine.user, when ocvm runs as root);
+                               * NULL: QEMU runs as ocvm itself. Borrowed from the config. */
 };
 
 /* The facts VM C needs. For an explicit choice this host cannot honour (accel "kvm" without a
- * usable KVM, vsock.backend "kernel" without /dev/vhost-vsock) returns -ENODEV with *ret_key the
- * config key and *ret_why the reason (static strings). */
+ * usable KVM, vsock.backend "kernel" without /dev/vhost-vsock) returns -ENODEV, and for a
+ * machine.user that does not exist -ENOENT, with *ret_key the config key and *ret_why the
+ * reason (static strings). */
 int host_facts_resolve(const struct vm_config *c, struct host_facts *ret, const char **ret_key,
                        const char **ret_why);
 

@@ -330,13 +330,13 @@ int qemu_argv_build(const struct vm_config *c, const struct qemu_plan *p, struct
     add_vsock(c, p, a);
     add_shares(c, p, a);
     argv_add(a, "-sandbox");
-    if (c->machine.user) {
+    if (p->qemu_user) {
         /* -runas drops to the user after the devices are open, with set*id calls the seccomp
          * filter is already installed for: elevateprivileges=deny (and =children) kill QEMU with
          * SIGSYS there. Once QEMU runs as the user, allowing set*id gains it nothing. */
         argv_add(a, "on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny");
         argv_add(a, "-runas");
-        argv_add(a, c->machine.user);
+        argv_add(a, p->qemu_user);
     } else {
         argv_add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
     }

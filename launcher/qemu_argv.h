@@ -15,6 +15,7 @@ struct qemu_plan {
     const int *tap_fds;       /* one per queue; NULL when only planning */
     unsigned tap_queues;      /* 0 when there is no network */
     unsigned long tsc_khz;    /* host TSC for a TCG microvm guest's tsc_early_khz=, or 0 */
+    const char *qemu_user;    /* -runas USER (ocvm runs as root), or NULL: QEMU runs as ocvm */
 };
 
 /* Number of TAP queues for C: one per vCPU, up to 8, when there is a network; else 0. */

@@ -3,6 +3,7 @@
 #include "common/cleanup.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <string.h>
 
@@ -32,7 +33,11 @@ int state_write(const char *path, const struct vm_state *s)
         json_decref(o);
         return -ENOMEM;
     }
-    int r = json_dump_file(o, tmp, JSON_INDENT(2));
+    /* 0600: the runtime directory is the owner's, and so is each file in it */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int r = fd < 0 ? -1 : json_dumpfd(o, fd, JSON_INDENT(2));
+    if (fd >= 0 && close(fd) < 0)
+        r = -1;
     json_decref(o);
     if (r < 0 || rename(tmp, path) < 0) {
         unlink(tmp);

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -552,7 +553,7 @@ static void start_reaper(struct supervisor *s, pid_t qemu)
         log_msg(LOG_WARNING, NULL,
                 "QEMU reaper: %s: QEMU (running as %s) would outlive a "
                 "killed supervisor",
-                strerror(-r), s->c->machine.user);
+                strerror(-r), s->o->qemu_user);
 }
 
 /* (Re)creates the QMP and console listeners: QEMU unlinks a socket's path when it exits. */
@@ -570,10 +571,28 @@ static int open_listeners(struct supervisor *s)
     return r;
 }
 
+/* QEMU writes the serial console to console.log, created with its own umask: make the file
+ * first, the owner's alone (QEMU opens it with O_TRUNC and keeps the mode). */
+static int make_console_log(struct supervisor *s)
+{
+    _cleanup_free_ char *path = runtime_dir_file(&s->rd, RUNTIME_CONSOLE_LOG);
+    if (!path)
+        return -ENOMEM;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || fchmod(fd, 0600) < 0) {
+        int r = negative_errno();
+        if (fd >= 0)
+            close(fd);
+        return r;
+    }
+    close(fd);
+    return 0;
+}
+
 static int spawn_qemu(struct supervisor *s)
 {
     int r = open_listeners(s);
-    if (r < 0)
+    if (r < 0 || (r = make_console_log(s)) < 0)
         return r;
     s->last_stderr[0] = '\0';
     int pipefd[2];
@@ -589,6 +608,7 @@ static int spawn_qemu(struct supervisor *s)
         .tap_fds = s->net.tap_fds,
         .tap_queues = s->net.n_tap_fds,
         .tsc_khz = s->o->tsc_khz,
+        .qemu_user = s->o->qemu_user,
     };
     struct argv a;
     argv_init(&a);
@@ -630,7 +650,7 @@ static int spawn_qemu(struct supervisor *s)
     }
     sd_event_source_set_io_fd_own(s->err_src, true);
     TAKE_FD(err_read);
-    if (s->c->machine.user)
+    if (s->o->qemu_user)
         start_reaper(s, pid);
     stage(s, "QEMU started");
     r = sd_event_add_time_relative(s->event, &s->ready_timer, CLOCK_MONOTONIC,
@@ -678,7 +698,10 @@ static int prepare_network(struct supervisor *s)
     if (!(path = runtime_dir_file(&s->rd, RUNTIME_NETSETUP)) ||
         netsetup_state_to_json(&s->net.state, &json) < 0)
         return -ENOMEM;
-    _cleanup_fclose_ FILE *f = fopen(path, "we");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    _cleanup_fclose_ FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !f)
+        close(fd);
     if (!f || fputs(json, f) < 0) {
         log_msg(LOG_WARNING, NULL, "write %s: %s", path, strerror(errno));
         return 0; /* not fatal: only a crash of ours would need it */

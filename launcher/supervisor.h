@@ -15,6 +15,7 @@ struct supervisor_options {
     unsigned long tsc_khz;    /* see host_facts_tsc_khz() */
     int ready_fd;             /* -1, or a pipe to the `up -d` parent: one byte 'R' or 'F' */
     int detached;             /* stderr goes to RUNDIR/supervisor.log once the dir exists */
+    const char *qemu_user;    /* QEMU drops to this user (-runas), or NULL: runs as we do */
 };
 
 /* Runs VM C until it is stopped or gives up. 0: stopped cleanly; 1: failed. */

@@ -245,7 +245,9 @@ int vsock_hybrid_listen(const char *path, int *ret_fd)
     _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return negative_errno();
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0)
+    /* the owner's alone: whoever can connect reaches the guest's ports (or is its VMM) */
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
+        listen(fd, 128) < 0)
         return negative_errno();
     *ret_fd = TAKE_FD(fd);
     return 0;

@@ -101,7 +101,8 @@ START_TEST(golden_openclaw_tcg_kernel_vsock)
                   (struct qemu_plan){.accel = ACCEL_TCG,
                                      .vsock = VSOCK_BACKEND_KERNEL,
                                      .runtime_dir = "/run/ocvm/openclaw",
-                                     .tsc_khz = 2096015},
+                                     .tsc_khz = 2096015,
+                                     .qemu_user = "ocvm"},
                   "openclaw-tcg-kernel.argv");
 }
 END_TEST
@@ -154,7 +155,8 @@ START_TEST(golden_q35_multiqueue_9p)
                           .qmp_fd = 20,
                           .console_fd = 21,
                           .tap_fds = taps,
-                          .tap_queues = qemu_tap_queues(c)};
+                          .tap_queues = qemu_tap_queues(c),
+                          .qemu_user = c->machine.user};
     char *paths[] = {"/var/lib/big/vmlinuz", "/srv/big-data"};
     _cleanup_free_ char *got = render(c, &p, paths, 2);
     golden_check("q35-multiqueue-9p.argv", got);
