@@ -157,12 +157,14 @@ static int load_machine(struct json_reader *l, json_t *root, struct vm_machine *
         (r = JR_GET_UINT(l, o, "vcpu", 1, 255, 2, m->vcpu)) < 0 ||
         (r = JR_GET_UINT(l, o, "memory_mib", 128, 1024 * 1024, 2048, m->memory_mib)) < 0 ||
         (r = jr_get_string(l, o, "qemu", "qemu-system-x86_64", JR_NONEMPTY, &m->qemu)) < 0 ||
-        (r = jr_get_string(l, o, "user", NULL, JR_NULLABLE | JR_NONEMPTY, &m->user)) < 0 ||
+        (r = jr_get_string(l, o, "user", "ocvm", JR_NULLABLE | JR_NONEMPTY, &m->user)) < 0 ||
         (r = jr_get_array(l, o, "extra_args", &extra)) < 0 ||
         (r = jr_get_bool(l, o, "unsafe_qemu_as_root", false, &m->unsafe_qemu_as_root)) < 0 ||
         (r = jr_get_bool(l, o, "unsafe_extra_args", false, &m->unsafe_extra_args)) < 0)
         goto out;
-    if (m->user && !getpwnam(m->user)) {
+    /* A user named here must exist; the default ("ocvm") is checked when QEMU is started, with
+     * a line that says how to create it (launcher/host_facts.c). */
+    if (m->user && json_object_get(o, "user") && !getpwnam(m->user)) {
         jr_push_key(l, "user");
         r = jr_fail(l, false, "no such user \"%s\" on this host", m->user);
         jr_pop(l);
@@ -404,10 +406,44 @@ out:
     return r;
 }
 
+/* gateway.openclaw, an object kept as compact JSON with sorted keys for policy/, which judges it
+ * (OCVM-P008...) and renders it over ocvm's defaults. The one key ocvm owns outright is
+ * gateway.port, where the guest's relay connects: it comes from gateway.guest_port. */
+static int load_openclaw(struct json_reader *l, json_t *o, struct vm_gateway *g)
+{
+    json_t *oc;
+    int r = jr_get_object(l, o, "openclaw", false, &oc);
+    if (r < 0)
+        return r;
+    json_t *port = json_object_get(json_object_get(oc, "gateway"), "port");
+    if (port && (!json_is_integer(port) || json_integer_value(port) != g->guest_port)) {
+        jr_push_key(l, "openclaw");
+        jr_push_key(l, "gateway");
+        jr_push_key(l, "port");
+        r = jr_fail(l, false,
+                    "ocvm sets it to gateway.guest_port (%u), where the guest's relay connects: "
+                    "set that instead",
+                    g->guest_port);
+        jr_pop(l);
+        jr_pop(l);
+        jr_pop(l);
+        return r;
+    }
+    g->openclaw_json = oc ? json_dumps(oc, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+    return g->openclaw_json ? 0 : -ENOMEM;
+}
+
 static int load_gateway(struct json_reader *l, json_t *root, struct vm_gateway *g)
 {
-    static const char *const keys[] = {"guest_port", "host_listen", "health_path",
-                                       "unsafe_remote_gateway", NULL};
+    static const char *const keys[] = {"guest_port",
+                                       "host_listen",
+                                       "health_path",
+                                       "openclaw",
+                                       "unsafe_remote_gateway",
+                                       "unsafe_openclaw_bind",
+                                       "unsafe_openclaw_auth",
+                                       "unsafe_openclaw_tools",
+                                       NULL};
     json_t *o;
     int r = jr_get_object(l, root, "gateway", false, &o);
     if (r < 0)
@@ -423,7 +459,11 @@ static int load_gateway(struct json_reader *l, json_t *root, struct vm_gateway *
         (r = JR_GET_UINT(l, o, "guest_port", 1, 65535, 18789, g->guest_port)) < 0 ||
         (r = jr_get_string(l, o, "host_listen", "127.0.0.1:18789", 0, &g->host_listen)) < 0 ||
         (r = jr_get_string(l, o, "health_path", "/health", 0, &g->health_path)) < 0 ||
-        (r = jr_get_bool(l, o, "unsafe_remote_gateway", false, &g->unsafe_remote_gateway)) < 0)
+        (r = jr_get_bool(l, o, "unsafe_remote_gateway", false, &g->unsafe_remote_gateway)) < 0 ||
+        (r = jr_get_bool(l, o, "unsafe_openclaw_bind", false, &g->unsafe_openclaw_bind)) < 0 ||
+        (r = jr_get_bool(l, o, "unsafe_openclaw_auth", false, &g->unsafe_openclaw_auth)) < 0 ||
+        (r = jr_get_bool(l, o, "unsafe_openclaw_tools", false, &g->unsafe_openclaw_tools)) < 0 ||
+        (r = load_openclaw(l, o, g)) < 0)
         goto out;
     /* that it listens on loopback only is a policy rule (OCVM-P001), checked by policy/ */
     if (endpoint_parse_hostport(g->host_listen, host, &port, &why) < 0) {
@@ -682,6 +722,7 @@ void vm_config_free(struct vm_config *c)
     }
     free(c->gateway.host_listen);
     free(c->gateway.health_path);
+    free(c->gateway.openclaw_json);
     for (size_t i = 0; i < c->n_forwards; i++) {
         free(c->forwards[i].listen);
         free(c->forwards[i].connect);

@@ -25,8 +25,8 @@ struct vm_machine {
     enum accel accel;
     unsigned vcpu;
     uint64_t memory_mib;
-    char *qemu;               /* binary name or path */
-    char *user;               /* run QEMU as this user, or NULL */
+    char *qemu; /* binary name or path */
+    char *user; /* QEMU drops to this user when ocvm runs as root (default "ocvm"); NULL: never */
     char **extra_args;        /* NULL-terminated */
     bool unsafe_qemu_as_root; /* waives OCVM-P007 (policy/rules.h) */
     bool unsafe_extra_args;   /* waives OCVM-P006 */
@@ -65,7 +65,13 @@ struct vm_gateway {
     uint16_t guest_port;
     char *host_listen; /* HOST:PORT */
     char *health_path;
+    /* gateway.openclaw: the user's settings for OpenClaw's own config file, as compact JSON with
+     * sorted keys ("{}" when absent); policy/gateway_config.c merges them over ocvm's defaults */
+    char *openclaw_json;
     bool unsafe_remote_gateway; /* waives OCVM-P001 */
+    bool unsafe_openclaw_bind;  /* waives OCVM-P008 */
+    bool unsafe_openclaw_auth;  /* waives OCVM-P009 */
+    bool unsafe_openclaw_tools; /* waives OCVM-P010 */
 };
 
 struct vm_forward {

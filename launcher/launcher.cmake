@@ -21,6 +21,6 @@ target_link_libraries(ocvm_launcher PUBLIC ocvm_policy ocvm_config ocvm_netsetup
   PkgConfig::SYSTEMD PkgConfig::JANSSON)
 
 add_executable(ocvm launcher/main.c launcher/cli.c launcher/cli_up.c launcher/cli_down.c
-  launcher/cli_status.c launcher/cli_console.c launcher/cli_cmdline.c launcher/cli_relay.c
+  launcher/cli_status.c launcher/cli_console.c launcher/cli_cmdline.c launcher/cli_check.c launcher/cli_relay.c
   launcher/cli_dns_config.c launcher/cli_vsock_backend.c)
 target_link_libraries(ocvm PRIVATE ocvm_launcher)

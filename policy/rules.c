@@ -3,6 +3,7 @@
 #include "common/cleanup.h"
 #include "common/json_pos.h"
 #include "netsetup/cidr.h"
+#include "policy/gateway_config.h"
 #include "vsock/endpoint.h"
 
 #include <arpa/inet.h>
@@ -28,6 +29,14 @@ const struct policy_rule policy_rules[] = {
     {"OCVM-P006", "machine.extra_args adds nothing that reaches outside the VM",
      "machine.unsafe_extra_args"},
     {"OCVM-P007", "QEMU does not run as root", "machine.unsafe_qemu_as_root"},
+    {"OCVM-P008", "the gateway listens on the guest's loopback only",
+     "gateway.unsafe_openclaw_bind"},
+    {"OCVM-P009", "the gateway lets in only clients that show a strong token or password",
+     "gateway.unsafe_openclaw_auth"},
+    {"OCVM-P010", "the agent's file and patch tools stay in its workspace; elevated tools stay off",
+     "gateway.unsafe_openclaw_tools"},
+    {"OCVM-P011", "gateway.openclaw uses no key name that OpenClaw refuses (from older guides)",
+     NULL},
 };
 const size_t policy_n_rules = sizeof(policy_rules) / sizeof(policy_rules[0]);
 
@@ -39,22 +48,24 @@ const struct policy_rule *policy_rule_find(const char *id)
     return NULL;
 }
 
-/* "FILE:LINE:COL" of KEY ("forwards[1].listen") in C's text, "FILE" when it is not there (a
- * default). */
+/* "FILE:LINE:COL" of KEY ("forwards[1].listen") in C's text, or of its nearest ancestor there
+ * (a key under gateway.openclaw that only the defaults hold), "FILE" when not even its first step
+ * is there (a default). */
 static char *locate(const struct vm_config *c, const char *key)
 {
-    struct json_step steps[8];
+    enum { MAX_STEPS = 16 };
+    struct json_step steps[MAX_STEPS];
     size_t n = 0;
     _cleanup_free_ char *copy = strdup(key);
     if (!copy)
         return NULL;
-    for (char *p = copy; p && *p && n < 8;) {
+    for (char *p = copy; p && *p && n < MAX_STEPS;) {
         char *end = p + strcspn(p, ".[");
         char sep = *end;
         *end = 0;
         if (*p)
             steps[n++] = (struct json_step){.key = p};
-        if (sep == '[' && n < 8) {
+        if (sep == '[' && n < MAX_STEPS) {
             steps[n++] = (struct json_step){.index = strtoul(end + 1, &end, 10)};
             end = strchr(end, ']');
             if (end && end[1] == '.')
@@ -64,7 +75,9 @@ static char *locate(const struct vm_config *c, const char *key)
     }
     struct json_position pos;
     char *s = NULL;
-    if (c->text && json_pos_find(c->text, c->text_len, steps, n, false, &pos) == 0) {
+    while (c->text && n > 0 && json_pos_find(c->text, c->text_len, steps, n, false, &pos) < 0)
+        n--;
+    if (c->text && n > 0) {
         if (asprintf(&s, "%s:%u:%u", c->path, pos.line, pos.column) < 0)
             s = NULL;
     } else {
@@ -314,24 +327,270 @@ static void check_extra_args(struct checker *k)
 static void check_qemu_user(struct checker *k)
 {
     const struct vm_machine *m = &k->c->machine;
+    const char *waiver = m->unsafe_qemu_as_root ? "machine.unsafe_qemu_as_root" : NULL;
     struct passwd *pw = m->user ? getpwnam(m->user) : NULL;
-    if (!pw || pw->pw_uid != 0)
+    if (pw && pw->pw_uid == 0)
+        add(k, "OCVM-P007", "machine.user", waiver,
+            "\"%s\" is root: QEMU parses what the guest writes and must not run with root's "
+            "rights",
+            m->user);
+    else if (!m->user && geteuid() == 0)
+        add(k, "OCVM-P007", "machine.user", waiver,
+            "null keeps QEMU as the user running ocvm, and that is root here: QEMU parses what "
+            "the guest writes and must not run with root's rights (leave the key out for the "
+            "\"ocvm\" user)");
+}
+
+/* ---- gateway.openclaw: judged on the tree the gateway gets (policy/gateway_config.h), so a
+ * default the user deleted (null) or replaced counts as much as a value the user wrote ---- */
+
+/* The value at dotted PATH under ROOT, or NULL. */
+static json_t *json_at(json_t *root, const char *path)
+{
+    while (root && *path) {
+        size_t n = strcspn(path, ".");
+        char key[64];
+        if (n >= sizeof(key))
+            return NULL;
+        memcpy(key, path, n);
+        key[n] = '\0';
+        root = json_object_get(root, key);
+        path += n + (path[n] == '.');
+    }
+    return root;
+}
+
+/* V as JSON on one line, cut to about 60 bytes, or "absent". Never called on a secret. */
+static char *value_text(const json_t *v)
+{
+    if (!v)
+        return strdup("absent");
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (s && strlen(s) > 60) {
+        size_t cut = 56;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+            cut--; /* not inside a UTF-8 sequence */
+        strcpy(s + cut, "...");
+    }
+    return s;
+}
+
+static bool is_string(const json_t *v, const char *want)
+{
+    return json_is_string(v) && strcmp(json_string_value(v), want) == 0;
+}
+
+/* Characters of S once trimmed of white space, as OpenClaw counts them. */
+static size_t secret_length(const char *s)
+{
+    size_t n = 0, end = 0;
+    s += strspn(s, " \t\r\n");
+    for (const char *p = s; *p; p++)
+        if (((unsigned char)*p & 0xc0) != 0x80) {
+            n++;
+            if (!strchr(" \t\r\n", *p))
+                end = n;
+        }
+    return end;
+}
+
+/* A finding of rule ID at gateway.openclaw.PATH about value V (NULL: absent), which should be
+ * WANT: "V (ocvm's default: WANT): WHY". */
+static void add_openclaw(struct checker *k, const char *id, const char *path, bool waived,
+                         const json_t *v, const char *want, const char *why)
+{
+    char key[192];
+    _cleanup_free_ char *value = value_text(v);
+    const struct policy_rule *rule = policy_rule_find(id);
+    if (!value || snprintf(key, sizeof(key), "gateway.openclaw.%s", path) >= (int)sizeof(key)) {
+        k->error = k->error ?: -ENOMEM;
         return;
-    add(k, "OCVM-P007", "machine.user",
-        m->unsafe_qemu_as_root ? "machine.unsafe_qemu_as_root" : NULL,
-        "\"%s\" is root: QEMU parses what the guest writes and must not run with root's rights",
-        m->user);
+    }
+    add(k, id, key, waived ? rule->unsafe_key : NULL, "%s%s%s%s: %s", value,
+        want ? " (ocvm's default: " : "", want ? want : "", want ? ")" : "", why);
+}
+
+static void check_openclaw_bind(struct checker *k, json_t *m)
+{
+    bool waived = k->c->gateway.unsafe_openclaw_bind;
+    json_t *bind = json_at(m, "gateway.bind"), *ts = json_at(m, "gateway.tailscale.mode");
+    if (!is_string(bind, "loopback"))
+        add_openclaw(k, "OCVM-P008", "gateway.bind", waived, bind, "\"loopback\"",
+                     "the gateway would listen beyond the guest's loopback (OpenClaw's own "
+                     "default, auto, binds 0.0.0.0 in a VM), a way in around ocvm's relay");
+    if (ts && !is_string(ts, "off"))
+        add_openclaw(k, "OCVM-P008", "gateway.tailscale.mode", waived, ts, NULL,
+                     "Tailscale would publish the gateway beyond the guest's loopback");
+}
+
+static void check_openclaw_auth(struct checker *k, json_t *m, json_t *user)
+{
+    bool waived = k->c->gateway.unsafe_openclaw_auth;
+    json_t *mode = json_at(m, "gateway.auth.mode");
+    if (!is_string(mode, "token") && !is_string(mode, "password")) {
+        add_openclaw(k, "OCVM-P009", "gateway.auth.mode", waived, mode, "\"token\"",
+                     "the gateway would not ask its clients for a token or password");
+    } else {
+        /* ocvm's own token is not in M (the rules never see it): a token there is the user's */
+        const char *which = json_string_value(mode);
+        char path[32];
+        snprintf(path, sizeof(path), "gateway.auth.%s", which);
+        json_t *secret = json_at(m, path), *given = json_at(user, path);
+        if (json_is_null(given) || (!secret && strcmp(which, "password") == 0))
+            add_openclaw(k, "OCVM-P009", path, waived, given, NULL,
+                         "the gateway would have no secret to check; leave gateway.auth.mode and "
+                         "gateway.auth.token out, and ocvm gives it its own token");
+        else if (json_is_string(secret) &&
+                 secret_length(json_string_value(secret)) < GATEWAY_CONFIG_SECRET_MIN) {
+            char key[64];
+            snprintf(key, sizeof(key), "gateway.openclaw.%s", path);
+            /* its length, never its value */
+            add(k, "OCVM-P009", key, waived ? "gateway.unsafe_openclaw_auth" : NULL,
+                "a %s of %zu characters, fewer than %d: it can be guessed; %s", which,
+                secret_length(json_string_value(secret)), GATEWAY_CONFIG_SECRET_MIN,
+                strcmp(which, "token") == 0
+                    ? "leave it out, and ocvm gives the gateway its own (64 hex digits)"
+                    : "use a longer one, or leave gateway.auth out for ocvm's own token");
+        }
+    }
+    json_t *origins = json_at(m, "gateway.controlUi.allowedOrigins");
+    for (size_t i = 0; i < json_array_size(origins); i++) {
+        json_t *o = json_array_get(origins, i);
+        char path[64];
+        snprintf(path, sizeof(path), "gateway.controlUi.allowedOrigins[%zu]", i);
+        if (is_string(o, "*"))
+            add_openclaw(k, "OCVM-P009", path, waived, o, NULL,
+                         "any web page open in a browser on the host could talk to the gateway");
+    }
+    json_t *fallback = json_at(m, "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback");
+    if (fallback && !json_is_false(fallback))
+        add_openclaw(k, "OCVM-P009", "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback",
+                     waived, fallback, NULL,
+                     "the Control UI would take the Host header for the origin, which DNS "
+                     "rebinding forges");
+}
+
+/* The tools settings at PREFIX ("tools", "agents.entries.ID.tools"). The global ones must hold
+ * ocvm's values; an agent's may only repeat them (absent: the agent inherits). */
+static void check_tools(struct checker *k, json_t *tools, const char *prefix, bool global)
+{
+    static const struct {
+        const char *path;
+        bool want;
+        const char *why;
+    } settings[] = {
+        {"fs.workspaceOnly", true,
+         "the agent's file tools would reach files outside its workspace, the gateway's token "
+         "and keys among them"},
+        {"exec.applyPatch.workspaceOnly", true,
+         "apply_patch would write files outside the agent's workspace"},
+        {"elevated.enabled", false,
+         "the agent could run elevated commands, past the limits of its tool policy"},
+    };
+    bool waived = k->c->gateway.unsafe_openclaw_tools;
+    for (size_t i = 0; i < ELEMENTSOF(settings); i++) {
+        json_t *v = json_at(tools, settings[i].path);
+        if ((!v && !global) || (settings[i].want ? json_is_true(v) : json_is_false(v)))
+            continue;
+        char path[160];
+        snprintf(path, sizeof(path), "%s.%s", prefix, settings[i].path);
+        add_openclaw(k, "OCVM-P010", path, waived, v, settings[i].want ? "true" : "false",
+                     settings[i].why);
+    }
+}
+
+/* An agent id as OpenClaw allows it (^[a-z0-9_][a-z0-9_-]{0,63}$): others it refuses itself. */
+static bool agent_id_is_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 64 || id[0] == '-')
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789_-", *p))
+            return false;
+    return true;
+}
+
+/* Key names that older guides give and OpenClaw refuses (the gateway stops, exit 78), under
+ * "tools" at PREFIX or at the top. */
+static void check_refused_names(struct checker *k, json_t *m, json_t *tools, const char *prefix)
+{
+    static const struct {
+        const char *path, *instead;
+    } names[] = {
+        {"tools.exec.workspaceOnly",
+         "use tools.fs.workspaceOnly (file tools) and tools.exec.applyPatch.workspaceOnly"},
+        {"tools.applyPatch", "use tools.exec.applyPatch"},
+        {"gateway.auth.tokenFile",
+         "leave the token to ocvm, or give gateway.auth.token as a SecretRef "
+         "(secrets.providers)"},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+        bool in_tools = strncmp(names[i].path, "tools.", 6) == 0;
+        if (prefix && !in_tools)
+            continue;
+        json_t *v = prefix ? json_at(tools, names[i].path + 6) : json_at(m, names[i].path);
+        if (!v)
+            continue;
+        char key[192];
+        snprintf(key, sizeof(key), "gateway.openclaw.%s%s%s", prefix ? prefix : "",
+                 prefix ? "." : "", prefix ? names[i].path + 6 : names[i].path);
+        add(k, "OCVM-P011", key, NULL,
+            "OpenClaw has no such key, and its gateway stops at start on one (exit 78): %s",
+            names[i].instead);
+    }
+}
+
+static void check_openclaw(struct checker *k)
+{
+    json_t *m = NULL, *user = json_loads(k->c->gateway.openclaw_json ?: "{}", 0, NULL);
+    _cleanup_free_ char *error = NULL;
+    int r = user ? gateway_config_build(k->c, NULL, &m, &error) : -ENOMEM;
+    if (r < 0) {
+        json_decref(user);
+        k->error = r;
+        return;
+    }
+    check_openclaw_bind(k, m);
+    check_openclaw_auth(k, m, user);
+    check_tools(k, json_object_get(m, "tools"), "tools", true);
+    /* each agent may override the tools settings: the same rule, and the same wrong names */
+    json_t *agents = json_at(m, "agents.entries"), *agent;
+    const char *id;
+    json_object_foreach(agents, id, agent)
+    {
+        char prefix[96];
+        snprintf(prefix, sizeof(prefix), "agents.entries.%s.tools", id);
+        if (agent_id_is_valid(id))
+            check_tools(k, json_object_get(agent, "tools"), prefix, false);
+    }
+    check_refused_names(k, m, NULL, NULL);
+    json_object_foreach(agents, id, agent)
+    {
+        char prefix[96];
+        snprintf(prefix, sizeof(prefix), "agents.entries.%s.tools", id);
+        if (agent_id_is_valid(id))
+            check_refused_names(k, m, json_object_get(agent, "tools"), prefix);
+    }
+    json_decref(m);
+    json_decref(user);
 }
 
 /* Every unsafe_* key set, whether or not it waives anything now: each is said on every start. */
 static int list_unsafe(const struct vm_config *c, char ***ret)
 {
-    char **v = calloc(5 + c->n_forwards, sizeof(char *));
+    char **v = calloc(8 + c->n_forwards, sizeof(char *));
     size_t n = 0;
     if (!v)
         return -ENOMEM;
     if (c->boot.unsafe_cmdline)
         v[n++] = strdup("boot.unsafe_cmdline");
+    if (c->gateway.unsafe_openclaw_auth)
+        v[n++] = strdup("gateway.unsafe_openclaw_auth");
+    if (c->gateway.unsafe_openclaw_bind)
+        v[n++] = strdup("gateway.unsafe_openclaw_bind");
+    if (c->gateway.unsafe_openclaw_tools)
+        v[n++] = strdup("gateway.unsafe_openclaw_tools");
     if (c->gateway.unsafe_remote_gateway)
         v[n++] = strdup("gateway.unsafe_remote_gateway");
     if (c->machine.unsafe_extra_args)
@@ -364,6 +623,7 @@ int policy_check(const struct vm_config *c, struct policy_report *ret)
     check_unix_listeners(&k);
     check_extra_args(&k);
     check_qemu_user(&k);
+    check_openclaw(&k);
     if (!k.error)
         k.error = list_unsafe(c, &ret->unsafe_in_use);
     if (k.error)

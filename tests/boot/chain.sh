@@ -113,6 +113,39 @@ else
 fi
 ip -j link show vm-openclaw >/dev/null 2>&1 && ok "TAP vm-openclaw exists while up" || bad "no TAP while up"
 
+# ocvm check: clean on the healthy VM, then each live finding made by a real break behind its back
+check_out() { "$ocvm" check --config "$cfg" 2>/dev/null; }
+out=$(check_out); rc=$?
+[ $rc = 0 ] && [ -z "$out" ] &&
+    ok "ocvm check: clean on the running VM (rules, network, listeners, modes, TAP probe, QEMU user)" ||
+    bad "ocvm check on a healthy VM: exit $rc: $out"
+chmod 0666 "$rundir/vsock.sock"
+out=$(check_out); rc=$?
+[ $rc = 1 ] && grep -q "^OCVM-L003 $rundir/vsock.sock has mode 0666" <<<"$out" &&
+    ok "check: the hybrid vsock socket made 0666 is OCVM-L003 (exit 1)" || bad "check after chmod 0666: exit $rc: $out"
+chmod 0600 "$rundir/vsock.sock"
+# a listener on [::]:18789 beside ocvm's 127.0.0.1:18789 (IPv6, so the two do not collide)
+python3 -c 'import socket, time
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::", 18789)); s.listen(); time.sleep(60)' &
+lp=$!
+wait_for 5 bash -c "grep -q ':4965 00000000000000000000000000000000:0000 0A' /proc/net/tcp6"
+out=$(check_out); rc=$?
+kill "$lp"; wait "$lp" 2>/dev/null
+[ $rc = 1 ] && grep -q "^OCVM-L002 the gateway's port 18789 is listened on beyond loopback (IPv6" <<<"$out" &&
+    ok "check: a listener on [::]:18789 behind ocvm's back is OCVM-L002" || bad "check with [::]:18789: exit $rc: $out"
+# the guest opens its gateway on the TAP, and the rule that keeps the host from it is deleted
+(sleep 1; printf 'ocvm-guest relay tcp:192.168.83.2:18789 tcp:127.0.0.1:18789 &\n'; sleep 2; printf '\035') |
+    timeout 20 "$ocvm" console --config "$cfg" >/dev/null 2>&1
+handle=$(nft -a list chain inet "ocvm_$name" output | grep 'th dport 18789' | sed 's/.*# handle //')
+for h in $handle; do nft delete rule inet "ocvm_$name" output handle "$h"; done
+out=$(check_out); rc=$?
+[ $rc = 1 ] && grep -q "^OCVM-L001 network: " <<<"$out" &&
+    grep -q "^OCVM-L004 gateway port 18789 answers on 192.168.83.2" <<<"$out" &&
+    ok "check: a rule deleted from the nft table is OCVM-L001, the gateway on the TAP is OCVM-L004" ||
+    bad "check after the rule was deleted: exit $rc (handle $handle): $out"
+
+
 qemu1=$(status_field "['qemu_pid']")
 kill -9 "$qemu1"
 t0=$(date +%s.%N)

@@ -43,7 +43,7 @@ expect "status of a stopped VM" 3 '^nothere: stopped$' -- "$ocvm" status nothere
 expect "down of a stopped VM" 0 '^nothere: not running$' -- "$ocvm" down nothere
 expect "no VMs" 0 '^no VMs are running$' -- "$ocvm" status
 
-verbs=(up down status console cmdline relay dns-config vsock-backend)
+verbs=(up down status console cmdline check relay dns-config vsock-backend)
 # usage_error NAME PATTERN -- CMD...: exit 2, nothing on stdout, one line on stderr matching PATTERN
 usage_error() {
     local name=$1 pattern=$2
@@ -167,6 +167,29 @@ else
     echo "FAIL up -d failed start (status $status):"; printf '%s\n' "$out" | sed 's/^/    /'
     failed=$((failed + 1))
 fi
+
+# `check` without a running VM: the static rules alone; findings on stdout, id first
+out=$("$ocvm" check good 2>/dev/null); status=$?
+[ $status = 0 ] && [ -z "$out" ]
+result "check of a clean config: exit 0, no finding" $? "status $status, stdout: $out"
+write_config exposed '"vsock": null, "network": null, "gateway": {"host_listen": "0.0.0.0:18789"}'
+out=$("$ocvm" check exposed 2>/dev/null); status=$?
+[ $status = 1 ] && [ "$(wc -l <<<"$out")" = 1 ] &&
+    [[ "$out" == "OCVM-P001 $OCVM_CONFIG_DIR/exposed.json:1:"*": gateway.host_listen: \"0.0.0.0:18789\" is not a loopback address"* ]]
+result "check of a config that exposes the gateway: one OCVM-P001 line, exit 1" $? "status $status, stdout: $out"
+out=$("$ocvm" check --json exposed 2>/dev/null); status=$?
+[ $status = 1 ] && python3 -c 'import json, sys
+d = json.loads(sys.argv[1])
+assert d["vm"] == "exposed" and d["running"] is False and d["clean"] is False
+assert [f["id"] for f in d["findings"]] == ["OCVM-P001"]' "$out"
+result "check --json: the same finding as JSON" $? "status $status, stdout: $out"
+expect "up refuses it before anything starts" 2 '\[OCVM-P001\]$' -- "$ocvm" up exposed
+write_config waived '"vsock": null, "network": null, "gateway": {"host_listen": "0.0.0.0:18789", "unsafe_remote_gateway": true}'
+out=$("$ocvm" check waived 2>/dev/null); status=$?
+[ $status = 1 ] && [[ "$out" == *"(waived by gateway.unsafe_remote_gateway)" ]]
+result "check counts a waived rule as a finding (a gate must see it)" $? "status $status, stdout: $out"
+printf '{"name": "broken",' >"$OCVM_CONFIG_DIR/broken.json"
+expect "check of a config that does not load: exit 2" 2 'broken.json:1:' -- "$ocvm" check broken
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

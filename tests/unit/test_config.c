@@ -139,7 +139,7 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(cfg->machine.vcpu, 2);
     ck_assert_uint_eq(cfg->machine.memory_mib, 2048);
     ck_assert_str_eq(cfg->machine.qemu, "qemu-system-x86_64");
-    ck_assert_ptr_null(cfg->machine.user);
+    ck_assert_str_eq(cfg->machine.user, "ocvm"); /* QEMU never runs as root by default */
     ck_assert_ptr_nonnull(cfg->machine.extra_args);
     ck_assert_ptr_null(cfg->machine.extra_args[0]);
     /* no safety rule is waived unless a config says so */
@@ -311,6 +311,49 @@ START_TEST(test_unsafe_keys)
     ck_assert_ptr_nonnull(cfg->text);
     ck_assert_uint_eq(cfg->text_len, strlen(cfg->text));
     ck_assert_ptr_nonnull(strstr(cfg->text, "unsafe_remote_gateway"));
+}
+END_TEST
+
+/* gateway.openclaw is kept for policy/ as compact JSON with sorted keys ("{}" when absent); its
+ * waivers are read beside unsafe_remote_gateway. */
+START_TEST(test_gateway_openclaw)
+{
+    load_ok(MINIMAL_WITH(""));
+    ck_assert_str_eq(cfg->gateway.openclaw_json, "{}");
+    ck_assert(!cfg->gateway.unsafe_openclaw_bind);
+    ck_assert(!cfg->gateway.unsafe_openclaw_auth);
+    ck_assert(!cfg->gateway.unsafe_openclaw_tools);
+    load_ok(MINIMAL_WITH(",\n  'gateway': { 'openclaw': { 'tools': { 'fs': { 'workspaceOnly': "
+                         "false } },\n    'gateway': { 'bind': 'lan', 'port': 18789 } },\n"
+                         "    'unsafe_openclaw_bind': true, 'unsafe_openclaw_auth': true,\n"
+                         "    'unsafe_openclaw_tools': true }"));
+    ck_assert_str_eq(cfg->gateway.openclaw_json, "{\"gateway\":{\"bind\":\"lan\",\"port\":18789},"
+                                                 "\"tools\":{\"fs\":{\"workspaceOnly\":false}}}");
+    ck_assert(cfg->gateway.unsafe_openclaw_bind);
+    ck_assert(cfg->gateway.unsafe_openclaw_auth);
+    ck_assert(cfg->gateway.unsafe_openclaw_tools);
+}
+END_TEST
+
+START_TEST(test_error_gateway_openclaw)
+{
+    ck_assert_config_error(MINIMAL_WITH(",\n  'gateway': { 'openclaw': [] }"),
+                           "4:28: gateway.openclaw: expected an object, got an array");
+    ck_assert_config_error(MINIMAL_WITH(",\n  'gateway': { 'openclaw': null }"),
+                           "4:28: gateway.openclaw: expected an object, got null");
+    ck_assert_config_error(MINIMAL_WITH(",\n  'gateway': { 'unsafe_openclaw_auth': 'yes' }"),
+                           "4:40: gateway.unsafe_openclaw_auth: expected true or false, got a "
+                           "string");
+    /* the gateway's port is where the guest's relay connects: gateway.guest_port alone sets it */
+    ck_assert_config_error(MINIMAL_WITH(",\n  'gateway': { 'guest_port': 9000,\n"
+                                        "    'openclaw': { 'gateway': { 'port': 9001 } } }"),
+                           "5:40: gateway.openclaw.gateway.port: ocvm sets it to "
+                           "gateway.guest_port (9000), where the guest's relay connects: set that "
+                           "instead");
+    ck_assert_config_error(MINIMAL_WITH(",\n  'gateway': { 'openclaw_': {} }"),
+                           "4:16: gateway.openclaw_: unknown key (expected one of: guest_port, "
+                           "host_listen, health_path, openclaw, unsafe_remote_gateway, "
+                           "unsafe_openclaw_bind, unsafe_openclaw_auth, unsafe_openclaw_tools)");
 }
 END_TEST
 
@@ -622,6 +665,7 @@ int main(void)
     tcase_add_test(load_tc, test_canonical_config_loads);
     tcase_add_test(load_tc, test_values_override_defaults);
     tcase_add_test(load_tc, test_unsafe_keys);
+    tcase_add_test(load_tc, test_gateway_openclaw);
     tcase_add_test(load_tc, test_vsock_null_means_no_vsock);
     tcase_add_test(load_tc, test_network_null_means_no_tap);
     tcase_add_test(load_tc, test_relative_paths_resolve_against_config_dir);
@@ -644,6 +688,7 @@ int main(void)
     tcase_add_test(err_tc, test_error_memory_127);
     tcase_add_test(err_tc, test_error_guest_cid_2);
     tcase_add_test(err_tc, test_error_port_range);
+    tcase_add_test(err_tc, test_error_gateway_openclaw);
     tcase_add_test(err_tc, test_error_missing_name);
     tcase_add_test(err_tc, test_error_missing_kernel);
     tcase_add_test(err_tc, test_error_kernel_file_missing);

@@ -256,6 +256,202 @@ START_TEST(p007_qemu_as_root)
     policy_report_done(&r);
     check(HEAD "\"machine\": {\"user\": \"nobody\"}}", 0, 0, &r);
     policy_report_done(&r);
+    /* the default user ("ocvm") is never root */
+    check(HEAD "\"machine\": {}}", 0, 0, &r);
+    policy_report_done(&r);
+    /* null keeps QEMU as ocvm's own user: root when ocvm runs as root */
+    bool root = geteuid() == 0;
+    check(HEAD "\"machine\": {\"user\": null}}", root, root, &r);
+    if (root)
+        ck_assert_ptr_nonnull(strstr(r.findings[0].line,
+                                     "null keeps QEMU as the user running ocvm, "
+                                     "and that is root here"));
+    policy_report_done(&r);
+}
+END_TEST
+
+/* HEAD with gateway.openclaw set to USER (and TAIL inside "gateway"). */
+#define OPENCLAW(user, tail) HEAD "\"gateway\": {\"openclaw\": " user tail "}}"
+
+START_TEST(p008_openclaw_bind)
+{
+    struct policy_report r;
+    check(OPENCLAW("{\"gateway\": {\"bind\": \"lan\"}}", ""), 1, 1, &r);
+    assert_line(&r, 0,
+                "vm.json:2:46: gateway.openclaw.gateway.bind: \"lan\" (ocvm's default: "
+                "\"loopback\"): the gateway would listen beyond the guest's loopback (OpenClaw's "
+                "own default, auto, binds 0.0.0.0 in a VM), a way in around ocvm's relay "
+                "[OCVM-P008]");
+    ck_assert_str_eq(r.findings[0].rule->id, "OCVM-P008");
+    policy_report_done(&r);
+    /* a default deleted (null) or replaced counts as much as a value written */
+    check(OPENCLAW("{\"gateway\": {\"bind\": null}}", ""), 1, 1, &r);
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "vm.json:2:46: gateway.openclaw.gateway.bind: "
+                                                     "absent (ocvm's default: \"loopback\")"));
+    policy_report_done(&r);
+    check(OPENCLAW("{\"gateway\": \"all\"}", ""), 2, 2, &r);
+    ck_assert_str_eq(r.findings[0].key, "gateway.openclaw.gateway.bind");
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "vm.json:2:37: ")); /* at "all" */
+    ck_assert_str_eq(r.findings[1].rule->id, "OCVM-P009");
+    policy_report_done(&r);
+    check(OPENCLAW("{\"gateway\": {\"tailscale\": {\"mode\": \"funnel\"}}}", ""), 1, 1, &r);
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line,
+                                 "gateway.openclaw.gateway.tailscale.mode: \"funnel\": Tailscale "
+                                 "would publish the gateway beyond the guest's loopback "
+                                 "[OCVM-P008]"));
+    policy_report_done(&r);
+    /* waived, and said */
+    check(OPENCLAW("{\"gateway\": {\"bind\": \"auto\"}}", ", \"unsafe_openclaw_bind\": true"), 1, 0,
+          &r);
+    ck_assert_str_eq(r.findings[0].waiver, "gateway.unsafe_openclaw_bind");
+    ck_assert_ptr_nonnull(
+        strstr(r.findings[0].line, "[OCVM-P008, waived by gateway.unsafe_openclaw_bind]"));
+    ck_assert_str_eq(r.unsafe_in_use[0], "gateway.unsafe_openclaw_bind");
+    policy_report_done(&r);
+    /* ocvm's values, written out, are clean */
+    check(
+        OPENCLAW("{\"gateway\": {\"bind\": \"loopback\", \"tailscale\": {\"mode\": \"off\"}}}", ""),
+        0, 0, &r);
+    policy_report_done(&r);
+}
+END_TEST
+
+START_TEST(p009_openclaw_auth)
+{
+    struct policy_report r;
+    check(OPENCLAW("{\"gateway\": {\"auth\": {\"mode\": \"none\"}}}", ""), 1, 1, &r);
+    assert_line(&r, 0,
+                "vm.json:2:55: gateway.openclaw.gateway.auth.mode: \"none\" (ocvm's default: "
+                "\"token\"): the gateway would not ask its clients for a token or password "
+                "[OCVM-P009]");
+    policy_report_done(&r);
+    check(OPENCLAW("{\"gateway\": {\"auth\": {\"mode\": \"trusted-proxy\"}}}", ""), 1, 1, &r);
+    policy_report_done(&r);
+    /* a short token: its length is said, never the token */
+    check(OPENCLAW("{\"gateway\": {\"auth\": {\"token\": \"s3cr3t-but-short\"}}}", ""), 1, 1, &r);
+    assert_line(&r, 0,
+                "vm.json:2:56: gateway.openclaw.gateway.auth.token: a token of 16 characters, "
+                "fewer than 32: it can be guessed; leave it out, and ocvm gives the gateway its "
+                "own (64 hex digits) [OCVM-P009]");
+    ck_assert_ptr_null(strstr(r.findings[0].line, "s3cr3t"));
+    policy_report_done(&r);
+    /* ocvm's token deleted */
+    check(OPENCLAW("{\"gateway\": {\"auth\": {\"token\": null}}}", ""), 1, 1, &r);
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "gateway.auth.token: null: the gateway would "
+                                                     "have no secret to check"));
+    policy_report_done(&r);
+    /* password mode needs a password, a long one */
+    check(OPENCLAW("{\"gateway\": {\"auth\": {\"mode\": \"password\"}}}", ""), 1, 1, &r);
+    ck_assert_str_eq(r.findings[0].key, "gateway.openclaw.gateway.auth.password");
+    policy_report_done(&r);
+    check(OPENCLAW("{\"gateway\": {\"auth\": {\"mode\": \"password\", \"password\": \"hunter2\"}}}",
+                   ""),
+          1, 1, &r);
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "a password of 7 characters, fewer than 32"));
+    ck_assert_ptr_null(strstr(r.findings[0].line, "hunter2"));
+    policy_report_done(&r);
+    /* origins any web page can claim */
+    check(OPENCLAW("{\"gateway\": {\"controlUi\": {\"allowedOrigins\": [\"https://localhost:8443\","
+                   " \"*\"], \"dangerouslyAllowHostHeaderOriginFallback\": true}}}",
+                   ""),
+          2, 2, &r);
+    ck_assert_str_eq(r.findings[0].key, "gateway.openclaw.gateway.controlUi.allowedOrigins[1]");
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "vm.json:2:97: "));
+    ck_assert_str_eq(r.findings[1].key,
+                     "gateway.openclaw.gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback");
+    policy_report_done(&r);
+    /* waived */
+    check(OPENCLAW("{\"gateway\": {\"auth\": {\"mode\": \"none\"}}}",
+                   ", \"unsafe_openclaw_auth\": true"),
+          1, 0, &r);
+    ck_assert_str_eq(r.findings[0].waiver, "gateway.unsafe_openclaw_auth");
+    policy_report_done(&r);
+    /* clean: a long token or password of the user's, or a SecretRef */
+    check(OPENCLAW("{\"gateway\": {\"auth\": {\"token\": \"0123456789abcdef0123456789abcdef\"}}}",
+                   ""),
+          0, 0, &r);
+    policy_report_done(&r);
+    check(OPENCLAW("{\"gateway\": {\"auth\": {\"mode\": \"password\", \"password\": {\"source\": "
+                   "\"env\", \"provider\": \"default\", \"id\": \"GW_PASSWORD\"}}}}",
+                   ""),
+          0, 0, &r);
+    policy_report_done(&r);
+}
+END_TEST
+
+START_TEST(p010_openclaw_tools)
+{
+    struct policy_report r;
+    check(OPENCLAW("{\"tools\": {\"fs\": {\"workspaceOnly\": false},\n"
+                   " \"exec\": {\"applyPatch\": {\"workspaceOnly\": false}},\n"
+                   " \"elevated\": {\"enabled\": true}}}",
+                   ""),
+          3, 3, &r);
+    assert_line(&r, 0,
+                "vm.json:2:60: gateway.openclaw.tools.fs.workspaceOnly: false (ocvm's default: "
+                "true): the agent's file tools would reach files outside its workspace, the "
+                "gateway's token and keys among them [OCVM-P010]");
+    assert_line(&r, 1,
+                "vm.json:3:43: gateway.openclaw.tools.exec.applyPatch.workspaceOnly: false "
+                "(ocvm's default: true): apply_patch would write files outside the agent's "
+                "workspace [OCVM-P010]");
+    assert_line(&r, 2,
+                "vm.json:4:26: gateway.openclaw.tools.elevated.enabled: true (ocvm's default: "
+                "false): the agent could run elevated commands, past the limits of its tool "
+                "policy [OCVM-P010]");
+    policy_report_done(&r);
+    /* deleted: OpenClaw's own defaults are not ocvm's */
+    check(OPENCLAW("{\"tools\": null}", ""), 3, 3, &r);
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "vm.json:2:35: gateway.openclaw.tools.fs."
+                                                     "workspaceOnly: absent (ocvm's default: "));
+    policy_report_done(&r);
+    /* an agent's own tools settings: the same rule */
+    check(OPENCLAW("{\"agents\": {\"entries\": {\"main\": {\"tools\": {\"fs\": {\"workspaceOnly\": "
+                   "false}}},\n \"ok\": {\"tools\": {\"elevated\": {\"enabled\": false}}}}}}",
+                   ""),
+          1, 1, &r);
+    ck_assert_str_eq(r.findings[0].key,
+                     "gateway.openclaw.agents.entries.main.tools.fs.workspaceOnly");
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "vm.json:2:92: "));
+    policy_report_done(&r);
+    check(OPENCLAW("{\"tools\": {\"elevated\": {\"enabled\": true}}}",
+                   ", \"unsafe_openclaw_tools\": true"),
+          1, 0, &r);
+    ck_assert_str_eq(r.findings[0].waiver, "gateway.unsafe_openclaw_tools");
+    ck_assert_str_eq(r.unsafe_in_use[0], "gateway.unsafe_openclaw_tools");
+    policy_report_done(&r);
+    check(OPENCLAW("{\"tools\": {\"fs\": {\"workspaceOnly\": true}, \"profile\": \"coding\"}}", ""),
+          0, 0, &r);
+    policy_report_done(&r);
+}
+END_TEST
+
+/* Names from older guides that OpenClaw refuses at start (exit 78): refused before, with the right
+ * name, and no unsafe_* key turns that into a warning. */
+START_TEST(p011_openclaw_refused_names)
+{
+    struct policy_report r;
+    check(OPENCLAW("{\"tools\": {\"exec\": {\"workspaceOnly\": true}, \"applyPatch\": {}},\n"
+                   " \"gateway\": {\"auth\": {\"tokenFile\": \"/run/token\"}},\n"
+                   " \"agents\": {\"entries\": {\"main\": {\"tools\": {\"exec\": "
+                   "{\"workspaceOnly\": true}}}}}}",
+                   ", \"unsafe_openclaw_tools\": true, \"unsafe_openclaw_auth\": true"),
+          4, 4, &r);
+    assert_line(&r, 0,
+                "vm.json:2:62: gateway.openclaw.tools.exec.workspaceOnly: OpenClaw has no such "
+                "key, and its gateway stops at start on one (exit 78): use tools.fs.workspaceOnly "
+                "(file tools) and tools.exec.applyPatch.workspaceOnly [OCVM-P011]");
+    ck_assert_str_eq(r.findings[1].key, "gateway.openclaw.tools.applyPatch");
+    ck_assert_ptr_nonnull(strstr(r.findings[1].line, "use tools.exec.applyPatch [OCVM-P011]"));
+    ck_assert_str_eq(r.findings[2].key, "gateway.openclaw.gateway.auth.tokenFile");
+    ck_assert_str_eq(r.findings[3].key,
+                     "gateway.openclaw.agents.entries.main.tools.exec.workspaceOnly");
+    ck_assert_ptr_null(r.findings[3].waiver);
+    /* the keys are set all the same, and said */
+    ck_assert_str_eq(r.unsafe_in_use[0], "gateway.unsafe_openclaw_auth");
+    ck_assert_str_eq(r.unsafe_in_use[1], "gateway.unsafe_openclaw_tools");
+    ck_assert_ptr_null(r.unsafe_in_use[2]);
+    policy_report_done(&r);
 }
 END_TEST
 
@@ -299,6 +495,10 @@ int main(void)
     tcase_add_test(tc, p005_unix_listener_directory);
     tcase_add_test(tc, p006_extra_args);
     tcase_add_test(tc, p007_qemu_as_root);
+    tcase_add_test(tc, p008_openclaw_bind);
+    tcase_add_test(tc, p009_openclaw_auth);
+    tcase_add_test(tc, p010_openclaw_tools);
+    tcase_add_test(tc, p011_openclaw_refused_names);
     tcase_add_test(tc, unsafe_keys_are_listed);
     tcase_add_test(tc, rule_table);
     suite_add_tcase(s, tc);

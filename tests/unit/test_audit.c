@@ -1,0 +1,218 @@
+/* audit: the live findings of `ocvm check`, each made by a real state of this machine: a
+ * listener beyond loopback on the gateway's port (in a network namespace of the test's own), a
+ * runtime directory or file others can use, a "QEMU" that runs as root without seccomp (this
+ * test process stands in for it). The boot test (tests/boot/chain.sh) makes the network ones
+ * against a running VM. */
+#include "common/cleanup.h"
+#include "config/config.h"
+#include "policy/audit.h"
+
+#include "tests/support/golden.h"
+#include "tests/support/run_suite.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/ocvm-test-audit-XXXXXX";
+
+static void setup(void)
+{
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    char p[600];
+    snprintf(p, sizeof(p), "%s/vmlinuz", tmpdir);
+    FILE *f = fopen(p, "we");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+}
+
+static void teardown(void)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+    strcpy(tmpdir, "/tmp/ocvm-test-audit-XXXXXX");
+}
+
+static struct vm_config *load(const char *json)
+{
+    char path[600], kernel[600];
+    snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
+    snprintf(kernel, sizeof(kernel), "%s/vmlinuz", tmpdir);
+    _cleanup_free_ char *text = golden_replace(strdup(json), "KERNEL", kernel);
+    struct vm_config *c = NULL;
+    _cleanup_free_ char *err = NULL;
+    ck_assert_msg(config_load_text(path, text, strlen(text), &c, &err) == 0, "%s", err);
+    return c;
+}
+
+static void run(const struct audit_input *in, struct audit_report *r)
+{
+    _cleanup_free_ char *err = NULL;
+    ck_assert_msg(audit_run(in, r, &err) == 0, "%s", err);
+    for (size_t i = 0; i < r->n; i++)
+        fprintf(stderr, "finding: %s %s\n", r->findings[i].id, r->findings[i].line);
+}
+
+START_TEST(proc_addresses)
+{
+    ck_assert_int_eq(audit_proc_addr_is_loopback("0100007F"), 1); /* 127.0.0.1 */
+    ck_assert_int_eq(audit_proc_addr_is_loopback("0200007F"), 1); /* 127.0.0.2 */
+    ck_assert_int_eq(audit_proc_addr_is_loopback("00000000"), 0); /* 0.0.0.0 */
+    ck_assert_int_eq(audit_proc_addr_is_loopback("0253A8C0"), 0); /* 192.168.83.2 */
+    ck_assert_int_eq(audit_proc_addr_is_loopback("00000000000000000000000001000000"), 1); /* ::1 */
+    ck_assert_int_eq(audit_proc_addr_is_loopback("00000000000000000000000000000000"), 0); /* :: */
+    ck_assert_int_eq(audit_proc_addr_is_loopback("0000000000000000FFFF00000100007F"), 1);
+    ck_assert_int_eq(audit_proc_addr_is_loopback("0000000000000000FFFF00000253A8C0"), 0);
+    ck_assert_int_eq(audit_proc_addr_is_loopback("0100007"), -EINVAL);
+    ck_assert_int_eq(audit_proc_addr_is_loopback("0100007X"), -EINVAL);
+}
+END_TEST
+
+/* Listens on ADDR (IPv4 or IPv6 text) PORT, in this test's own network namespace. */
+static int listen_on(int family, const char *addr, uint16_t port)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    if (family == AF_INET) {
+        struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons(port);
+        inet_pton(AF_INET, addr, &sa->sin_addr);
+        len = sizeof(*sa);
+    } else {
+        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons(port);
+        inet_pton(AF_INET6, addr, &sa->sin6_addr);
+        len = sizeof(*sa);
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    ck_assert_int_ge(fd, 0);
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&ss, len), 0);
+    ck_assert_int_eq(listen(fd, 1), 0);
+    return fd;
+}
+
+START_TEST(listener_beyond_loopback)
+{
+    if (unshare(CLONE_NEWNET) < 0) {
+        fprintf(stderr, "skip: no network namespace (%s)\n", strerror(errno));
+        return;
+    }
+    /* a new namespace's loopback starts down */
+    struct ifreq ifr = {.ifr_flags = IFF_UP};
+    strcpy(ifr.ifr_name, "lo");
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(ioctl(s, SIOCSIFFLAGS, &ifr), 0);
+    close(s);
+    struct vm_config *c =
+        load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"},"
+             " \"gateway\": {\"host_listen\": \"127.0.0.1:18789\"},"
+             " \"forwards\": [{\"to\": \"guest\", \"listen\": \"tcp:127.0.0.1:9000\", "
+             "\"guest_port\": 9000}]}");
+    struct audit_input in = {.c = c};
+    struct audit_report r;
+    /* ocvm's own listeners, on loopback: nothing to say */
+    int a = listen_on(AF_INET, "127.0.0.1", 18789), b = listen_on(AF_INET6, "::1", 9000);
+    run(&in, &r);
+    ck_assert_uint_eq(r.n, 0);
+    audit_report_done(&r);
+    /* someone else's, on every address, for both ports */
+    int d = listen_on(AF_INET6, "::", 18789), e = listen_on(AF_INET, "0.0.0.0", 9000);
+    run(&in, &r);
+    ck_assert_uint_eq(r.n, 2);
+    ck_assert_str_eq(r.findings[0].id, "OCVM-L002");
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "the gateway's port 18789 is listened on "
+                                                     "beyond loopback (IPv6 address "));
+    ck_assert_str_eq(r.findings[1].id, "OCVM-L002");
+    ck_assert_ptr_nonnull(strstr(r.findings[1].line, "forwards[0]'s port 9000 is listened on "
+                                                     "beyond loopback (IPv4 address 00000000)"));
+    audit_report_done(&r);
+    close(a);
+    close(b);
+    close(d);
+    close(e);
+    vm_config_free(c);
+}
+END_TEST
+
+START_TEST(runtime_dir_modes)
+{
+    struct vm_config *c = load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}}");
+    char dir[700], file[800];
+    snprintf(dir, sizeof(dir), "%s/run", tmpdir);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    snprintf(file, sizeof(file), "%s/state.json", dir);
+    FILE *f = fopen(file, "we");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_int_eq(chmod(file, 0600), 0);
+    static const char *const files[] = {"state.json", "qmp.sock", NULL};
+    struct audit_input in = {.c = c, .runtime_dir = dir, .private_files = files};
+    struct audit_report r;
+    run(&in, &r);
+    ck_assert_uint_eq(r.n, 0); /* a file that is not there (qmp.sock) is not a finding */
+    audit_report_done(&r);
+    ck_assert_int_eq(chmod(file, 0644), 0);
+    ck_assert_int_eq(chmod(dir, 0755), 0);
+    run(&in, &r);
+    ck_assert_uint_eq(r.n, 2);
+    ck_assert_str_eq(r.findings[0].id, "OCVM-L003");
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "has mode 0755"));
+    ck_assert_ptr_nonnull(strstr(r.findings[1].line, "state.json has mode 0644"));
+    audit_report_done(&r);
+    vm_config_free(c);
+}
+END_TEST
+
+/* This test process stands in for QEMU: as root, without seccomp, it is two findings. */
+START_TEST(qemu_user_and_seccomp)
+{
+    struct vm_config *c = load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"},"
+                               " \"machine\": {\"user\": null}}");
+    struct audit_input in = {.c = c, .qemu_pid = getpid()};
+    struct audit_report r;
+    run(&in, &r);
+    size_t want = (geteuid() == 0) + 1;
+    ck_assert_uint_eq(r.n, want);
+    if (geteuid() == 0)
+        ck_assert_ptr_nonnull(strstr(r.findings[0].line, "runs as root"));
+    ck_assert_str_eq(r.findings[want - 1].id, "OCVM-L005");
+    ck_assert_ptr_nonnull(
+        strstr(r.findings[want - 1].line, "without a seccomp filter (Seccomp: 0)"));
+    audit_report_done(&r);
+    vm_config_free(c);
+    /* a configured user that is not the one QEMU runs as */
+    c = load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}, \"machine\": {\"user\": "
+             "\"nobody\"}}");
+    in.c = c;
+    run(&in, &r);
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "not as machine.user nobody"));
+    audit_report_done(&r);
+    vm_config_free(c);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("audit");
+    TCase *tc = tcase_create("live");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, proc_addresses);
+    tcase_add_test(tc, listener_beyond_loopback);
+    tcase_add_test(tc, runtime_dir_modes);
+    tcase_add_test(tc, qemu_user_and_seccomp);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
