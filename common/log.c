@@ -17,10 +17,12 @@ static struct {
     char vm[65];
     int max_level;
     bool journal;
+    int journal_fd; /* connected once (log_journal_connect), or -1: a socket per line */
     char journal_socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
 } log_state = {
     .program = "ocvm",
     .max_level = LOG_INFO,
+    .journal_fd = -1,
     .journal_socket = "/run/systemd/journal/socket",
 };
 
@@ -77,6 +79,28 @@ void log_set_journal_socket(const char *path)
     log_state.journal = stderr_is_journal();
 }
 
+static void journal_address(struct sockaddr_un *sa)
+{
+    *sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+    memcpy(sa->sun_path, log_state.journal_socket, strlen(log_state.journal_socket));
+}
+
+void log_journal_connect(void)
+{
+    if (!log_state.journal || log_state.journal_fd >= 0)
+        return;
+    struct sockaddr_un sa;
+    journal_address(&sa);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        log_state.journal_fd = fd;
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+    log_state.journal = false; /* stderr it is, then */
+}
+
 /* One datagram of the journal's native protocol: KEY=VALUE lines. LINE holds no newline (the
  * message is one line by construction: newlines in it are replaced before). */
 static int journal_send(int level, const char *stage, const char *line)
@@ -87,13 +111,19 @@ static int journal_send(int level, const char *stage, const char *line)
                      level, log_state.program, line, log_state.vm, stage ? stage : "");
     if (n < 0)
         return -ENOMEM;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     int r = 0;
+    if (log_state.journal_fd >= 0) {
+        if (send(log_state.journal_fd, text, (size_t)n, MSG_NOSIGNAL) < 0)
+            r = -errno;
+        free(text);
+        return r;
+    }
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         r = -errno;
     } else {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        memcpy(sa.sun_path, log_state.journal_socket, strlen(log_state.journal_socket));
+        struct sockaddr_un sa;
+        journal_address(&sa);
         if (sendto(fd, text, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof(sa)) < 0)
             r = -errno;
         close(fd);

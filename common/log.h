@@ -22,6 +22,9 @@ void log_set_max_level(int level);
 int log_get_max_level(void);
 /* For tests: the journal's native socket (default /run/systemd/journal/socket). */
 void log_set_journal_socket(const char *path);
+/* For a process about to lose the right to open sockets (the sandboxed vsock backend): when lines
+ * go to the journal, connects its socket now and sends every later line on that one. */
+void log_journal_connect(void);
 
 /* One line at syslog LEVEL about STAGE (e.g. "netsetup", "relay"; NULL: none). */
 void log_msg(int level, const char *stage, const char *fmt, ...)

@@ -610,6 +610,8 @@ static int load_shares(struct json_reader *l, json_t *root, struct vm_config *c)
                     bad = true;
             if (bad)
                 r = jr_fail(l, false, "\"%s\" must be 1-36 of A-Z a-z 0-9 - _ .", s->tag);
+            else if (strcmp(s->tag, SECRETS_SHARE_TAG) == 0)
+                r = jr_fail(l, false, "\"%s\" is ocvm's own share (\"secrets\" fills it)", s->tag);
             for (size_t j = 0; j < i && r == 0; j++)
                 if (strcmp(c->shares[j].tag, s->tag) == 0)
                     r = jr_fail(l, false, "\"%s\" is already used by shares[%zu]", s->tag, j);
@@ -619,6 +621,71 @@ static int load_shares(struct json_reader *l, json_t *root, struct vm_config *c)
         }
         jr_pop(l);
     }
+    jr_pop(l);
+    return r;
+}
+
+/* A name the guest sees the secret under: a plain file name, not one ocvm writes itself. */
+static bool secret_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64 || s[0] == '.' || strcmp(s, SECRETS_TOKEN_FILE) == 0 ||
+        strcmp(s, SECRETS_OPENCLAW_FILE) == 0)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("-_.", *s))
+            return false;
+    return true;
+}
+
+static int load_secret_files(struct json_reader *l, json_t *files, struct vm_secrets *sec)
+{
+    size_t n = json_object_size(files);
+    if (n && !(sec->files = calloc(n, sizeof(*sec->files))))
+        return -ENOMEM;
+    const char *name;
+    json_t *v;
+    int r = 0;
+    jr_push_key(l, "files");
+    json_object_foreach(files, name, v)
+    {
+        struct vm_secret *f = &sec->files[sec->n_files];
+        if (!secret_name_ok(name)) {
+            jr_push_key(l, name);
+            r = jr_fail(l, true,
+                        "\"%s\" is not a secret name (1-64 of A-Z a-z 0-9 _ . -, not starting "
+                        "with '.', not %s or %s)",
+                        name, SECRETS_TOKEN_FILE, SECRETS_OPENCLAW_FILE);
+            jr_pop(l);
+            break;
+        }
+        if (!(f->name = strdup(name))) {
+            r = -ENOMEM;
+            break;
+        }
+        sec->n_files++;
+        if ((r = jr_get_string(l, files, name, NULL, JR_REQUIRED | JR_NONEMPTY, &f->path)) < 0 ||
+            (r = jr_resolve_file(l, name, &f->path, false)) < 0)
+            break;
+    }
+    jr_pop(l);
+    return r;
+}
+
+static int load_secrets(struct json_reader *l, json_t *root, struct vm_secrets *sec)
+{
+    static const char *const keys[] = {"gateway_token", "files", NULL};
+    json_t *o, *files;
+    int r = jr_get_object(l, root, "secrets", false, &o);
+    if (r < 0 || !o)
+        return r;
+    jr_push_key(l, "secrets");
+    if ((r = jr_check_keys(l, o, keys)) == 0 &&
+        (r = jr_get_string(l, o, "gateway_token", NULL, JR_NULLABLE | JR_NONEMPTY,
+                           &sec->gateway_token)) == 0 &&
+        (r = jr_resolve_file(l, "gateway_token", &sec->gateway_token, false)) == 0 &&
+        (r = jr_get_object(l, o, "files", false, &files)) == 0 && files)
+        r = load_secret_files(l, files, sec);
     jr_pop(l);
     return r;
 }
@@ -666,7 +733,7 @@ static int load_root(struct json_reader *l, json_t *root, struct vm_config *c)
 {
     static const char *const keys[] = {"name",    "machine",  "boot",     "vsock",
                                        "network", "gateway",  "forwards", "shares",
-                                       "restart", "timeouts", NULL};
+                                       "restart", "timeouts", "secrets",  NULL};
     int r;
     if (!json_is_object(root))
         return jr_fail(l, false, "the configuration must be a JSON object, got %s",
@@ -684,7 +751,8 @@ static int load_root(struct json_reader *l, json_t *root, struct vm_config *c)
     if ((r = load_machine(l, root, &c->machine)) < 0 || (r = load_boot(l, root, &c->boot)) < 0 ||
         (r = load_vsock(l, root, &c->vsock)) < 0 || (r = load_network(l, root, &c->network)) < 0 ||
         (r = load_gateway(l, root, &c->gateway)) < 0 || (r = load_forwards(l, root, c)) < 0 ||
-        (r = load_shares(l, root, c)) < 0 || (r = load_restart_timeouts(l, root, c)) < 0)
+        (r = load_shares(l, root, c)) < 0 || (r = load_secrets(l, root, &c->secrets)) < 0 ||
+        (r = load_restart_timeouts(l, root, c)) < 0)
         return r;
     return 0;
 }
@@ -733,6 +801,12 @@ void vm_config_free(struct vm_config *c)
         free(c->shares[i].source);
     }
     free(c->shares);
+    free(c->secrets.gateway_token);
+    for (size_t i = 0; i < c->secrets.n_files; i++) {
+        free(c->secrets.files[i].name);
+        free(c->secrets.files[i].path);
+    }
+    free(c->secrets.files);
     free(c);
 }
 
@@ -817,4 +891,22 @@ int config_path_for_name(const char *name, char **ret)
     if (!dir || !*dir)
         dir = CONFIG_DIR_DEFAULT;
     return asprintf(ret, "%s/%s.json", dir, name) < 0 ? -ENOMEM : 0;
+}
+
+int vm_config_add_share(struct vm_config *c, const char *tag, const char *source, bool read_only)
+{
+    for (size_t i = 0; i < c->n_shares; i++)
+        if (strcmp(c->shares[i].tag, tag) == 0)
+            return -EEXIST;
+    struct vm_share *v = reallocarray(c->shares, c->n_shares + 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    c->shares = v;
+    struct vm_share s = {.proto = SHARE_VIRTIOFS, .read_only = read_only};
+    if (!(s.tag = strdup(tag)) || !(s.source = strdup(source))) {
+        free(s.tag);
+        return -ENOMEM;
+    }
+    c->shares[c->n_shares++] = s;
+    return 0;
 }

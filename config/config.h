@@ -17,3 +17,7 @@ int config_load_text(const char *path, const char *text, size_t len, struct vm_c
 int config_path_for_name(const char *name, char **ret);
 /* True when NAME is usable as a VM name (1-32 of [A-Za-z0-9_-], not starting with '-'). */
 bool config_name_is_valid(const char *name);
+
+/* Appends a share (proto virtiofs) to C: what the launcher adds at start, such as the secrets
+ * share. -EEXIST when TAG is taken, -ENOMEM. */
+int vm_config_add_share(struct vm_config *c, const char *tag, const char *source, bool read_only);

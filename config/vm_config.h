@@ -89,6 +89,25 @@ struct vm_share {
     bool read_only;
 };
 
+/* Files on the host the guest needs but nobody else may see (config key "secrets"): staged by
+ * the launcher into the VM's runtime directory and shared read-only as SECRETS_SHARE_TAG. */
+struct vm_secret {
+    char *name; /* the file's name in the guest: A-Z a-z 0-9 _ . -, 1-64 */
+    char *path; /* absolute path on the host */
+};
+
+struct vm_secrets {
+    char *gateway_token; /* a file holding the gateway's token, or NULL: generated and kept */
+    struct vm_secret *files;
+    size_t n_files;
+};
+
+/* The tag of the read-only virtiofs share that carries the secrets into the guest, and the names
+ * ocvm itself writes there. */
+#define SECRETS_SHARE_TAG "ocvm-secrets"
+#define SECRETS_TOKEN_FILE "gateway.token"
+#define SECRETS_OPENCLAW_FILE "openclaw.json"
+
 struct vm_restart {
     unsigned max_restarts;
     unsigned backoff_initial_ms;
@@ -114,6 +133,7 @@ struct vm_config {
     size_t n_forwards;
     struct vm_share *shares;
     size_t n_shares;
+    struct vm_secrets secrets;
     struct vm_restart restart;
     struct vm_timeouts timeouts;
 };

@@ -5,6 +5,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "launcher/runtime_dir.h"
+#include "launcher/secrets.h"
 #include "policy/rules.h"
 #include "netsetup/netsetup.h"
 
@@ -181,4 +182,29 @@ int cli_enforce_policy(const struct vm_config *c)
     }
     policy_report_done(&pr);
     return r;
+}
+
+int cli_plan_shares(struct vm_config *c)
+{
+    _cleanup_free_ char *dir = NULL;
+    int r = runtime_dir_path(c->name, &dir);
+    if (r < 0) {
+        log_error(NULL, "no runtime directory (set XDG_RUNTIME_DIR or run as root)");
+        return EXIT_FAILED;
+    }
+    /* virtiofsd, which serves the share read-only from a mount namespace of its own, needs root:
+     * a VM that ocvm runs as another user gets no secrets share (and must name no secret) */
+    if (geteuid() != 0) {
+        if (c->secrets.n_files || c->secrets.gateway_token) {
+            log_error("secrets", "secrets reach the guest through virtiofsd, which needs root: run "
+                                 "ocvm as root, or leave \"secrets\" out");
+            return EXIT_FAILED;
+        }
+        return 0;
+    }
+    if ((r = secrets_plan_share(c, dir)) < 0) {
+        log_error("secrets", "%s", strerror(-r));
+        return EXIT_FAILED;
+    }
+    return 0;
 }

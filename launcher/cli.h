@@ -21,7 +21,8 @@ struct cli_verb {
 };
 
 extern const struct cli_verb cli_verb_up, cli_verb_down, cli_verb_status, cli_verb_console,
-    cli_verb_cmdline, cli_verb_check, cli_verb_relay, cli_verb_dns_config, cli_verb_vsock_backend;
+    cli_verb_cmdline, cli_verb_check, cli_verb_relay, cli_verb_dns_config, cli_verb_vsock_backend,
+    cli_verb_libvirt_xml, cli_verb_libvirt, cli_verb_attach;
 
 /* getopt_long() with what every verb shares. Set optind = 0 before the first call. OPTSTRING
  * starts with ":h" and OPTS holds {"help", no_argument, NULL, 'h'}. Options may come before or
@@ -60,6 +61,11 @@ int cli_vm_name(const char *name, const char *config_path, char **name_ret);
  * on stderr ("ocvm: FILE:LINE:COL: key: what [OCVM-Pnnn]") and the result is EXIT_USAGE; with
  * none, each unsafe_* key in use is a warning naming it, and the result is 0. */
 int cli_enforce_policy(const struct vm_config *c);
+
+/* Adds what ocvm itself shares with the guest to C (the read-only secrets share, see
+ * launcher/secrets.h), so that `ocvm cmdline` prints what `ocvm up` runs. 0, or EXIT_FAILED after
+ * saying why. */
+int cli_plan_shares(struct vm_config *c);
 
 struct netsetup_state;
 /* Reads the network record the supervisor keeps in its runtime directory DIR (down and status

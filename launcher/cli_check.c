@@ -97,7 +97,8 @@ static int check_live(const struct vm_config *c, const char *dir, struct finding
                              .plan = r > 0 ? &plan : NULL,
                              .runtime_dir = dir,
                              .private_files = private_files(),
-                             .qemu_pid = st.qemu_pid};
+                             .qemu_pid = st.qemu_pid,
+                             .backend_pid = st.vsock_backend.pid};
     struct audit_report ar;
     _cleanup_free_ char *error = NULL;
     r = audit_run(&in, &ar, &error);

@@ -55,7 +55,7 @@ static int verb_cmdline(int argc, char **argv)
     struct vm_config *c;
     if ((r = cli_load_config(a.name, a.config, &c)))
         return r;
-    if ((r = cli_enforce_policy(c)) == 0)
+    if ((r = cli_enforce_policy(c)) == 0 && (r = cli_plan_shares(c)) == 0)
         r = print_cmdline(c);
     vm_config_free(c);
     return r;

@@ -42,6 +42,16 @@ static void print_network(const char *dir)
            ns.uplink, ns.table_applied ? "applied" : "not applied");
 }
 
+/* The user vsock backend's child process. */
+static void print_backend(const struct vm_backend_state *b)
+{
+    if (b->pid > 0)
+        printf("  vsock backend: pid %d", (int)b->pid);
+    else
+        printf("  vsock backend: not running (it starts again with QEMU)");
+    printf(", restarts %u%s%s\n", b->restarts, *b->last_exit ? ", last exit: " : "", b->last_exit);
+}
+
 /* Prints one VM; returns 1 when it is running. */
 static int show_one(const char *name, bool as_json, json_t *json_list)
 {
@@ -66,18 +76,23 @@ static int show_one(const char *name, bool as_json, json_t *json_list)
         json_t *unsafe = json_array();
         for (unsigned i = 0; running && unsafe && i < st.n_unsafe; i++)
             json_array_append_new(unsafe, json_string(st.unsafe[i]));
-        json_t *o =
-            running ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o,s:o}", "name",
-                                name, "running", 1, "phase", st.phase, "supervisor_pid",
-                                (int)st.supervisor_pid, "qemu_pid", (int)st.qemu_pid, "uptime_s",
-                                (json_int_t)up_s, "restarts", (int)st.restarts, "accel", st.accel,
-                                "vsock", st.vsock, "stages", stages, "last_exit", st.last_exit,
-                                "runtime_dir", dir, "relay", relay, "unsafe", unsafe)
-                    : json_pack("{s:s,s:b,s:s,s:o}", "name", name, "running", 0, "phase", "stopped",
-                                "stages", stages);
+        json_t *backend = json_pack("{s:i,s:I,s:s}", "pid", (int)st.vsock_backend.pid, "restarts",
+                                    (json_int_t)st.vsock_backend.restarts, "last_exit",
+                                    st.vsock_backend.last_exit);
+        json_t *o = running
+                        ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o,s:o,s:o}",
+                                    "name", name, "running", 1, "phase", st.phase, "supervisor_pid",
+                                    (int)st.supervisor_pid, "qemu_pid", (int)st.qemu_pid,
+                                    "uptime_s", (json_int_t)up_s, "restarts", (int)st.restarts,
+                                    "accel", st.accel, "vsock", st.vsock, "stages", stages,
+                                    "last_exit", st.last_exit, "runtime_dir", dir, "relay", relay,
+                                    "unsafe", unsafe, "vsock_backend", backend)
+                        : json_pack("{s:s,s:b,s:s,s:o}", "name", name, "running", 0, "phase",
+                                    "stopped", "stages", stages);
         if (!running) {
             json_decref(relay);
             json_decref(unsafe);
+            json_decref(backend);
         }
         json_array_append_new(json_list, o);
         return running;
@@ -99,6 +114,8 @@ static int show_one(const char *name, bool as_json, json_t *json_list)
                (unsigned long long)st.relay.open, (unsigned long long)st.relay.accepted,
                (unsigned long long)st.relay.bytes_to_guest,
                (unsigned long long)st.relay.bytes_to_host, (unsigned long long)st.relay.errors);
+    if (strcmp(st.vsock, "user") == 0)
+        print_backend(&st.vsock_backend);
     print_network(dir);
     for (unsigned i = 0; i < st.n_unsafe; i++)
         printf("%s%s", i ? ", " : "  UNSAFE (safety rules waived): ", st.unsafe[i]);

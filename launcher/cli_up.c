@@ -44,7 +44,7 @@ static int wait_for_detached(pid_t child, int fd, const char *name)
         printf("%s: running in the background (ocvm status %s; ocvm down %s)\n", name, name, name);
         return EXIT_OK;
     }
-    log_error(NULL, "failed to start (see the messages above)");
+    log_error(NULL, "failed to start (the lines above say why)");
     return EXIT_FAILED;
 }
 
@@ -82,6 +82,9 @@ static int verb_up(int argc, char **argv)
     }
     if (hf.tcg_why)
         log_notice(NULL, "using TCG (software emulation): %s", hf.tcg_why);
+    if ((r = cli_plan_shares(c)))
+        goto out;
+    r = EXIT_FAILED;
     o.accel = hf.accel;
     o.vsock = hf.vsock;
     o.tsc_khz = hf.tsc_khz;

@@ -4,6 +4,7 @@
 add_library(ocvm_launcher STATIC
   launcher/argv.c
   launcher/net_plan.c
+  launcher/secrets.c
   launcher/qemu_argv.c
   launcher/host_facts.c
   launcher/runtime_dir.c
@@ -14,13 +15,21 @@ add_library(ocvm_launcher STATIC
   launcher/health.c
   launcher/guest_notify.c
   launcher/vsock_host.c
+  launcher/backend_child.c
   launcher/virtiofsd.c
   launcher/qemu_reaper.c
+  launcher/libvirt_xml.c
+  launcher/libvirt_import.c
+  launcher/libvirt_domain.c
+  launcher/vm_user.c
+  launcher/sidecar.c
+  launcher/sidecar_unit.c
 )
 target_link_libraries(ocvm_launcher PUBLIC ocvm_policy ocvm_config ocvm_netsetup ocvm_vsock ocvm_common
-  PkgConfig::SYSTEMD PkgConfig::JANSSON)
+  PkgConfig::SYSTEMD PkgConfig::JANSSON PkgConfig::LIBVIRT PkgConfig::LIBXML)
 
 add_executable(ocvm launcher/main.c launcher/cli.c launcher/cli_up.c launcher/cli_down.c
   launcher/cli_status.c launcher/cli_console.c launcher/cli_cmdline.c launcher/cli_check.c launcher/cli_relay.c
-  launcher/cli_dns_config.c launcher/cli_vsock_backend.c)
+  launcher/cli_dns_config.c launcher/cli_vsock_backend.c launcher/cli_libvirt.c
+  launcher/cli_attach.c)
 target_link_libraries(ocvm PRIVATE ocvm_launcher)

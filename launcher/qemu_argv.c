@@ -144,9 +144,9 @@ static const char *dev(const struct vm_config *c, const char *base)
     return NULL;
 }
 
-static bool needs_shared_memory(const struct vm_config *c, const struct qemu_plan *p)
+bool qemu_shared_memory(const struct vm_config *c, enum vsock_backend vsock)
 {
-    if (c->vsock.enabled && p->vsock == VSOCK_BACKEND_USER)
+    if (c->vsock.enabled && vsock == VSOCK_BACKEND_USER)
         return true;
     for (size_t i = 0; i < c->n_shares; i++)
         if (c->shares[i].proto == SHARE_VIRTIOFS)
@@ -157,7 +157,7 @@ static bool needs_shared_memory(const struct vm_config *c, const struct qemu_pla
 static void add_machine(const struct vm_config *c, const struct qemu_plan *p, struct argv *a)
 {
     bool kvm = p->accel == ACCEL_KVM;
-    bool memfd = needs_shared_memory(c, p);
+    bool memfd = qemu_shared_memory(c, p->vsock);
     if (c->machine.type == MACHINE_MICROVM)
         /* pit=off hangs the boot under TCG; isa-serial stays on for the console. */
         argv_addf(a, "microvm,acpi=on,rtc=on,pic=off%s", kvm ? ",pit=off" : "");

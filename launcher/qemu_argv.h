@@ -23,6 +23,9 @@ unsigned qemu_tap_queues(const struct vm_config *c);
 /* The kernel command line QEMU gets: boot.cmdline plus what ocvm adds (reboot=t, the TSC rate
  * for TCG microvm guests, the guest network). */
 int qemu_kernel_cmdline(const struct vm_config *c, const struct qemu_plan *p, char **ret);
+/* True when guest RAM must be a shareable memfd: a vhost-user device (the user vsock backend with
+ * resolved backend VSOCK, a virtiofs share) maps it. */
+bool qemu_shared_memory(const struct vm_config *c, enum vsock_backend vsock);
 /* Appends VALUE to A with every ',' doubled (QEMU's option syntax); fails on '\n'. */
 int qemu_opt_escape(const char *value, char **ret);
 /* Builds the whole argv into A (initialised by the caller). Returns argv_error(A). */

@@ -36,26 +36,41 @@ int runtime_dir_path(const char *name, char **ret)
     return asprintf(ret, "%s/%s", base, name) < 0 ? -ENOMEM : 0;
 }
 
-static int remove_contents(const char *path)
+/* Removes what directory DFD holds (one level of subdirectory too: secrets/), but the lock at the
+ * top (TOP). Takes DFD. */
+static int remove_contents_at(int dfd, bool top)
 {
-    _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (dfd < 0)
-        return negative_errno();
-    DIR *d = fdopendir(dfd);
-    if (!d)
-        return negative_errno();
-    dfd = -1; /* owned by d */
+    DIR *d = fdopendir(dfd); /* owns dfd from here */
+    if (!d) {
+        int r = negative_errno();
+        close(dfd);
+        return r;
+    }
     int r = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-            strcmp(de->d_name, runtime_file_name(RUNTIME_LOCK)) == 0)
+            (top && strcmp(de->d_name, runtime_file_name(RUNTIME_LOCK)) == 0))
             continue;
-        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && r == 0)
+        int flags = 0;
+        if (top && de->d_type == DT_DIR) {
+            int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+            int s = sub < 0 ? negative_errno() : remove_contents_at(sub, false);
+            if (s < 0 && s != -ENOENT && r == 0)
+                r = s;
+            flags = AT_REMOVEDIR;
+        }
+        if (unlinkat(dirfd(d), de->d_name, flags) < 0 && errno != ENOENT && r == 0)
             r = negative_errno();
     }
     closedir(d);
     return r;
+}
+
+static int remove_contents(const char *path)
+{
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    return dfd < 0 ? negative_errno() : remove_contents_at(dfd, true);
 }
 
 int runtime_dir_acquire(const char *name, struct runtime_dir *ret)
@@ -172,6 +187,7 @@ static const char *const runtime_file_names[_RUNTIME_FILE_MAX] = {
     [RUNTIME_CONSOLE_LOG] = "console.log",
     [RUNTIME_VHOST_USER_VSOCK] = "vhost-user-vsock.sock",
     [RUNTIME_HYBRID_VSOCK] = "vsock.sock",
+    [RUNTIME_SECRETS] = "secrets",
 };
 
 const char *runtime_file_name(enum runtime_file file)

@@ -18,6 +18,7 @@ enum runtime_file {
     RUNTIME_CONSOLE_LOG,      /* "console.log": the serial console, as QEMU wrote it */
     RUNTIME_VHOST_USER_VSOCK, /* "vhost-user-vsock.sock": QEMU's end of the user backend */
     RUNTIME_HYBRID_VSOCK,     /* "vsock.sock": the hybrid socket host clients CONNECT on */
+    RUNTIME_SECRETS,          /* "secrets/": staged secrets, shared read-only (secrets.h) */
     _RUNTIME_FILE_MAX,
 };
 

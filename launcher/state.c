@@ -20,12 +20,15 @@ int state_write(const char *path, const struct vm_state *s)
     json_t *unsafe = json_array();
     for (unsigned i = 0; unsafe && i < s->n_unsafe; i++)
         json_array_append_new(unsafe, json_string(s->unsafe[i]));
-    json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:I,s:i,s:s,s:s,s:o,s:s,s:o,s:o}", "phase", s->phase,
-                          "supervisor_pid", (int)s->supervisor_pid, "qemu_pid", (int)s->qemu_pid,
-                          "started_at_us", (json_int_t)s->started_at_us, "qemu_started_at_us",
-                          (json_int_t)s->qemu_started_at_us, "restarts", (int)s->restarts, "accel",
-                          s->accel, "vsock", s->vsock, "stages", stages, "last_exit", s->last_exit,
-                          "relay", relay, "unsafe", unsafe);
+    json_t *backend =
+        json_pack("{s:i,s:I,s:s}", "pid", (int)s->vsock_backend.pid, "restarts",
+                  (json_int_t)s->vsock_backend.restarts, "last_exit", s->vsock_backend.last_exit);
+    json_t *o = json_pack(
+        "{s:s,s:i,s:i,s:I,s:I,s:i,s:s,s:s,s:o,s:s,s:o,s:o,s:o}", "phase", s->phase,
+        "supervisor_pid", (int)s->supervisor_pid, "qemu_pid", (int)s->qemu_pid, "started_at_us",
+        (json_int_t)s->started_at_us, "qemu_started_at_us", (json_int_t)s->qemu_started_at_us,
+        "restarts", (int)s->restarts, "accel", s->accel, "vsock", s->vsock, "stages", stages,
+        "last_exit", s->last_exit, "relay", relay, "unsafe", unsafe, "vsock_backend", backend);
     if (!o)
         return -ENOMEM;
     _cleanup_free_ char *tmp = NULL;
@@ -55,7 +58,8 @@ int state_read(const char *path, struct vm_state *ret)
 {
     json_error_t err;
     json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err), *stages = NULL, *unsafe = NULL;
-    json_int_t rl[5];
+    json_int_t rl[5], bpid, brestarts;
+    const char *blast;
     if (!o)
         return access(path, F_OK) < 0 ? -ENOENT : -EINVAL;
     struct vm_state s = {0};
@@ -64,14 +68,16 @@ int state_read(const char *path, struct vm_state *ret)
     json_int_t started, qstarted;
     int r = json_unpack_ex(
         o, &err, JSON_STRICT,
-        "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o}", "phase", &phase,
-        "supervisor_pid", &spid, "qemu_pid", &qpid, "started_at_us", &started, "qemu_started_at_us",
-        &qstarted, "restarts", &restarts, "accel", &accel, "vsock", &vsock, "stages", &stages,
-        "last_exit", &last_exit, "relay", "open", &rl[0], "accepted", &rl[1], "bytes_to_guest",
-        &rl[2], "bytes_to_host", &rl[3], "errors", &rl[4], "unsafe", &unsafe);
+        "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:{s:I,s:I,s:s}}",
+        "phase", &phase, "supervisor_pid", &spid, "qemu_pid", &qpid, "started_at_us", &started,
+        "qemu_started_at_us", &qstarted, "restarts", &restarts, "accel", &accel, "vsock", &vsock,
+        "stages", &stages, "last_exit", &last_exit, "relay", "open", &rl[0], "accepted", &rl[1],
+        "bytes_to_guest", &rl[2], "bytes_to_host", &rl[3], "errors", &rl[4], "unsafe", &unsafe,
+        "vsock_backend", "pid", &bpid, "restarts", &brestarts, "last_exit", &blast);
     if (r < 0 || !json_is_array(stages) || !json_is_array(unsafe) ||
         json_array_size(unsafe) > STATE_MAX_UNSAFE || spid < 0 || spid > INT32_MAX || qpid < 0 ||
-        qpid > INT32_MAX || restarts < 0 || restarts > UINT32_MAX || started < 0 || qstarted < 0) {
+        qpid > INT32_MAX || restarts < 0 || restarts > UINT32_MAX || started < 0 || qstarted < 0 ||
+        bpid < 0 || bpid > INT32_MAX || brestarts < 0 || brestarts > UINT32_MAX) {
         json_decref(o);
         return -EINVAL;
     }
@@ -86,6 +92,9 @@ int state_read(const char *path, struct vm_state *ret)
     copy_str(s.accel, sizeof(s.accel), accel);
     copy_str(s.vsock, sizeof(s.vsock), vsock);
     copy_str(s.last_exit, sizeof(s.last_exit), last_exit);
+    s.vsock_backend.pid = (pid_t)bpid;
+    s.vsock_backend.restarts = (unsigned)brestarts;
+    copy_str(s.vsock_backend.last_exit, sizeof(s.vsock_backend.last_exit), blast);
     s.supervisor_pid = (pid_t)spid;
     s.qemu_pid = (pid_t)qpid;
     s.started_at_us = (uint64_t)started;

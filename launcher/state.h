@@ -24,7 +24,12 @@ struct vm_state {
     char last_exit[160];
     struct vm_relay_figures {
         uint64_t open, accepted, bytes_to_guest, bytes_to_host, errors;
-    } relay;                           /* the host relay; all zero without vsock */
+    } relay; /* the host relay; all zero without vsock */
+    struct vm_backend_state {
+        pid_t pid;          /* 0: none runs (kernel backend, no vsock, or between restarts) */
+        unsigned restarts;  /* started again after it died */
+        char last_exit[96]; /* how the last one ended, or "" */
+    } vsock_backend;        /* the user vsock backend's child process */
     char unsafe[STATE_MAX_UNSAFE][48]; /* the config's unsafe_* keys in use (policy/rules.h) */
     unsigned n_unsafe;
 };

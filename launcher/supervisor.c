@@ -9,6 +9,7 @@
 #include "launcher/qemu_argv.h"
 #include "launcher/qmp.h"
 #include "launcher/runtime_dir.h"
+#include "launcher/secrets.h"
 #include "launcher/state.h"
 #include "launcher/virtiofsd.h"
 #include "launcher/vsock_host.h"
@@ -52,12 +53,14 @@ struct supervisor {
     char err_buf[1024];
     size_t err_len;
     char last_stderr[160]; /* QEMU's last line on stderr in this run: the likely exit reason */
+    char restart_why[128]; /* why we killed this QEMU to restart it, or "" */
     struct qmp *qmp;
     struct vsock_host *vsock; /* NULL without vsock */
     struct netsetup net;      /* bridge, TAP fds, nft table; empty without a network */
     struct virtiofsd_set fsd; /* one virtiofsd per virtiofs share, per QEMU run */
     sd_event_source *reaper;  /* with machine.user: stops QEMU if we die (see qemu_reaper.h) */
     int reaper_fd;
+    int caller_stderr_fd; /* up -d: the caller's stderr, until it has its verdict */
     bool net_up;
     struct health_probe *probe;
     sd_event_source *probe_timer, *stats_timer;
@@ -76,6 +79,14 @@ static void save_state(struct supervisor *s)
     snprintf(s->state.phase, sizeof(s->state.phase), "%s", phase_table[s->phase]);
     s->state.qemu_pid = s->qemu_pid;
     s->state.restarts = s->restarts;
+    if (s->vsock) { /* the user backend's child */
+        struct vsock_host_stats st;
+        vsock_host_get_stats(s->vsock, &st);
+        s->state.vsock_backend.pid = st.backend.pid;
+        s->state.vsock_backend.restarts = st.backend.restarts;
+        snprintf(s->state.vsock_backend.last_exit, sizeof(s->state.vsock_backend.last_exit), "%s",
+                 st.backend.last_exit);
+    }
     int r = state_write(s->state_path, &s->state);
     if (r < 0)
         log_msg(LOG_WARNING, NULL, "write %s: %s", s->state_path, strerror(-r));
@@ -99,6 +110,22 @@ static void tell_parent(struct supervisor *s, char status)
 {
     if (s->o->ready_fd < 0)
         return;
+    /* `up -d` that failed: the caller gets what we logged (from supervisor.log, which goes
+     * with the runtime directory), so it can say why. Our children never held its stderr: they
+     * would keep a `$(ocvm up -d)` waiting for as long as they live. */
+    if (s->caller_stderr_fd >= 0) {
+        fflush(stderr);
+        _cleanup_free_ char *log = runtime_dir_file(&s->rd, RUNTIME_SUPERVISOR_LOG);
+        int in = status == 'F' && log ? open(log, O_RDONLY | O_CLOEXEC) : -1;
+        char buf[4096];
+        ssize_t n;
+        while (in >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+            (void)!write(s->caller_stderr_fd, buf, (size_t)n);
+        if (in >= 0)
+            close(in);
+        close(s->caller_stderr_fd);
+        s->caller_stderr_fd = -1;
+    }
     (void)!write(s->o->ready_fd, &status, 1);
     close(s->o->ready_fd);
     ((struct supervisor_options *)s->o)->ready_fd = -1;
@@ -182,10 +209,27 @@ static void begin_stop(struct supervisor *s, int code)
     stop_step(s);
 }
 
+/* SIGTERM, SIGINT: stop gracefully; the same again while stopping hurries to the next step
+ * (power-off -> quit -> SIGKILL), so a second Ctrl-C does not wait shutdown_s. SIGHUP: ignored
+ * with a line: the config is read once, at `up`, and there is nothing to reload. */
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
 {
     struct supervisor *s = userdata;
-    log_msg(LOG_INFO, NULL, "received %s: stopping", strsignal((int)si->ssi_signo));
+    const char *sig = strsignal((int)si->ssi_signo);
+    if (si->ssi_signo == SIGHUP) {
+        log_msg(LOG_NOTICE, NULL,
+                "received %s: ignored (the config is read at `ocvm up` only; "
+                "to apply a change, ocvm down and up)",
+                sig);
+        return 0;
+    }
+    if (s->phase == PHASE_STOPPING) {
+        log_msg(LOG_NOTICE, NULL, "received %s again: hurrying the stop", sig);
+        s->timer = sd_event_source_disable_unref(s->timer);
+        stop_step(s);
+        return 0;
+    }
+    log_msg(LOG_INFO, NULL, "received %s: stopping", sig);
     begin_stop(s, 0);
     return 0;
 }
@@ -338,6 +382,29 @@ static void on_guest_notify(const struct guest_notify_msg *m, void *userdata)
     start_probe(s);
 }
 
+/* The user vsock backend's child died. QEMU 7.2 cannot reconnect its vhost-user-vsock device
+ * (the chardev's reconnect= makes the device fail at start), so the guest's vsock is gone with
+ * it: QEMU is restarted like after a crash (back-off, restart.max_restarts), and spawn_qemu()
+ * starts a new backend first. Meanwhile the hybrid socket refuses, and so clients get a reset. */
+static void on_backend_exit(pid_t pid, const char *how, void *userdata)
+{
+    struct supervisor *s = userdata;
+    if (s->phase == PHASE_STOPPING || s->qemu_pid <= 0) {
+        log_msg(s->phase == PHASE_STOPPING ? LOG_INFO : LOG_WARNING, "vsock-backend",
+                "the backend (pid %d) %s%s", (int)pid, how,
+                s->phase == PHASE_STOPPING ? "" : "; a new one starts with the next QEMU");
+        save_state(s);
+        return;
+    }
+    log_msg(LOG_WARNING, "vsock-backend",
+            "the backend (pid %d) %s: restarting QEMU (pid %d) with a new one, as QEMU cannot "
+            "reconnect its vhost-user-vsock device",
+            (int)pid, how, (int)s->qemu_pid);
+    snprintf(s->restart_why, sizeof(s->restart_why), "its vsock backend died (%s)", how);
+    kill(s->qemu_pid, SIGKILL);
+    save_state(s);
+}
+
 /* Relay figures go to state.json for `ocvm status`, at most once a second and only on change. */
 static int on_stats_timer(sd_event_source *src, uint64_t usec, void *userdata)
 {
@@ -471,7 +538,7 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
         finish(s, 0);
         return 0;
     }
-    const char *reason = s->last_stderr;
+    const char *reason = *s->restart_why ? s->restart_why : s->last_stderr;
     if (snprintf(s->state.last_exit, sizeof(s->state.last_exit), "QEMU %s%s%s", how,
                  *reason ? ": " : "", reason) >= (int)sizeof(s->state.last_exit))
         memcpy(s->state.last_exit + sizeof(s->state.last_exit) - 4, "...", 4); /* shortened */
@@ -594,7 +661,12 @@ static int spawn_qemu(struct supervisor *s)
     int r = open_listeners(s);
     if (r < 0 || (r = make_console_log(s)) < 0)
         return r;
-    s->last_stderr[0] = '\0';
+    s->last_stderr[0] = s->restart_why[0] = '\0';
+    /* the user vsock backend's child, again if it died: QEMU connects to it at start */
+    if (s->vsock && (r = vsock_host_start_backend(s->vsock)) < 0) {
+        log_msg(LOG_ERR, "vsock-backend", "start the backend: %s", strerror(-r));
+        return r;
+    }
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return negative_errno();
@@ -724,10 +796,11 @@ static int prepare(struct supervisor *s)
         log_msg(LOG_ERR, NULL, "runtime directory: %s", strerror(-r));
         return r;
     }
-    if (s->o->detached) {
+    if (s->o->detached) { /* the caller's stderr is kept aside (CLOEXEC) for tell_parent() */
         _cleanup_free_ char *log = runtime_dir_file(&s->rd, RUNTIME_SUPERVISOR_LOG);
         int fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
         if (fd >= 0) {
+            s->caller_stderr_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
             dup2(fd, STDERR_FILENO);
             close(fd);
         }
@@ -763,10 +836,21 @@ static int prepare(struct supervisor *s)
         return r;
     if ((r = prepare_network(s)) < 0)
         return r;
+    _cleanup_free_ char *secrets_error = NULL; /* names paths, never a secret */
+    if (secrets_planned(s->c) &&
+        (r = secrets_stage(s->c, s->rd.path, s->o->qemu_user, &secrets_error)) < 0) {
+        log_msg(LOG_ERR, "secrets", "%s", secrets_error ? secrets_error : strerror(-r));
+        return r;
+    }
     if (s->c->vsock.enabled) {
         _cleanup_free_ char *error = NULL;
-        r = vsock_host_new(s->event, s->c, s->o->vsock, s->rd.path, on_guest_notify, s, &s->vsock,
-                           &error);
+        struct vsock_host_options vo = {.backend = s->o->vsock,
+                                        .runtime_dir = s->rd.path,
+                                        .backend_user = s->o->qemu_user,
+                                        .on_notify = on_guest_notify,
+                                        .on_backend_exit = on_backend_exit,
+                                        .userdata = s};
+        r = vsock_host_new(s->event, s->c, &vo, &s->vsock, &error);
         if (r < 0) {
             log_msg(LOG_ERR, NULL, "%s", error ? error : strerror(-r));
             return r;
@@ -823,6 +907,7 @@ int supervisor_run(const struct vm_config *c, const struct supervisor_options *o
                            .rd = {.lock_fd = -1},
                            .qmp_listen_fd = -1,
                            .reaper_fd = -1,
+                           .caller_stderr_fd = -1,
                            .console_listen_fd = -1,
                            .boot_t0 = o->t0_usec,
                            .exit_code = 1};

@@ -1,6 +1,9 @@
 # Tests of launcher/.
-foreach(suite qemu_argv qmp runtime_dir state net_plan)
+foreach(suite qmp runtime_dir state)
   ocvm_unit_suite(${suite} ocvm_launcher ocvm_test_golden)
+endforeach()
+foreach(suite qemu_argv net_plan secrets libvirt_xml)
+  ocvm_unit_suite(${suite} ocvm_launcher ocvm_test_vm ocvm_test_golden)
 endforeach()
 
 # Runs the launcher's network path (config -> net_plan -> netsetup up/down/cleanup/audit) for the

@@ -3,15 +3,12 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "launcher/runtime_dir.h"
-#include "vsock/vsock_dev.h"
 
 #include <errno.h>
 #include <string.h>
-#include <sys/param.h>
-#include <sys/resource.h>
 
 struct vsock_host {
-    struct vsock_dev *dev; /* user backend, or NULL */
+    struct backend_child *backend; /* user backend, or NULL */
     struct relay *relay;
     sd_event_source *relay_src;
     struct guest_notify *notify;
@@ -60,39 +57,48 @@ static int host_listener(const struct vsock_host *h, enum vsock_backend backend,
         goto fail;                                                                                 \
     } while (0)
 
-int vsock_host_new(sd_event *e, const struct vm_config *c, enum vsock_backend backend,
-                   const char *runtime_dir, guest_notify_fn on_notify, void *userdata,
+/* The user backend: a sandboxed child, started now (see backend_child.h). */
+static int start_backend(struct vsock_host *h, sd_event *e, const struct vm_config *c,
+                         const struct vsock_host_options *o, char **error)
+{
+    _cleanup_free_ char *vhost = runtime_file_path(o->runtime_dir, RUNTIME_VHOST_USER_VSOCK);
+    if (!vhost)
+        return -ENOMEM;
+    struct backend_child_config bc = {.vm_name = c->name,
+                                      .guest_cid = c->vsock.guest_cid,
+                                      .vhost_user_path = vhost,
+                                      .uds_path = h->uds_path,
+                                      .user = o->backend_user};
+    int r = backend_child_new(e, &bc, o->on_backend_exit, o->userdata, &h->backend);
+    if (r < 0 || (r = backend_child_start(h->backend)) < 0)
+        return error_setf(error, r, "vsock backend on %s: %s", vhost, strerror(-r));
+    return 0;
+}
+
+int vsock_host_new(sd_event *e, const struct vm_config *c, const struct vsock_host_options *o,
                    struct vsock_host **ret, char **error)
 {
     *error = NULL;
     struct vsock_host *h = calloc(1, sizeof(*h));
     int r = -ENOMEM, fd = -1;
     const char *why;
-    if (!h || !(h->uds_path = runtime_file_path(runtime_dir, RUNTIME_HYBRID_VSOCK))) {
+    enum vsock_backend backend = o->backend;
+    if (!h || !(h->uds_path = runtime_file_path(o->runtime_dir, RUNTIME_HYBRID_VSOCK))) {
         free(h);
         return -ENOMEM;
     }
-    if (backend == VSOCK_BACKEND_USER) {
-        _cleanup_free_ char *vhost = runtime_file_path(runtime_dir, RUNTIME_VHOST_USER_VSOCK);
-        if (!vhost)
-            goto fail;
-        struct vsock_dev_config dc = {
-            .guest_cid = c->vsock.guest_cid, .uds_path = h->uds_path, .vhost_user_path = vhost};
-        if ((r = vsock_dev_new(e, &dc, &h->dev)) < 0)
-            FAIL("vsock backend on %s: %s", vhost, strerror(-r));
-    }
+    /* the child inherits the fd limit: raise it first */
+    relay_raise_fd_limit();
+    if (backend == VSOCK_BACKEND_USER && (r = start_backend(h, e, c, o, error)) < 0)
+        goto fail;
     if ((r = host_listener(h, backend, GUEST_NOTIFY_PORT, &fd)) < 0)
         FAIL("listen for the guest's READY on port %u: %s", GUEST_NOTIFY_PORT, strerror(-r));
-    r = guest_notify_new(e, fd, on_notify, userdata, &h->notify);
+    r = guest_notify_new(e, fd, o->on_notify, o->userdata, &h->notify);
     if (r < 0)
         FAIL("guest READY listener: %s", strerror(-r));
+    /* a gateway client costs two fds here (its socket, the relay's to the backend or the
+     * kernel's vsock): the relay's default */
     struct relay_options ro = {.log_stage = "relay"};
-    relay_raise_fd_limit();
-    /* in this process a gateway client costs three fds (its socket, the relay's socket to the
-     * backend, the backend's end of it): the relay's default assumes two */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 256)
-        ro.max_connections = MIN((size_t)4096, (size_t)(rl.rlim_cur - 128) / 3);
     if ((r = relay_new(&ro, &h->relay)) < 0)
         FAIL("relay: %s", strerror(-r));
     h->gateway.kind = ENDPOINT_TCP;
@@ -143,7 +149,7 @@ void vsock_host_free(struct vsock_host *h)
     sd_event_source_disable_unref(h->relay_src);
     relay_free(h->relay);
     guest_notify_free(h->notify);
-    vsock_dev_free(h->dev);
+    backend_child_free(h->backend);
     free(h->uds_path);
     free(h);
 }
@@ -152,12 +158,13 @@ void vsock_host_get_stats(const struct vsock_host *h, struct vsock_host_stats *r
 {
     *ret = (struct vsock_host_stats){0};
     relay_get_stats(h->relay, &ret->relay);
-    if (h->dev) {
-        struct vsock_dev_stats ds;
-        vsock_dev_get_stats(h->dev, &ds);
-        ret->backend_resets = ds.resets;
-        ret->backend_bad_packets = ds.bad_packets;
-    }
+    if (h->backend)
+        backend_child_get_status(h->backend, &ret->backend);
+}
+
+int vsock_host_start_backend(struct vsock_host *h)
+{
+    return h->backend ? backend_child_start(h->backend) : 0;
 }
 
 const struct endpoint *vsock_host_gateway(const struct vsock_host *h)

@@ -6,6 +6,7 @@
 #include "vsock/endpoint.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -138,6 +139,25 @@ static void check_listeners(struct auditor *a)
     }
 }
 
+/* The files of DIR (the staged secrets) are their owner's alone. */
+static void check_private_dir(struct auditor *a, const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        struct stat st;
+        if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (st.st_mode & 077)
+            add(a, "OCVM-L003",
+                "%s/%s has mode %04o: group or others can read it (a staged secret is 0400); "
+                "fix: chmod 0400 %s/%s",
+                dir, de->d_name, (unsigned)(st.st_mode & 07777), dir, de->d_name);
+    }
+    if (d)
+        closedir(d);
+}
+
 /* L003: the runtime directory is 0700 and its sockets and files are the owner's alone. */
 static void check_runtime_dir(struct auditor *a)
 {
@@ -168,6 +188,8 @@ static void check_runtime_dir(struct auditor *a)
                 "%s has mode %04o: group or others can use it (it must be 0600); fix: chmod "
                 "0600 %s",
                 path, (unsigned)(st.st_mode & 07777), path);
+        if (S_ISDIR(st.st_mode))
+            check_private_dir(a, path);
     }
 }
 
@@ -239,6 +261,127 @@ static void check_qemu(struct auditor *a)
             (int)pid, seccomp);
 }
 
+/* The credentials of process PID (effective uid, gid and supplementary groups), from /proc. */
+struct creds {
+    long uid, gid;
+    long groups[64];
+    size_t n_groups;
+};
+
+static int read_creds(pid_t pid, struct creds *ret)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    *ret = (struct creds){.uid = -1, .gid = -1};
+    while (f && fgets(line, sizeof(line), f)) {
+        long v;
+        if (sscanf(line, "Uid: %*d %ld", &v) == 1)
+            ret->uid = v;
+        else if (sscanf(line, "Gid: %*d %ld", &v) == 1)
+            ret->gid = v;
+        else if (strncmp(line, "Groups:", 7) == 0)
+            for (char *p = line + 7, *end; ret->n_groups < 64; p = end) {
+                v = strtol(p, &end, 10);
+                if (end == p)
+                    break;
+                ret->groups[ret->n_groups++] = v;
+            }
+    }
+    return ret->uid < 0 ? -ESRCH : 0;
+}
+
+static bool in_group(const struct creds *c, long gid)
+{
+    if (c->gid == gid)
+        return true;
+    for (size_t i = 0; i < c->n_groups; i++)
+        if (c->groups[i] == gid)
+            return true;
+    return false;
+}
+
+/* Whether C may write ST (by its mode bits; root is L005's business). */
+static bool writable_by(const struct stat *st, const struct creds *c)
+{
+    if ((long)st->st_uid == c->uid)
+        return st->st_mode & S_IWUSR;
+    if (in_group(c, (long)st->st_gid))
+        return st->st_mode & S_IWGRP;
+    return st->st_mode & S_IWOTH;
+}
+
+/* L006: what QEMU boots and shares read-only cannot be changed by QEMU's own user: a guest that
+ * broke into QEMU must not be able to plant a kernel, an initrd or a file for its next boot. */
+static void check_boot_files(struct auditor *a)
+{
+    struct creds qc;
+    if (a->in->qemu_pid <= 0 || read_creds(a->in->qemu_pid, &qc) < 0 || qc.uid == 0)
+        return;
+    const struct vm_config *c = a->in->c;
+    const char *paths[3 + 64];
+    size_t n = 0;
+    paths[n++] = c->boot.kernel;
+    if (c->boot.initrd)
+        paths[n++] = c->boot.initrd;
+    /* (not the staged secrets: made afresh by each `ocvm up`, and QEMU holds the guest's
+     * memory, where they go anyway) */
+    for (size_t i = 0; i < c->n_shares && n < 3 + 64; i++)
+        if (c->shares[i].read_only && strcmp(c->shares[i].tag, SECRETS_SHARE_TAG) != 0)
+            paths[n++] = c->shares[i].source;
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_free_ char *dir = strdup(paths[i]);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (slash && slash != dir)
+            *slash = 0;
+        struct stat st, dst;
+        bool file_w = stat(paths[i], &st) == 0 && writable_by(&st, &qc);
+        bool dir_w = dir && stat(dir, &dst) == 0 && writable_by(&dst, &qc) &&
+                     !(dst.st_mode & S_ISVTX && (long)st.st_uid != qc.uid);
+        if (file_w || dir_w)
+            add(a, "OCVM-L006",
+                "%s%s is writable by QEMU's user (uid %ld): a guest that breaks into QEMU could "
+                "change what the next boot uses; fix: chown root and chmod go-w %s",
+                file_w ? paths[i] : dir, file_w ? "" : " (the directory holding it)", qc.uid,
+                file_w ? paths[i] : dir);
+    }
+}
+
+/* L007: the vsock backend, which parses what the guest writes, runs without root, without any
+ * capability, with no_new_privs and its seccomp filter (vsock/backend_sandbox.h). */
+static void check_backend(struct auditor *a)
+{
+    pid_t pid = a->in->backend_pid;
+    if (pid <= 0)
+        return;
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    long uid = -1, nnp = -1, seccomp = -1;
+    unsigned long long capeff = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        long v;
+        if (sscanf(line, "Uid: %*d %ld", &v) == 1)
+            uid = v;
+        else if (sscanf(line, "NoNewPrivs: %ld", &v) == 1)
+            nnp = v;
+        else if (sscanf(line, "Seccomp: %ld", &v) == 1)
+            seccomp = v;
+        else
+            (void)sscanf(line, "CapEff: %llx", &capeff);
+    }
+    if (uid < 0)
+        return; /* gone (being restarted): nothing to say */
+    if (uid == 0 && geteuid() == 0 && !a->in->c->machine.unsafe_qemu_as_root)
+        add(a, "OCVM-L007", "the vsock backend (pid %d) runs as root; fix: restart the VM",
+            (int)pid);
+    if (capeff || nnp != 1 || seccomp != 2)
+        add(a, "OCVM-L007",
+            "the vsock backend (pid %d) is not sandboxed (CapEff %llx, NoNewPrivs %ld, Seccomp "
+            "%ld; want 0, 1, 2): it parses what the guest writes; fix: restart the VM",
+            (int)pid, capeff, nnp, seccomp);
+}
+
 int audit_run(const struct audit_input *in, struct audit_report *ret, char **error)
 {
     *ret = (struct audit_report){0};
@@ -249,6 +392,8 @@ int audit_run(const struct audit_input *in, struct audit_report *ret, char **err
     check_runtime_dir(&a);
     check_tap_probe(&a);
     check_qemu(&a);
+    check_boot_files(&a);
+    check_backend(&a);
     if (a.error) {
         audit_report_done(ret);
         if (!*error)

@@ -37,6 +37,7 @@ const struct policy_rule policy_rules[] = {
      "gateway.unsafe_openclaw_tools"},
     {"OCVM-P011", "gateway.openclaw uses no key name that OpenClaw refuses (from older guides)",
      NULL},
+    {"OCVM-P012", "a secret file is its owner's alone (root or the user running ocvm)", NULL},
 };
 const size_t policy_n_rules = sizeof(policy_rules) / sizeof(policy_rules[0]);
 
@@ -612,6 +613,33 @@ static int list_unsafe(const struct vm_config *c, char ***ret)
     return 0;
 }
 
+/* The secrets' source files: owned by root or by us, no group or other bits (launcher/secrets.c
+ * refuses them again when it stages them). */
+static void check_secret_file(struct checker *k, const char *key, const char *path)
+{
+    struct stat st;
+    if (!path || stat(path, &st) < 0)
+        return; /* the loader checked it exists; gone since: staging says so */
+    if (st.st_uid != 0 && st.st_uid != geteuid())
+        add(k, "OCVM-P012", key, NULL,
+            "%s is owned by uid %u: a secret must belong to root or to the user running ocvm", path,
+            (unsigned)st.st_uid);
+    else if (st.st_mode & 077)
+        add(k, "OCVM-P012", key, NULL, "%s has mode %04o: others can read it (chmod 0600 %s)", path,
+            (unsigned)(st.st_mode & 07777), path);
+}
+
+static void check_secrets(struct checker *k)
+{
+    const struct vm_secrets *s = &k->c->secrets;
+    check_secret_file(k, "secrets.gateway_token", s->gateway_token);
+    for (size_t i = 0; i < s->n_files; i++) {
+        char key[96];
+        snprintf(key, sizeof(key), "secrets.files.%s", s->files[i].name);
+        check_secret_file(k, key, s->files[i].path);
+    }
+}
+
 int policy_check(const struct vm_config *c, struct policy_report *ret)
 {
     *ret = (struct policy_report){0};
@@ -624,6 +652,7 @@ int policy_check(const struct vm_config *c, struct policy_report *ret)
     check_extra_args(&k);
     check_qemu_user(&k);
     check_openclaw(&k);
+    check_secrets(&k);
     if (!k.error)
         k.error = list_unsafe(c, &ret->unsafe_in_use);
     if (k.error)

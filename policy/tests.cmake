@@ -1,6 +1,6 @@
 # Tests of policy/: they link ocvm_policy and the layers below it, nothing from launcher/.
-ocvm_unit_suite(rules ocvm_policy ocvm_test_golden)
-ocvm_unit_suite(gateway_config ocvm_policy ocvm_test_golden)
+ocvm_unit_suite(rules ocvm_policy ocvm_test_vm)
+ocvm_unit_suite(gateway_config ocvm_policy ocvm_test_vm ocvm_test_golden)
 
 # Renders gateway.openclaw for the check against the real openclaw package (skipped, 77, when it
 # is not installed).
@@ -10,4 +10,4 @@ add_test(NAME integration/gateway_config_openclaw
   COMMAND ${CMAKE_SOURCE_DIR}/tests/integration/gateway_config_openclaw.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(integration/gateway_config_openclaw PROPERTIES SKIP_RETURN_CODE 77
   TIMEOUT 300 ENVIRONMENT "OCVM_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
-ocvm_unit_suite(audit ocvm_policy ocvm_test_golden)
+ocvm_unit_suite(audit ocvm_policy ocvm_test_vm)

@@ -14,6 +14,13 @@ target_link_libraries(ocvm_fake_guest PUBLIC ocvm_vsock)
 foreach(suite virtqueue vsock_dev vhost_user)
   ocvm_unit_suite(${suite} ocvm_fake_guest)
 endforeach()
+
+# The sandboxed backend and its connect broker. backend_main.c is built again here with its
+# test-only trigger (-DOCVM_TEST_HOOKS: a call outside the seccomp filter); the ocvm binary never
+# has it.
+ocvm_unit_suite(backend_sandbox ocvm_vsock)
+target_sources(test_backend_sandbox PRIVATE vsock/backend_main.c)
+target_compile_definitions(test_backend_sandbox PRIVATE OCVM_TEST_HOOKS)
 # Fuzzing: the descriptor-chain walker and packet parser fed hostile rings (fuzz_vring), and the
 # vhost-user back-end fed a hostile front-end (fuzz_vhost_user). The sources under test are
 # compiled into each target so that they carry the fuzzer's coverage. Each corpus is also

@@ -61,7 +61,8 @@ struct vhost_user {
     sd_event_source *listen_src;
     struct listen_rest listen_rest; /* out of fds: the listener rests a while */
     bool rest_logged;               /* said so once, until an accept works again */
-    char *path;
+    char *path;                     /* of the listening socket, for log lines */
+    bool owns_path;                 /* made here: removed when freed */
 
     int fd; /* the front-end, or -1 */
     sd_event_source *io;
@@ -680,33 +681,50 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
     return 0;
 }
 
+/* Serves front-ends that connect to the listening socket FD (taken), named NAME in log lines;
+ * OWNS_PATH: NAME is a file this server made, removed when it is freed. */
+static int listen_on(struct vhost_user *v, int fd, const char *name, bool owns_path)
+{
+    _cleanup_close_ int lfd = fd;
+    _cleanup_free_ char *p = strdup(name);
+    if (!p)
+        return -ENOMEM;
+    int r = sd_event_add_io(v->event, &v->listen_src, lfd, EPOLLIN, on_accept, v);
+    if (r >= 0 && (r = listen_rest_init(&v->listen_rest, v->listen_src)) < 0)
+        v->listen_src = sd_event_source_disable_unref(v->listen_src);
+    if (r < 0)
+        return r;
+    if (v->fd >= 0)
+        (void)sd_event_source_set_enabled(v->listen_src, SD_EVENT_OFF);
+    v->listen_fd = TAKE_FD(lfd);
+    v->path = TAKE_PTR(p);
+    v->owns_path = owns_path;
+    return 0;
+}
+
 int vhost_user_listen(struct vhost_user *v, const char *path)
 {
     if (v->listen_fd >= 0)
         return -EBUSY;
     if (!path || !*path)
         return -ENAMETOOLONG;
-    _cleanup_close_ int fd = -1;
+    int fd;
     int r = vsock_hybrid_listen(path, &fd); /* the same kind of listener: Unix, stale replaced */
     if (r < 0)
         return r;
-    _cleanup_free_ char *p = strdup(path);
-    if (!p) {
+    r = listen_on(v, fd, path, true);
+    if (r < 0)
         unlink(path);
-        return -ENOMEM;
+    return r;
+}
+
+int vhost_user_listen_fd(struct vhost_user *v, int fd, const char *name)
+{
+    if (v->listen_fd >= 0) {
+        close(fd);
+        return -EBUSY;
     }
-    r = sd_event_add_io(v->event, &v->listen_src, fd, EPOLLIN, on_accept, v);
-    if (r >= 0 && (r = listen_rest_init(&v->listen_rest, v->listen_src)) < 0)
-        v->listen_src = sd_event_source_disable_unref(v->listen_src);
-    if (r < 0) {
-        unlink(path);
-        return r;
-    }
-    if (v->fd >= 0)
-        (void)sd_event_source_set_enabled(v->listen_src, SD_EVENT_OFF);
-    v->listen_fd = TAKE_FD(fd);
-    v->path = TAKE_PTR(p);
-    return 0;
+    return listen_on(v, fd, name && *name ? name : "its socket", false);
 }
 
 int vhost_user_new(sd_event *e, const struct vhost_user_device *dev, void *userdata,
@@ -742,7 +760,7 @@ void vhost_user_free(struct vhost_user *v)
     listen_rest_done(&v->listen_rest);
     v->listen_src = sd_event_source_disable_unref(v->listen_src);
     closep(&v->listen_fd);
-    if (v->path)
+    if (v->path && v->owns_path)
         unlink(v->path);
     free(v->path);
     sd_event_unref(v->event);

@@ -77,6 +77,9 @@ void vhost_user_free(struct vhost_user *v);
 /* Listens on PATH. A stale socket there is replaced; a live one is -EADDRINUSE, anything else
  * -EEXIST. */
 int vhost_user_listen(struct vhost_user *v, const char *path);
+/* Listens on FD, a listening socket someone else made (taken, closed on failure too); NAME (its
+ * path) names it in log lines, and its file is not removed. */
+int vhost_user_listen_fd(struct vhost_user *v, int fd, const char *name);
 /* Serves an already connected front-end socket (inherited fd, socketpair); takes FD. -EBUSY
  * while another front-end is being served. */
 int vhost_user_adopt(struct vhost_user *v, int fd);

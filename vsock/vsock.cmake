@@ -12,9 +12,11 @@ add_library(ocvm_vsock STATIC
   vsock/vsock_table.c
   vsock/vsock_dev.c
   vsock/vhost_user.c
+  vsock/connect_broker.c
+  vsock/backend_sandbox.c
   vsock/backend_main.c
 )
-target_link_libraries(ocvm_vsock PUBLIC ocvm_common PkgConfig::SYSTEMD)
+target_link_libraries(ocvm_vsock PUBLIC ocvm_common PkgConfig::SYSTEMD PkgConfig::SECCOMP)
 
 if(OCVM_GUEST AND NOT OCVM_SANITIZE)
   # Runs from a busybox initramfs: no shared libraries there, and no libsystemd.

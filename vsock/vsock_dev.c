@@ -2,10 +2,8 @@
 #include "vsock/vsock_dev.h"
 
 #include "common/clock.h"
+#include "common/cleanup.h"
 #include "common/log.h"
-
-#include <stdio.h>
-#include <stdlib.h>
 #include "vsock/listen_rest.h"
 #include "vsock/vhost_user.h"
 #include "vsock/vsock_conn.h"
@@ -20,6 +18,7 @@
 #include <linux/virtio_vsock.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -268,7 +267,8 @@ static void guest_connect(struct vsock_dev *d, const struct vsock_hdr *h)
         return;
     }
     int fd;
-    if (vsock_hybrid_connect(d->uds_path, h->dst_port, &fd) < 0) {
+    if ((d->cfg.connect_host ? d->cfg.connect_host(d->cfg.connect_host_userdata, h->dst_port, &fd)
+                             : vsock_hybrid_connect(d->uds_path, h->dst_port, &fd)) < 0) {
         queue_rst(d, h->dst_port, h->src_port); /* nobody listens on PATH_P: refused */
         return;
     }
@@ -708,9 +708,14 @@ static const struct vhost_user_device vsock_vhost_user_device = {
 
 /* --- lifetime --- */
 
-static int dev_setup(struct vsock_dev *d)
+static int dev_setup(struct vsock_dev *d, const struct vsock_dev_config *cfg)
 {
-    int r = vsock_hybrid_listen(d->uds_path, &d->listen_fd);
+    int r = 0;
+    _cleanup_close_ int vhost_fd = cfg->take_fds ? cfg->vhost_user_fd : -1;
+    if (cfg->take_fds)
+        d->listen_fd = cfg->uds_fd;
+    else
+        r = vsock_hybrid_listen(d->uds_path, &d->listen_fd);
     if (r < 0)
         return r;
     r = sd_event_add_io(d->event, &d->listen_src, d->listen_fd, EPOLLIN, on_listen, d);
@@ -722,23 +727,36 @@ static int dev_setup(struct vsock_dev *d)
     if (r < 0)
         return r;
     (void)sd_event_source_set_enabled(d->tx_defer, SD_EVENT_OFF);
-    if (!d->cfg.vhost_user_path)
+    if (cfg->take_fds ? cfg->vhost_user_fd < 0 : !cfg->vhost_user_path)
         return 0;
     r = vhost_user_new(d->event, &vsock_vhost_user_device, d, &d->vu);
     if (r < 0)
         return r;
-    return vhost_user_listen(d->vu, d->cfg.vhost_user_path);
+    return cfg->take_fds ? vhost_user_listen_fd(d->vu, TAKE_FD(vhost_fd), cfg->vhost_user_path)
+                         : vhost_user_listen(d->vu, cfg->vhost_user_path);
+}
+
+/* With take_fds, the sockets are ours from the call on, even when it fails early. */
+static int refuse(const struct vsock_dev_config *cfg, int r)
+{
+    if (cfg && cfg->take_fds) {
+        if (cfg->uds_fd >= 0)
+            close(cfg->uds_fd);
+        if (cfg->vhost_user_fd >= 0)
+            close(cfg->vhost_user_fd);
+    }
+    return r;
 }
 
 int vsock_dev_new(sd_event *e, const struct vsock_dev_config *cfg, struct vsock_dev **ret)
 {
     if (!e || !cfg || !cfg->uds_path || cfg->guest_cid <= VSOCK_HOST_CID ||
-        cfg->guest_cid == UINT32_MAX ||
+        cfg->guest_cid == UINT32_MAX || (cfg->take_fds && cfg->uds_fd < 0) ||
         (cfg->vhost_user_path && strcmp(cfg->vhost_user_path, cfg->uds_path) == 0))
-        return -EINVAL;
+        return refuse(cfg, -EINVAL);
     struct vsock_dev *d = calloc(1, sizeof(*d));
     if (!d)
-        return -ENOMEM;
+        return refuse(cfg, -ENOMEM);
     d->event = sd_event_ref(e);
     d->guest_log = (struct log_ratelimit)LOG_RATELIMIT_INIT(LOG_WINDOW_MS, LOG_BURST);
     d->cfg = *cfg;
@@ -753,7 +771,7 @@ int vsock_dev_new(sd_event *e, const struct vsock_dev_config *cfg, struct vsock_
     d->listen_fd = -1;
     vsock_table_init(&d->table);
     d->uds_path = strdup(cfg->uds_path);
-    int r = d->uds_path ? dev_setup(d) : -ENOMEM;
+    int r = d->uds_path ? dev_setup(d, cfg) : refuse(cfg, -ENOMEM);
     d->cfg.vhost_user_path = NULL; /* not kept: vhost_user has its own copy */
     if (r < 0) {
         vsock_dev_free(d);
@@ -774,7 +792,8 @@ void vsock_dev_free(struct vsock_dev *d)
     listen_rest_done(&d->listen_rest);
     if (d->listen_fd >= 0) {
         close(d->listen_fd);
-        unlink(d->uds_path);
+        if (!d->cfg.take_fds)
+            unlink(d->uds_path);
     }
     free(d->uds_path);
     sd_event_unref(d->event);

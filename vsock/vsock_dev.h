@@ -22,6 +22,15 @@ struct vsock_dev_config {
     uint32_t guest_cid;          /* 3..0xfffffffe */
     const char *uds_path;        /* hybrid socket: listened on; guest->host goes to PATH_PORT */
     const char *vhost_user_path; /* listen here for the VMM; NULL: none (tests attach queues) */
+    /* take_fds: the two sockets are already listening (made by a supervisor that owns their
+     * directory): uds_fd and vhost_user_fd (-1: none) are taken, even on failure, the paths only
+     * name them in log lines, and the files are left in place on free */
+    bool take_fds;
+    int uds_fd, vhost_user_fd;
+    /* Guest->host connections to PORT, made by someone else (a broker): the connected socket in
+     * *ret_fd, or -errno (the guest gets a RST). NULL: the device connects UDS_PATH_PORT. */
+    int (*connect_host)(void *userdata, uint32_t port, int *ret_fd);
+    void *connect_host_userdata;
     uint32_t buf_alloc;          /* receive buffer per connection advertised to the guest;
                                     0: 256 KiB */
     unsigned max_connections;    /* 0: 1024 */
@@ -39,7 +48,8 @@ struct vsock_dev_stats {
 
 struct vsock_dev;
 
-/* Creates the device: listens on cfg->uds_path and, when set, on cfg->vhost_user_path. */
+/* Creates the device: listens on cfg->uds_path and, when set, on cfg->vhost_user_path (or takes
+ * the sockets already listening there, with cfg->take_fds). */
 int vsock_dev_new(sd_event *e, const struct vsock_dev_config *cfg, struct vsock_dev **ret);
 /* Closes every connection and socket and removes the socket files it created. */
 void vsock_dev_free(struct vsock_dev *d);

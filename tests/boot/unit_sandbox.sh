@@ -44,7 +44,7 @@ python3 -c 'import ctypes; ctypes.CDLL("libseccomp.so.2")' 2>/dev/null ||
 . "$src/tests/support/check.sh"
 
 tmp=$(mktemp -d /tmp/ocvm-sandbox-XXXXXX)
-export OCVM_RUNTIME_DIR="$tmp/run"
+export OCVM_RUNTIME_DIR="$tmp/run" OCVM_STATE_DIR="$tmp/state" # the unit's RuntimeDirectory= and StateDirectory=
 configs=()
 # Our own leftovers, if a check failed: processes whose command line names our temp dir.
 leftovers() { pgrep -f -- "$tmp/" | grep -vx "$$" || true; }

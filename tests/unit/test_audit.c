@@ -7,8 +7,8 @@
 #include "config/config.h"
 #include "policy/audit.h"
 
-#include "tests/support/golden.h"
 #include "tests/support/run_suite.h"
+#include "tests/support/vm_fixture.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -20,39 +20,9 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <pwd.h>
+#include <sys/wait.h>
 #include <unistd.h>
-
-static char tmpdir[] = "/tmp/ocvm-test-audit-XXXXXX";
-
-static void setup(void)
-{
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    char p[600];
-    snprintf(p, sizeof(p), "%s/vmlinuz", tmpdir);
-    FILE *f = fopen(p, "we");
-    ck_assert_ptr_nonnull(f);
-    fclose(f);
-}
-
-static void teardown(void)
-{
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-    strcpy(tmpdir, "/tmp/ocvm-test-audit-XXXXXX");
-}
-
-static struct vm_config *load(const char *json)
-{
-    char path[600], kernel[600];
-    snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
-    snprintf(kernel, sizeof(kernel), "%s/vmlinuz", tmpdir);
-    _cleanup_free_ char *text = golden_replace(strdup(json), "KERNEL", kernel);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    ck_assert_msg(config_load_text(path, text, strlen(text), &c, &err) == 0, "%s", err);
-    return c;
-}
 
 static void run(const struct audit_input *in, struct audit_report *r)
 {
@@ -117,10 +87,10 @@ START_TEST(listener_beyond_loopback)
     ck_assert_int_eq(ioctl(s, SIOCSIFFLAGS, &ifr), 0);
     close(s);
     struct vm_config *c =
-        load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"},"
-             " \"gateway\": {\"host_listen\": \"127.0.0.1:18789\"},"
-             " \"forwards\": [{\"to\": \"guest\", \"listen\": \"tcp:127.0.0.1:9000\", "
-             "\"guest_port\": 9000}]}");
+        vm_fixture_load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"},"
+                        " \"gateway\": {\"host_listen\": \"127.0.0.1:18789\"},"
+                        " \"forwards\": [{\"to\": \"guest\", \"listen\": \"tcp:127.0.0.1:9000\", "
+                        "\"guest_port\": 9000}]}");
     struct audit_input in = {.c = c};
     struct audit_report r;
     /* ocvm's own listeners, on loopback: nothing to say */
@@ -149,9 +119,9 @@ END_TEST
 
 START_TEST(runtime_dir_modes)
 {
-    struct vm_config *c = load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}}");
+    struct vm_config *c = vm_fixture_load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}}");
     char dir[700], file[800];
-    snprintf(dir, sizeof(dir), "%s/run", tmpdir);
+    snprintf(dir, sizeof(dir), "%s/run", vm_fixture_dir());
     ck_assert_int_eq(mkdir(dir, 0700), 0);
     snprintf(file, sizeof(file), "%s/state.json", dir);
     FILE *f = fopen(file, "we");
@@ -179,8 +149,8 @@ END_TEST
 /* This test process stands in for QEMU: as root, without seccomp, it is two findings. */
 START_TEST(qemu_user_and_seccomp)
 {
-    struct vm_config *c = load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"},"
-                               " \"machine\": {\"user\": null}}");
+    struct vm_config *c = vm_fixture_load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"},"
+                                          " \"machine\": {\"user\": null}}");
     struct audit_input in = {.c = c, .qemu_pid = getpid()};
     struct audit_report r;
     run(&in, &r);
@@ -194,11 +164,96 @@ START_TEST(qemu_user_and_seccomp)
     audit_report_done(&r);
     vm_config_free(c);
     /* a configured user that is not the one QEMU runs as */
-    c = load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}, \"machine\": {\"user\": "
-             "\"nobody\"}}");
+    c = vm_fixture_load(
+        "{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}, \"machine\": {\"user\": "
+        "\"nobody\"}}");
     in.c = c;
     run(&in, &r);
     ck_assert_ptr_nonnull(strstr(r.findings[0].line, "not as machine.user nobody"));
+    audit_report_done(&r);
+    vm_config_free(c);
+}
+END_TEST
+
+/* A child running as nobody stands in for QEMU: the kernel it boots, made writable to it (by
+ * mode, or through its directory), is a finding; the files as a user installs them are not. */
+START_TEST(boot_files_writable_by_qemu_user)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "skip: needs root to run a stand-in as another user\n");
+        return;
+    }
+    struct passwd *pw = getpwnam("nobody");
+    ck_assert_ptr_nonnull(pw);
+    uid_t uid = pw->pw_uid; /* getpwnam's buffer is the audit's too */
+    gid_t gid = pw->pw_gid;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (setgid(gid) < 0 || setuid(uid) < 0)
+            _exit(1);
+        close(p[1]);
+        char b;
+        (void)!read(p[0], &b, 1); /* until the test is done with it */
+        _exit(0);
+    }
+    close(p[0]);
+    char bootdir[700], kernel[800];
+    snprintf(bootdir, sizeof(bootdir), "%s/boot", vm_fixture_dir());
+    snprintf(kernel, sizeof(kernel), "%s/vmlinuz", bootdir);
+    ck_assert_int_eq(mkdir(bootdir, 0755), 0);
+    FILE *f = fopen(kernel, "we");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_int_eq(chmod(kernel, 0644), 0);
+    _cleanup_free_ char *json = NULL;
+    ck_assert_int_ge(asprintf(&json, "{\"name\": \"vm\", \"boot\": {\"kernel\": \"%s\"}}", kernel),
+                     0);
+    struct vm_config *c = vm_fixture_load(json);
+    struct audit_input in = {.c = c, .qemu_pid = pid};
+    struct audit_report r;
+    run(&in, &r);
+    size_t base = r.n; /* L005: no seccomp in the stand-in */
+    for (size_t i = 0; i < r.n; i++)
+        ck_assert_str_ne(r.findings[i].id, "OCVM-L006");
+    audit_report_done(&r);
+    ck_assert_int_eq(chmod(kernel, 0666), 0);
+    run(&in, &r);
+    ck_assert_uint_eq(r.n, base + 1);
+    ck_assert_str_eq(r.findings[base].id, "OCVM-L006");
+    ck_assert_ptr_nonnull(
+        strstr(r.findings[base].line, "/boot/vmlinuz is writable by QEMU's user"));
+    audit_report_done(&r);
+    ck_assert_int_eq(chmod(kernel, 0644), 0);
+    ck_assert_int_eq(chown(bootdir, uid, gid), 0);
+    run(&in, &r);
+    ck_assert_uint_eq(r.n, base + 1);
+    ck_assert_ptr_nonnull(strstr(r.findings[base].line, "/boot (the directory holding it) is "
+                                                        "writable by QEMU's user"));
+    audit_report_done(&r);
+    close(p[1]);
+    waitpid(pid, NULL, 0);
+    vm_config_free(c);
+}
+END_TEST
+
+/* This test process stands in for the vsock backend: it is neither unprivileged nor sandboxed. */
+START_TEST(backend_not_sandboxed)
+{
+    struct vm_config *c = vm_fixture_load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}}");
+    struct audit_input in = {.c = c, .backend_pid = getpid()};
+    struct audit_report r;
+    run(&in, &r);
+    size_t want = (geteuid() == 0) + 1;
+    ck_assert_uint_eq(r.n, want);
+    if (geteuid() == 0)
+        ck_assert_ptr_nonnull(strstr(r.findings[0].line, "the vsock backend (pid"));
+    ck_assert_str_eq(r.findings[want - 1].id, "OCVM-L007");
+    ck_assert_ptr_nonnull(strstr(r.findings[want - 1].line, "is not sandboxed ("));
+    ck_assert_ptr_nonnull(
+        strstr(r.findings[want - 1].line, "NoNewPrivs 0, Seccomp 0; want 0, 1, 2"));
     audit_report_done(&r);
     vm_config_free(c);
 }
@@ -208,11 +263,13 @@ int main(void)
 {
     Suite *s = suite_create("audit");
     TCase *tc = tcase_create("live");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, vm_fixture_setup, vm_fixture_teardown);
     tcase_add_test(tc, proc_addresses);
     tcase_add_test(tc, listener_beyond_loopback);
     tcase_add_test(tc, runtime_dir_modes);
     tcase_add_test(tc, qemu_user_and_seccomp);
+    tcase_add_test(tc, boot_files_writable_by_qemu_user);
+    tcase_add_test(tc, backend_not_sandboxed);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

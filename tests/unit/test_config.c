@@ -9,58 +9,25 @@
  * load() turns them back before parsing. Columns count characters, 1-based. */
 #include "config/config.h"
 #include "tests/support/run_suite.h"
+#include "tests/support/vm_fixture.h"
 
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-static char tmpdir[64];
-static char cfg_path[128];    /* tmpdir/vm.json: the name config_load_text reports */
+/* The temporary directory is the fixture's (tests/support/vm_fixture.h), its vm.json the name
+ * config_load_text reports: one for the whole run, made before and removed after srunner_run_all
+ * (main), so that it goes away even when a forked test fails before its teardown. */
 static struct vm_config *cfg; /* the result of the last load(), freed by teardown */
 static char *err;             /* the error of the last load(), freed by teardown */
 
 static void path_in_tmp(char *buf, size_t size, const char *name)
 {
-    int n = snprintf(buf, size, "%s/%s", tmpdir, name);
+    int n = snprintf(buf, size, "%s/%s", vm_fixture_dir(), name);
     ck_assert(n > 0 && (size_t)n < size);
-}
-
-/* One directory for the whole run, made before and removed after srunner_run_all, so that it
- * goes away even when a forked test fails before its teardown. Runs outside any test: plain
- * checks, not ck_assert. */
-static int make_fixture_dir(void)
-{
-    static const char *const files[] = {"vmlinuz", "initrd.img", NULL};
-    char p[192];
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/ocvm-test-config-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -errno;
-    snprintf(cfg_path, sizeof(cfg_path), "%s/vm.json", tmpdir);
-    for (const char *const *f = files; *f; f++) {
-        snprintf(p, sizeof(p), "%s/%s", tmpdir, *f);
-        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0)
-            return -errno;
-        close(fd);
-    }
-    snprintf(p, sizeof(p), "%s/share", tmpdir);
-    return mkdir(p, 0755) < 0 ? -errno : 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-static int remove_fixture_dir(void)
-{
-    return nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void setup(void)
@@ -75,10 +42,10 @@ static void teardown(void)
     cfg = NULL;
     free(err);
     err = NULL;
-    unlink(cfg_path); /* written by test_config_load_reads_file */
+    unlink(vm_fixture_config_path()); /* written by test_config_load_reads_file */
 }
 
-/* Loads TEXT (with ' for ") as if read from tmpdir/vm.json. */
+/* Loads TEXT (with ' for ") as if read from the fixture's vm.json. */
 static int load(const char *text)
 {
     char *json = strdup(text);
@@ -90,7 +57,7 @@ static int load(const char *text)
     cfg = NULL;
     free(err);
     err = NULL;
-    int r = config_load_text(cfg_path, json, strlen(json), &cfg, &err);
+    int r = config_load_text(vm_fixture_config_path(), json, strlen(json), &cfg, &err);
     free(json);
     return r;
 }
@@ -102,7 +69,7 @@ static void load_ok(const char *text)
     ck_assert_ptr_nonnull(cfg);
 }
 
-/* Asserts that TEXT is refused with exactly "tmpdir/vm.json:" WHERE_WHAT, on one line. */
+/* Asserts that TEXT is refused with exactly "DIR/vm.json:" WHERE_WHAT, on one line. */
 #define ck_assert_config_error(text, where_what)                                                   \
     do {                                                                                           \
         int _r = load(text);                                                                       \
@@ -110,7 +77,7 @@ static void load_ok(const char *text)
         ck_assert_ptr_null(cfg);                                                                   \
         ck_assert_ptr_nonnull(err);                                                                \
         char *_want;                                                                               \
-        ck_assert_int_ge(asprintf(&_want, "%s:%s", cfg_path, (where_what)), 0);                    \
+        ck_assert_int_ge(asprintf(&_want, "%s:%s", vm_fixture_config_path(), (where_what)), 0);    \
         ck_assert_str_eq(err, _want);                                                              \
         free(_want);                                                                               \
         ck_assert_ptr_null(strchr(err, '\n'));                                                     \
@@ -131,7 +98,7 @@ START_TEST(test_defaults)
     char kernel[192];
     path_in_tmp(kernel, sizeof(kernel), "vmlinuz");
 
-    ck_assert_str_eq(cfg->path, cfg_path);
+    ck_assert_str_eq(cfg->path, vm_fixture_config_path());
     ck_assert_str_eq(cfg->name, "openclaw");
 
     ck_assert_int_eq(cfg->machine.type, MACHINE_MICROVM);
@@ -410,14 +377,14 @@ END_TEST
 
 START_TEST(test_config_load_reads_file)
 {
-    FILE *f = fopen(cfg_path, "we");
+    FILE *f = fopen(vm_fixture_config_path(), "we");
     ck_assert_ptr_nonnull(f);
     fputs("{ \"name\": \"fromfile\", \"boot\": { \"kernel\": \"vmlinuz\" } }\n", f);
     ck_assert_int_eq(fclose(f), 0);
-    ck_assert_int_eq(config_load(cfg_path, &cfg, &err), 0);
+    ck_assert_int_eq(config_load(vm_fixture_config_path(), &cfg, &err), 0);
     ck_assert_ptr_null(err);
     ck_assert_str_eq(cfg->name, "fromfile");
-    ck_assert_str_eq(cfg->path, cfg_path);
+    ck_assert_str_eq(cfg->path, vm_fixture_config_path());
 }
 END_TEST
 
@@ -435,11 +402,11 @@ END_TEST
 
 START_TEST(test_config_load_directory)
 {
-    ck_assert_int_lt(config_load(tmpdir, &cfg, &err), 0);
+    ck_assert_int_lt(config_load(vm_fixture_dir(), &cfg, &err), 0);
     ck_assert_ptr_null(cfg);
     ck_assert_ptr_nonnull(err);
-    ck_assert_msg(strncmp(err, tmpdir, strlen(tmpdir)) == 0, "error does not name the path: %s",
-                  err);
+    ck_assert_msg(strncmp(err, vm_fixture_dir(), strlen(vm_fixture_dir())) == 0,
+                  "error does not name the path: %s", err);
     ck_assert_ptr_null(strchr(err, '\n'));
 }
 END_TEST
@@ -460,7 +427,7 @@ START_TEST(test_error_unknown_key_top_level)
 {
     ck_assert_config_error(MINIMAL_WITH(",\n  'cpus': 4"),
                            "4:3: cpus: unknown key (expected one of: name, machine, boot, vsock, "
-                           "network, gateway, forwards, shares, restart, timeouts)");
+                           "network, gateway, forwards, shares, restart, timeouts, secrets)");
 }
 END_TEST
 
@@ -538,7 +505,7 @@ START_TEST(test_error_kernel_file_missing)
 {
     char want[256];
     snprintf(want, sizeof(want), "3:23: boot.kernel: %s/vmlinuz-6.1: No such file or directory",
-             tmpdir);
+             vm_fixture_dir());
     ck_assert_config_error("{\n  'name': 'openclaw',\n  'boot': { 'kernel': 'vmlinuz-6.1' }\n}\n",
                            want);
 }
@@ -552,7 +519,7 @@ START_TEST(test_error_duplicate_key)
     ck_assert_ptr_null(cfg);
     ck_assert_ptr_nonnull(err);
     char want[160];
-    snprintf(want, sizeof(want), "%s:4:", cfg_path);
+    snprintf(want, sizeof(want), "%s:4:", vm_fixture_config_path());
     ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "not at line 4: %s", err);
     ck_assert_ptr_nonnull(strstr(err, "duplicate"));
     ck_assert_ptr_nonnull(strstr(err, "\"vcpu\""));
@@ -635,7 +602,7 @@ START_TEST(test_path_for_name)
     free(p);
     char want[192];
     path_in_tmp(want, sizeof(want), "demo.json");
-    ck_assert_int_eq(setenv("OCVM_CONFIG_DIR", tmpdir, 1), 0);
+    ck_assert_int_eq(setenv("OCVM_CONFIG_DIR", vm_fixture_dir(), 1), 0);
     ck_assert_int_eq(config_path_for_name("demo", &p), 0);
     ck_assert_str_eq(p, want);
     free(p);
@@ -700,15 +667,14 @@ int main(void)
     tcase_add_test(err_tc, test_error_only_first);
     suite_add_tcase(s, err_tc);
 
-    int r = make_fixture_dir();
+    int r = vm_fixture_make();
     if (r < 0) {
         fprintf(stderr, "test_config: cannot make a temporary directory: %s\n", strerror(-r));
-        remove_fixture_dir();
         return EXIT_FAILURE;
     }
     int status = run_suite(s);
-    if (remove_fixture_dir() < 0) {
-        fprintf(stderr, "test_config: cannot remove %s\n", tmpdir);
+    if (vm_fixture_remove() < 0) {
+        fprintf(stderr, "test_config: cannot remove %s\n", vm_fixture_dir());
         status = EXIT_FAILURE;
     }
     return status;

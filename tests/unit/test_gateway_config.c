@@ -9,58 +9,21 @@
 
 #include "tests/support/golden.h"
 #include "tests/support/run_suite.h"
+#include "tests/support/vm_fixture.h"
 
 #include <check.h>
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
-#include <unistd.h>
 
 /* 64 hex digits, as ocvm makes them; only ever a test value. */
 #define TOKEN "5ec7e7000000000000000000000000000000000000000000000000000000c0de"
 
-static char tmpdir[] = "/tmp/ocvm-test-gateway-config-XXXXXX";
-static char kernel[600];
-
-static void setup(void)
-{
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    snprintf(kernel, sizeof(kernel), "%s/vmlinuz", tmpdir);
-    FILE *f = fopen(kernel, "we");
-    ck_assert_ptr_nonnull(f);
-    fclose(f);
-}
-
-static void teardown(void)
-{
-    unlink(kernel);
-    rmdir(tmpdir);
-    strcpy(tmpdir, "/tmp/ocvm-test-gateway-config-XXXXXX");
-}
-
-/* Loads JSON text (KERNEL stands for a kernel file) as vm.json. */
-static struct vm_config *load(const char *json)
-{
-    char path[700];
-    snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
-    char *text = golden_replace(strdup(json), "KERNEL", kernel);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    int r = config_load_text(path, text, strlen(text), &c, &err);
-    free(text);
-    ck_assert_msg(r == 0, "%s", err);
-    return c;
-}
-
-/* examples/openclaw.json, its gateway section given OPENCLAW as gateway.openclaw (NULL: none). */
+/* examples/openclaw.json (as vm.json), its gateway section given OPENCLAW as gateway.openclaw
+ * (NULL: none). */
 static struct vm_config *load_example(const char *openclaw)
 {
-    char path[600];
-    snprintf(path, sizeof(path), "%s/examples/openclaw.json", SOURCE_DIR);
-    char *text = golden_read_file(path);
-    ck_assert_ptr_nonnull(text);
-    text = golden_replace(text, "/var/lib/ocvm/openclaw/vmlinuz", "KERNEL");
-    text = golden_replace(text, "/run/openclaw-secrets", tmpdir);
+    char *text = vm_fixture_read("examples/openclaw.json");
     /* the user QEMU runs as plays no part here, and need not exist on the test host */
     text = golden_replace(text, "\"user\": \"ocvm\"", "\"user\": null");
     if (openclaw) {
@@ -70,7 +33,7 @@ static struct vm_config *load_example(const char *openclaw)
         ck_assert_int_ge(asprintf(&with, "%s,\n                \"openclaw\": %s", at, openclaw), 0);
         text = golden_replace(text, at, with);
     }
-    struct vm_config *c = load(text);
+    struct vm_config *c = vm_fixture_load(text);
     free(text);
     return c;
 }
@@ -158,9 +121,9 @@ END_TEST
 /* The gateway listens where the guest's relay connects: gateway.guest_port. */
 START_TEST(port_follows_guest_port)
 {
-    struct vm_config *c = load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"},\n"
-                               " \"gateway\": {\"guest_port\": 8080,\n"
-                               "  \"openclaw\": {\"gateway\": {\"port\": 8080}}}}");
+    struct vm_config *c = vm_fixture_load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"},\n"
+                                          " \"gateway\": {\"guest_port\": 8080,\n"
+                                          "  \"openclaw\": {\"gateway\": {\"port\": 8080}}}}");
     _cleanup_free_ char *json = render(c, TOKEN);
     json_t *port = value_at(json, "gateway.port");
     ck_assert_int_eq(json_integer_value(port), 8080);
@@ -173,12 +136,12 @@ END_TEST
  * objects replaces. */
 START_TEST(merge_rules)
 {
-    struct vm_config *c =
-        load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}, \"gateway\": {\"openclaw\":\n"
-             " {\"hooks\": {\"enabled\": true, \"path\": null},\n"
-             "  \"update\": \"x\",\n"
-             "  \"discovery\": {\"mdns\": {\"mode\": {\"odd\": null, \"a\": 1}}},\n"
-             "  \"gateway\": {\"trustedProxies\": [\"10.0.0.1\"], \"controlUi\": null}}}}");
+    struct vm_config *c = vm_fixture_load(
+        "{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}, \"gateway\": {\"openclaw\":\n"
+        " {\"hooks\": {\"enabled\": true, \"path\": null},\n"
+        "  \"update\": \"x\",\n"
+        "  \"discovery\": {\"mdns\": {\"mode\": {\"odd\": null, \"a\": 1}}},\n"
+        "  \"gateway\": {\"trustedProxies\": [\"10.0.0.1\"], \"controlUi\": null}}}}");
     _cleanup_free_ char *json = render(c, TOKEN);
     json_t *root = json_loads(json, 0, NULL);
     ck_assert_ptr_nonnull(root);
@@ -200,9 +163,9 @@ END_TEST
 /* A token of the user's replaces ocvm's, which then appears nowhere. */
 START_TEST(user_token_replaces_ocvms)
 {
-    struct vm_config *c =
-        load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}, \"gateway\": {\"openclaw\":\n"
-             " {\"gateway\": {\"auth\": {\"token\": \"users-own-token-of-thirty-two-chars\"}}}}}");
+    struct vm_config *c = vm_fixture_load(
+        "{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}, \"gateway\": {\"openclaw\":\n"
+        " {\"gateway\": {\"auth\": {\"token\": \"users-own-token-of-thirty-two-chars\"}}}}}");
     _cleanup_free_ char *json = render(c, TOKEN);
     ck_assert_uint_eq(count(json, TOKEN), 0);
     ck_assert_uint_eq(count(json, "users-own-token-of-thirty-two-chars"), 1);
@@ -213,7 +176,7 @@ END_TEST
 /* An unusable token is refused with a line that never holds it. */
 START_TEST(bad_tokens)
 {
-    struct vm_config *c = load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}}");
+    struct vm_config *c = vm_fixture_load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}}");
     static const char *const tokens[] = {"", "s3cr3t-with-newline\n", "s3cr3t\x01tail",
                                          "s3cr3t-not-utf8-\xff"};
     char *json = NULL, *error = NULL;
@@ -237,7 +200,7 @@ int main(void)
 {
     Suite *s = suite_create("gateway_config");
     TCase *tc = tcase_create("render");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, vm_fixture_setup, vm_fixture_teardown);
     tcase_add_test(tc, defaults_golden);
     tcase_add_test(tc, merged_golden);
     tcase_add_test(tc, port_follows_guest_port);

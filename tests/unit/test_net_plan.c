@@ -11,67 +11,11 @@
 #include "tests/support/golden.h"
 #include "tests/support/plans.h"
 #include "tests/support/run_suite.h"
+#include "tests/support/vm_fixture.h"
 
 #include <check.h>
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
-
-static char tmpdir[] = "/tmp/ocvm-test-plan-XXXXXX";
-
-static void setup(void)
-{
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    char p[600];
-    snprintf(p, sizeof(p), "%s/vmlinuz", tmpdir);
-    FILE *f = fopen(p, "we");
-    ck_assert_ptr_nonnull(f);
-    fclose(f);
-    snprintf(p, sizeof(p), "%s/share", tmpdir);
-    ck_assert_int_eq(mkdir(p, 0700), 0);
-}
-
-static void teardown(void)
-{
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-    strcpy(tmpdir, "/tmp/ocvm-test-plan-XXXXXX");
-}
-
-/* examples/NAME with its host paths pointed at files that exist here. */
-static struct vm_config *load_example(const char *name)
-{
-    char path[512], stand_in[600];
-    snprintf(path, sizeof(path), "%s/examples/%s", SOURCE_DIR, name);
-    char *text = golden_read_file(path);
-    ck_assert_msg(text, "cannot read %s", path);
-    snprintf(stand_in, sizeof(stand_in), "%s/vmlinuz", tmpdir);
-    text = golden_replace(text, "/var/lib/ocvm/openclaw/vmlinuz", stand_in);
-    text = golden_replace(text, "../build/guest/vmlinuz", stand_in);
-    text = golden_replace(text, "../build/guest/initrd.img", stand_in);
-    snprintf(stand_in, sizeof(stand_in), "%s/share", tmpdir);
-    text = golden_replace(text, "/run/openclaw-secrets", stand_in);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    int r = config_load_text("/etc/ocvm/openclaw.json", text, strlen(text), &c, &err);
-    free(text);
-    ck_assert_msg(r == 0, "%s: %s", name, err);
-    return c;
-}
-
-/* Loads JSON, with KERNEL standing for a kernel file that exists. */
-static struct vm_config *load_text(const char *json)
-{
-    char path[600], kernel[600];
-    snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
-    snprintf(kernel, sizeof(kernel), "%s/vmlinuz", tmpdir);
-    _cleanup_free_ char *text = golden_replace(strdup(json), "KERNEL", kernel);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    ck_assert_msg(config_load_text(path, text, strlen(text), &c, &err) == 0, "%s", err);
-    return c;
-}
 
 static char *render(const struct netsetup_plan *p, const char *uplink)
 {
@@ -86,7 +30,7 @@ static char *render(const struct netsetup_plan *p, const char *uplink)
 /* examples/openclaw.json is the plan the netsetup suites write out by hand, field by field. */
 START_TEST(openclaw_example_makes_the_pinned_plan)
 {
-    struct vm_config *c = load_example("openclaw.json");
+    struct vm_config *c = vm_fixture_load_example("openclaw.json");
     struct netsetup_plan p, want = plan_openclaw();
     ck_assert_int_eq(net_plan_from_config(c, &p), 1);
     assert_same_str(p.vm, want.vm);
@@ -138,11 +82,11 @@ END_TEST
 /* Every name, address and port of the network section reaches the table. */
 START_TEST(custom_network)
 {
-    struct vm_config *c =
-        load_text("{\"name\": \"lab-1\", \"boot\": {\"kernel\": \"KERNEL\"},"
-                  " \"network\": {\"bridge\": \"br-lab\", \"bridge_address\": \"10.250.7.1/28\","
-                  " \"tap\": \"vm-lab\", \"guest_address\": \"10.250.7.2\", \"uplink\": \"wan0\","
-                  " \"dns\": \"192.0.2.53\"}, \"gateway\": {\"guest_port\": 9999}}");
+    struct vm_config *c = vm_fixture_load(
+        "{\"name\": \"lab-1\", \"boot\": {\"kernel\": \"KERNEL\"},"
+        " \"network\": {\"bridge\": \"br-lab\", \"bridge_address\": \"10.250.7.1/28\","
+        " \"tap\": \"vm-lab\", \"guest_address\": \"10.250.7.2\", \"uplink\": \"wan0\","
+        " \"dns\": \"192.0.2.53\"}, \"gateway\": {\"guest_port\": 9999}}");
     struct netsetup_plan p;
     ck_assert_int_eq(net_plan_from_config(c, &p), 1);
     _cleanup_free_ char *text = render(&p, "wan0");
@@ -155,8 +99,8 @@ END_TEST
 /* One TAP queue per vCPU, at most 8. */
 START_TEST(tap_queues_follow_vcpus)
 {
-    struct vm_config *c = load_text("{\"name\": \"q\", \"boot\": {\"kernel\": \"KERNEL\"},"
-                                    " \"machine\": {\"vcpu\": 12}}");
+    struct vm_config *c = vm_fixture_load("{\"name\": \"q\", \"boot\": {\"kernel\": \"KERNEL\"},"
+                                          " \"machine\": {\"vcpu\": 12}}");
     struct netsetup_plan p;
     ck_assert_int_eq(net_plan_from_config(c, &p), 1);
     ck_assert_uint_eq(p.tap_queues, 8);
@@ -168,7 +112,7 @@ END_TEST
 /* The demo VM has "network": null: no plan, so netsetup is never asked. */
 START_TEST(demo_has_no_network)
 {
-    struct vm_config *c = load_example("demo.json");
+    struct vm_config *c = vm_fixture_load_example("demo.json");
     ck_assert_ptr_null(c->network);
     struct netsetup_plan p;
     ck_assert_int_eq(net_plan_from_config(c, &p), 0);
@@ -182,7 +126,7 @@ int main(void)
 {
     Suite *s = suite_create("net_plan");
     TCase *tc = tcase_create("from_config");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, vm_fixture_setup, vm_fixture_teardown);
     tcase_add_test(tc, openclaw_example_makes_the_pinned_plan);
     tcase_add_test(tc, egress_allow_list);
     tcase_add_test(tc, custom_network);

@@ -6,37 +6,21 @@
 
 #include "tests/support/golden.h"
 #include "tests/support/run_suite.h"
+#include "tests/support/vm_fixture.h"
 
 #include <check.h>
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 
-static char tmpdir[] = "/tmp/ocvm-test-argv-XXXXXX";
+/* A stand-in in the fixture directory (NAME) and the host path it stands for in a config. */
+struct host_path {
+    const char *name, *host;
+};
 
-/* Loads an example with its host paths pointed at stand-ins that exist here; the argv is then
- * rewritten back to the example's own paths so the golden file shows what a user would get. */
-static struct vm_config *load_example(const char *name, char **host_paths, size_t n)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/examples/%s", SOURCE_DIR, name);
-    char *text = golden_read_file(path);
-    ck_assert_msg(text, "cannot read %s", path);
-    for (size_t i = 0; i < n; i++) {
-        char stand_in[600];
-        snprintf(stand_in, sizeof(stand_in), "%s/stand-in-%zu", tmpdir, i);
-        text = golden_replace(text, host_paths[i], stand_in);
-    }
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    int r = config_load_text(path, text, strlen(text), &c, &err);
-    free(text);
-    ck_assert_msg(r == 0, "%s: %s", name, err);
-    return c;
-}
-
-static char *render(const struct vm_config *c, const struct qemu_plan *p, char **host_paths,
-                    size_t n)
+/* The argv of C with plan P, its stand-ins rewritten back to the config's own host paths (the
+ * N of PATHS) so the golden file shows what a user would get. */
+static char *render(const struct vm_config *c, const struct qemu_plan *p,
+                    const struct host_path *paths, size_t n)
 {
     struct argv a;
     argv_init(&a);
@@ -49,45 +33,22 @@ static char *render(const struct vm_config *c, const struct qemu_plan *p, char *
     fclose(m);
     argv_done(&a);
     for (size_t i = 0; i < n; i++) {
-        char stand_in[600];
-        snprintf(stand_in, sizeof(stand_in), "%s/stand-in-%zu", tmpdir, i);
-        out = golden_replace(out, stand_in, host_paths[i]);
+        _cleanup_free_ char *stand_in = NULL;
+        ck_assert_int_ge(asprintf(&stand_in, "%s/%s", vm_fixture_dir(), paths[i].name), 0);
+        out = golden_replace(out, stand_in, paths[i].host);
     }
     return golden_replace(out, SOURCE_DIR, "SOURCE_DIR");
 }
 
-static void setup(void)
-{
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    for (int i = 0; i < 4; i++) {
-        char p[600];
-        snprintf(p, sizeof(p), "%s/stand-in-%d", tmpdir, i);
-        FILE *f = fopen(p, "we");
-        fclose(f);
-    }
-    /* a share source must be a directory */
-    char p[600];
-    snprintf(p, sizeof(p), "%s/stand-in-1", tmpdir);
-    unlink(p);
-    mkdir(p, 0700);
-}
+static const struct host_path openclaw_paths[] = {{"vmlinuz", "/var/lib/ocvm/openclaw/vmlinuz"},
+                                                  {"share", "/run/openclaw-secrets"}};
 
-static void teardown(void)
-{
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-    strcpy(tmpdir, "/tmp/ocvm-test-argv-XXXXXX");
-}
-
-static char *openclaw_paths[] = {"/var/lib/ocvm/openclaw/vmlinuz", "/run/openclaw-secrets"};
-
-/* EXAMPLE (its file paths replaced by PATHS) rendered with plan P, no fds passed and the TAP
+/* EXAMPLE (its host paths, PATHS, at stand-ins) rendered with plan P, no fds passed and the TAP
  * queues the config asks for, must equal the golden file GOLDEN. */
-static void check_example(const char *example, char **paths, size_t n, struct qemu_plan p,
-                          const char *golden)
+static void check_example(const char *example, const struct host_path *paths, size_t n,
+                          struct qemu_plan p, const char *golden)
 {
-    struct vm_config *c = load_example(example, paths, n);
+    struct vm_config *c = vm_fixture_load_example(example);
     p.qmp_fd = p.console_fd = -1;
     p.tap_queues = qemu_tap_queues(c);
     _cleanup_free_ char *got = render(c, &p, paths, n);
@@ -97,7 +58,7 @@ static void check_example(const char *example, char **paths, size_t n, struct qe
 
 START_TEST(golden_openclaw_tcg_kernel_vsock)
 {
-    check_example("openclaw.json", openclaw_paths, 2,
+    check_example("openclaw.json", openclaw_paths, ELEMENTSOF(openclaw_paths),
                   (struct qemu_plan){.accel = ACCEL_TCG,
                                      .vsock = VSOCK_BACKEND_KERNEL,
                                      .runtime_dir = "/run/ocvm/openclaw",
@@ -109,7 +70,7 @@ END_TEST
 
 START_TEST(golden_openclaw_kvm_user_vsock)
 {
-    check_example("openclaw.json", openclaw_paths, 2,
+    check_example("openclaw.json", openclaw_paths, ELEMENTSOF(openclaw_paths),
                   (struct qemu_plan){.accel = ACCEL_KVM,
                                      .vsock = VSOCK_BACKEND_USER,
                                      .runtime_dir = "/run/ocvm/openclaw"},
@@ -120,8 +81,9 @@ END_TEST
 START_TEST(golden_demo)
 {
     /* the demo's kernel is built later: point it at stand-ins */
-    char *paths[] = {"../build/guest/vmlinuz", "/unused", "../build/guest/initrd.img"};
-    check_example("demo.json", paths, 3,
+    static const struct host_path paths[] = {{"vmlinuz", "../build/guest/vmlinuz"},
+                                             {"initrd.img", "../build/guest/initrd.img"}};
+    check_example("demo.json", paths, ELEMENTSOF(paths),
                   (struct qemu_plan){.accel = ACCEL_TCG,
                                      .vsock = VSOCK_BACKEND_USER,
                                      .runtime_dir = "/run/ocvm/demo",
@@ -133,21 +95,14 @@ END_TEST
 /* q35 with 4 vCPUs: PCI device names, multi-queue TAP with vectors = 2N+2, romfile=, 9p. */
 START_TEST(golden_q35_multiqueue_9p)
 {
-    char kernel[600], share[600], text[2048];
-    snprintf(kernel, sizeof(kernel), "%s/stand-in-0", tmpdir);
-    snprintf(share, sizeof(share), "%s/stand-in-1", tmpdir);
-    snprintf(
-        text, sizeof(text),
+    struct vm_config *c = vm_fixture_load_as(
+        "/etc/ocvm/big.json",
         "{\"name\": \"big\", \"machine\": {\"type\": \"q35\", \"vcpu\": 4, \"user\": \"nobody\","
         " \"extra_args\": [\"-msg\", \"timestamp=on\"]},"
-        " \"boot\": {\"kernel\": \"%s\"}, \"vsock\": {\"backend\": \"kernel\", \"guest_cid\": 7},"
-        " \"shares\": [{\"tag\": \"data\", \"source\": \"%s\", \"proto\": \"9p\", \"read_only\": "
-        "false}]}",
-        kernel, share);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    ck_assert_msg(config_load_text("/etc/ocvm/big.json", text, strlen(text), &c, &err) == 0, "%s",
-                  err);
+        " \"boot\": {\"kernel\": \"KERNEL\"},"
+        " \"vsock\": {\"backend\": \"kernel\", \"guest_cid\": 7},"
+        " \"shares\": [{\"tag\": \"data\", \"source\": \"TMP/share\", \"proto\": \"9p\","
+        " \"read_only\": false}]}");
     int taps[4] = {10, 11, 12, 13};
     struct qemu_plan p = {.accel = ACCEL_KVM,
                           .vsock = VSOCK_BACKEND_KERNEL,
@@ -157,8 +112,9 @@ START_TEST(golden_q35_multiqueue_9p)
                           .tap_fds = taps,
                           .tap_queues = qemu_tap_queues(c),
                           .qemu_user = c->machine.user};
-    char *paths[] = {"/var/lib/big/vmlinuz", "/srv/big-data"};
-    _cleanup_free_ char *got = render(c, &p, paths, 2);
+    static const struct host_path paths[] = {{"vmlinuz", "/var/lib/big/vmlinuz"},
+                                             {"share", "/srv/big-data"}};
+    _cleanup_free_ char *got = render(c, &p, paths, ELEMENTSOF(paths));
     golden_check("q35-multiqueue-9p.argv", got);
     vm_config_free(c);
 }
@@ -166,12 +122,8 @@ END_TEST
 
 START_TEST(fd_layout_is_fixed)
 {
-    char kernel[600], text[1024];
-    snprintf(kernel, sizeof(kernel), "%s/stand-in-0", tmpdir);
-    snprintf(text, sizeof(text), "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\"}}", kernel);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    ck_assert_int_eq(config_load_text("/x.json", text, strlen(text), &c, &err), 0);
+    struct vm_config *c =
+        vm_fixture_load_as("/x.json", "{\"name\": \"n\", \"boot\": {\"kernel\": \"KERNEL\"}}");
     int taps[2] = {40, 41};
     struct qemu_plan p = {.accel = ACCEL_TCG,
                           .vsock = VSOCK_BACKEND_USER,
@@ -208,12 +160,8 @@ START_TEST(commas_doubled_newlines_refused)
     ck_assert_int_eq(qemu_opt_escape("/run/a\nb", &e), -EINVAL);
 
     /* a runtime directory with a comma cannot smuggle an option into -chardev */
-    char kernel[600], text[1024];
-    snprintf(kernel, sizeof(kernel), "%s/stand-in-0", tmpdir);
-    snprintf(text, sizeof(text), "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\"}}", kernel);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    ck_assert_int_eq(config_load_text("/x.json", text, strlen(text), &c, &err), 0);
+    struct vm_config *c =
+        vm_fixture_load_as("/x.json", "{\"name\": \"n\", \"boot\": {\"kernel\": \"KERNEL\"}}");
     struct qemu_plan p = {.accel = ACCEL_TCG,
                           .vsock = VSOCK_BACKEND_USER,
                           .runtime_dir = "/r,server=off",
@@ -239,17 +187,13 @@ END_TEST
 
 START_TEST(kernel_cmdline_additions)
 {
-    char kernel[600], text[1024];
-    snprintf(kernel, sizeof(kernel), "%s/stand-in-0", tmpdir);
-    snprintf(
-        text, sizeof(text),
-        "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\", \"cmdline\": \"console=ttyS0 reboot=k\"},"
+    struct vm_config *c = vm_fixture_load_as(
+        "/x.json",
+        "{\"name\": \"n\","
+        " \"boot\": {\"kernel\": \"KERNEL\", \"cmdline\": \"console=ttyS0 reboot=k\"},"
         " \"network\": {\"bridge_address\": \"10.9.0.1/16\", \"guest_address\": \"10.9.3.4\","
-        " \"dns\": \"10.9.0.1\"}, \"vsock\": null}",
-        kernel);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL, *cmdline = NULL;
-    ck_assert_msg(config_load_text("/x.json", text, strlen(text), &c, &err) == 0, "%s", err);
+        " \"dns\": \"10.9.0.1\"}, \"vsock\": null}");
+    _cleanup_free_ char *cmdline = NULL;
     struct qemu_plan p = {.accel = ACCEL_KVM, .tsc_khz = 2096015};
     ck_assert_int_eq(qemu_kernel_cmdline(c, &p, &cmdline), 0);
     /* the user's own reboot= wins; the guest learns its address, prefix, gateway and DNS */
@@ -264,14 +208,11 @@ START_TEST(kernel_cmdline_additions)
     free(cmdline);
     vm_config_free(c);
     /* with vsock: where to send READY, and the relays the guest must run */
-    snprintf(text, sizeof(text),
-             "{\"name\": \"n\", \"boot\": {\"kernel\": \"%s\", \"cmdline\": \"quiet\"}, "
-             "\"network\": null,"
-             " \"gateway\": {\"guest_port\": 8080}, \"forwards\": [{\"to\": \"host\", "
-             "\"guest_port\": 99,"
-             " \"connect\": \"tcp:127.0.0.1:99\"}]}",
-             kernel);
-    ck_assert_msg(config_load_text("/x.json", text, strlen(text), &c, &err) == 0, "%s", err);
+    c = vm_fixture_load_as(
+        "/x.json", "{\"name\": \"n\", \"boot\": {\"kernel\": \"KERNEL\", \"cmdline\": \"quiet\"},"
+                   " \"network\": null, \"gateway\": {\"guest_port\": 8080},"
+                   " \"forwards\": [{\"to\": \"host\", \"guest_port\": 99,"
+                   " \"connect\": \"tcp:127.0.0.1:99\"}]}");
     p.accel = ACCEL_KVM;
     ck_assert_int_eq(qemu_kernel_cmdline(c, &p, &cmdline), 0);
     ck_assert_str_eq(cmdline,
@@ -286,7 +227,7 @@ int main(void)
 {
     Suite *s = suite_create("qemu_argv");
     TCase *t = tcase_create("argv");
-    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_checked_fixture(t, vm_fixture_setup, vm_fixture_teardown);
     tcase_add_test(t, golden_openclaw_tcg_kernel_vsock);
     tcase_add_test(t, golden_openclaw_kvm_user_vsock);
     tcase_add_test(t, golden_demo);

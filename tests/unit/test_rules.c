@@ -5,54 +5,19 @@
 #include "config/config.h"
 #include "policy/rules.h"
 
-#include "tests/support/golden.h"
 #include "tests/support/run_suite.h"
+#include "tests/support/vm_fixture.h"
 
 #include <check.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char tmpdir[] = "/tmp/ocvm-test-rules-XXXXXX";
-
-static void setup(void)
-{
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    char p[600];
-    snprintf(p, sizeof(p), "%s/vmlinuz", tmpdir);
-    FILE *f = fopen(p, "we");
-    ck_assert_ptr_nonnull(f);
-    fclose(f);
-}
-
-static void teardown(void)
-{
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-    strcpy(tmpdir, "/tmp/ocvm-test-rules-XXXXXX");
-}
-
-/* Loads JSON (KERNEL and TMP stand for the kernel file and the temp dir) as vm.json. */
-static struct vm_config *load(const char *json)
-{
-    char path[600], kernel[600];
-    snprintf(path, sizeof(path), "%s/vm.json", tmpdir);
-    snprintf(kernel, sizeof(kernel), "%s/vmlinuz", tmpdir);
-    char *text = golden_replace(strdup(json), "KERNEL", kernel);
-    text = golden_replace(text, "TMP", tmpdir);
-    struct vm_config *c = NULL;
-    _cleanup_free_ char *err = NULL;
-    int r = config_load_text(path, text, strlen(text), &c, &err);
-    free(text);
-    ck_assert_msg(r == 0, "%s", err);
-    return c;
-}
-
-/* The checked report of JSON: N findings of which N_VIOLATIONS are not waived. */
+/* The checked report of JSON (loaded as vm.json in the fixture directory, KERNEL and TMP standing
+ * for its kernel file and itself): N findings of which N_VIOLATIONS are not waived. */
 static void check(const char *json, size_t n, size_t n_violations, struct policy_report *ret)
 {
-    struct vm_config *c = load(json);
+    struct vm_config *c = vm_fixture_load(json);
     ck_assert_int_eq(policy_check(c, ret), 0);
     vm_config_free(c);
     for (size_t i = 0; i < ret->n; i++)
@@ -64,9 +29,9 @@ static void check(const char *json, size_t n, size_t n_violations, struct policy
 /* Finding I reads "vm.json:LINE_COL: TAIL" (the temp dir's path removed). */
 static void assert_line(const struct policy_report *r, size_t i, const char *want)
 {
-    const char *line = r->findings[i].line;
-    size_t skip = strlen(tmpdir) + 1;
-    ck_assert_int_eq(strncmp(line, tmpdir, strlen(tmpdir)), 0);
+    const char *line = r->findings[i].line, *dir = vm_fixture_dir();
+    size_t skip = strlen(dir) + 1;
+    ck_assert_int_eq(strncmp(line, dir, strlen(dir)), 0);
     ck_assert_str_eq(line + skip, want);
 }
 
@@ -79,18 +44,7 @@ START_TEST(examples_are_clean)
                                         "tests/configs/pass/forwards.json",
                                         "tests/configs/pass/egress.json"};
     for (size_t i = 0; i < ELEMENTSOF(files); i++) {
-        char path[600];
-        snprintf(path, sizeof(path), "%s/%s", SOURCE_DIR, files[i]);
-        char *text = golden_read_file(path), k[600];
-        snprintf(k, sizeof(k), "%s/vmlinuz", tmpdir);
-        text = golden_replace(text, "/var/lib/ocvm/openclaw/vmlinuz", k);
-        text = golden_replace(text, "../build/guest/vmlinuz", k);
-        text = golden_replace(text, "../build/guest/initrd.img", k);
-        text = golden_replace(text, "/run/openclaw-secrets", tmpdir);
-        struct vm_config *c = NULL;
-        _cleanup_free_ char *err = NULL;
-        ck_assert_msg(config_load_text(path, text, strlen(text), &c, &err) == 0, "%s", err);
-        free(text);
+        struct vm_config *c = vm_fixture_load_file(files[i]);
         struct policy_report r;
         ck_assert_int_eq(policy_check(c, &r), 0);
         ck_assert_msg(r.n == 0, "%s: %s", files[i], r.n ? r.findings[0].line : "");
@@ -203,8 +157,8 @@ END_TEST
 START_TEST(p005_unix_listener_directory)
 {
     char open_dir[700], closed_dir[700];
-    snprintf(open_dir, sizeof(open_dir), "%s/open", tmpdir);
-    snprintf(closed_dir, sizeof(closed_dir), "%s/closed", tmpdir);
+    snprintf(open_dir, sizeof(open_dir), "%s/open", vm_fixture_dir());
+    snprintf(closed_dir, sizeof(closed_dir), "%s/closed", vm_fixture_dir());
     ck_assert_int_eq(mkdir(open_dir, 0700), 0);
     ck_assert_int_eq(chmod(open_dir, 0777), 0);
     ck_assert_int_eq(mkdir(closed_dir, 0700), 0);
@@ -469,6 +423,43 @@ START_TEST(unsafe_keys_are_listed)
 }
 END_TEST
 
+/* A secret file must be its owner's alone; its name names the key, its path the file. */
+START_TEST(p012_secret_files)
+{
+    char key[700], token[700];
+    snprintf(key, sizeof(key), "%s/api.key", vm_fixture_dir());
+    snprintf(token, sizeof(token), "%s/gateway.token", vm_fixture_dir());
+    FILE *f = fopen(key, "we");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_ptr_nonnull(f = fopen(token, "we"));
+    fclose(f);
+    ck_assert_int_eq(chmod(key, 0644), 0);
+    ck_assert_int_eq(chmod(token, 0600), 0);
+    struct policy_report r;
+    check(HEAD "\"secrets\": {\"gateway_token\": \"TMP/gateway.token\",\n"
+               "  \"files\": {\"api_key\": \"TMP/api.key\"}}}",
+          1, 1, &r);
+    ck_assert_str_eq(r.findings[0].key, "secrets.files.api_key");
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "/api.key has mode 0644: others can read it"));
+    ck_assert_ptr_nonnull(strstr(r.findings[0].line, "[OCVM-P012]"));
+    policy_report_done(&r);
+    ck_assert_int_eq(chmod(key, 0640), 0); /* the group is "others" too */
+    ck_assert_int_eq(chmod(token, 0604), 0);
+    check(HEAD "\"secrets\": {\"gateway_token\": \"TMP/gateway.token\",\n"
+               "  \"files\": {\"api_key\": \"TMP/api.key\"}}}",
+          2, 2, &r);
+    ck_assert_str_eq(r.findings[0].key, "secrets.gateway_token");
+    policy_report_done(&r);
+    ck_assert_int_eq(chmod(key, 0400), 0);
+    ck_assert_int_eq(chmod(token, 0600), 0);
+    check(HEAD "\"secrets\": {\"gateway_token\": \"TMP/gateway.token\",\n"
+               "  \"files\": {\"api_key\": \"TMP/api.key\"}}}",
+          0, 0, &r);
+    policy_report_done(&r);
+}
+END_TEST
+
 START_TEST(rule_table)
 {
     ck_assert_uint_ge(policy_n_rules, 7);
@@ -486,7 +477,7 @@ int main(void)
 {
     Suite *s = suite_create("rules");
     TCase *tc = tcase_create("static");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, vm_fixture_setup, vm_fixture_teardown);
     tcase_add_test(tc, examples_are_clean);
     tcase_add_test(tc, p001_host_listen);
     tcase_add_test(tc, p002_forward_listen);
@@ -500,6 +491,7 @@ int main(void)
     tcase_add_test(tc, p010_openclaw_tools);
     tcase_add_test(tc, p011_openclaw_refused_names);
     tcase_add_test(tc, unsafe_keys_are_listed);
+    tcase_add_test(tc, p012_secret_files);
     tcase_add_test(tc, rule_table);
     suite_add_tcase(s, tc);
     return run_suite(s);

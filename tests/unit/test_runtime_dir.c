@@ -83,6 +83,7 @@ START_TEST(test_file_names)
         [RUNTIME_CONSOLE_LOG] = "console.log",
         [RUNTIME_VHOST_USER_VSOCK] = "vhost-user-vsock.sock",
         [RUNTIME_HYBRID_VSOCK] = "vsock.sock",
+        [RUNTIME_SECRETS] = "secrets",
     };
     for (int f = 0; f < _RUNTIME_FILE_MAX; f++) {
         ck_assert_ptr_nonnull(want[f]);
@@ -194,6 +195,14 @@ START_TEST(test_release_removes_everything)
     ck_assert_int_eq(runtime_dir_acquire("openclaw", &rd), 0);
     touch(vmdir, "state.json");
     touch(vmdir, "console.log");
+    /* the staged secrets: a directory of 0400 files */
+    char *secrets = runtime_dir_file(&rd, RUNTIME_SECRETS), key[700];
+    ck_assert_int_eq(mkdir(secrets, 0700), 0);
+    snprintf(key, sizeof(key), "%s/api_key", secrets);
+    int kfd = open(key, O_WRONLY | O_CREAT | O_CLOEXEC, 0400);
+    ck_assert_int_ge(kfd, 0);
+    close(kfd);
+    free(secrets);
     char *sock = runtime_dir_file(&rd, RUNTIME_QMP);
     int fd = -1;
     ck_assert_int_eq(runtime_dir_listen(sock, &fd), 0);

@@ -60,6 +60,7 @@ static struct vm_state sample(void)
                   .bytes_to_guest = 1ull << 40,
                   .bytes_to_host = 7,
                   .errors = 3},
+        .vsock_backend = {.pid = 4244, .restarts = 2, .last_exit = "killed by signal SYS"},
         .n_unsafe = 2,
         .unsafe = {"gateway.unsafe_remote_gateway", "forwards[3].unsafe_remote_listen"},
     };
@@ -88,6 +89,9 @@ static void assert_state_eq(const struct vm_state *a, const struct vm_state *b)
         ck_assert_uint_eq(a->stages[i].ms, b->stages[i].ms);
     }
     ck_assert_mem_eq(&a->relay, &b->relay, sizeof(a->relay));
+    ck_assert_int_eq(a->vsock_backend.pid, b->vsock_backend.pid);
+    ck_assert_uint_eq(a->vsock_backend.restarts, b->vsock_backend.restarts);
+    ck_assert_str_eq(a->vsock_backend.last_exit, b->vsock_backend.last_exit);
     ck_assert_uint_eq(a->n_unsafe, b->n_unsafe);
     for (unsigned i = 0; i < a->n_unsafe; i++)
         ck_assert_str_eq(a->unsafe[i], b->unsafe[i]);
@@ -115,6 +119,10 @@ START_TEST(test_round_trip_full_and_empty)
     }
     memset(w.last_exit, 'x', sizeof(w.last_exit) - 1);
     w.last_exit[sizeof(w.last_exit) - 1] = '\0';
+    memset(w.vsock_backend.last_exit, 'y', sizeof(w.vsock_backend.last_exit) - 1);
+    w.vsock_backend.last_exit[sizeof(w.vsock_backend.last_exit) - 1] = '\0';
+    w.vsock_backend.pid = INT32_MAX;
+    w.vsock_backend.restarts = UINT32_MAX;
     snprintf(w.phase, sizeof(w.phase), "restarting");
     ck_assert_int_eq(state_write(path, &w), 0);
     ck_assert_int_eq(state_read(path, &r), 0);
@@ -146,7 +154,12 @@ END_TEST
 #define GOOD_PIDS "\"supervisor_pid\": 4242, \"qemu_pid\": 4243, "
 #define GOOD_TIMES "\"started_at_us\": 1764000000123456, \"qemu_started_at_us\": 1764000001654321, "
 #define GOOD_REST "\"restarts\": 0, \"accel\": \"tcg\", \"vsock\": \"user\", "
-#define GOOD_TAIL "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY ", \"unsafe\": []}"
+#define GOOD_TAIL                                                                                  \
+    "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY ", \"unsafe\": [], " BACKEND "}"
+#define BACKEND_WITH(pid, restarts, last_exit)                                                     \
+    "\"vsock_backend\": {\"pid\": " pid ", \"restarts\": " restarts ", \"last_exit\": " last_exit  \
+    "}"
+#define BACKEND BACKEND_WITH("4244", "1", "\"killed by signal KILL\"")
 #define TAIL_BEFORE_UNSAFE "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY ", "
 #define GOOD FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST GOOD_TAIL
 
@@ -161,6 +174,9 @@ START_TEST(test_hand_written_good_file)
     ck_assert_uint_eq(r.n_stages, 2);
     ck_assert_str_eq(r.stages[1].name, "ready");
     ck_assert_uint_eq(r.stages[1].ms, 2400);
+    ck_assert_int_eq(r.vsock_backend.pid, 4244);
+    ck_assert_uint_eq(r.vsock_backend.restarts, 1);
+    ck_assert_str_eq(r.vsock_backend.last_exit, "killed by signal KILL");
 }
 END_TEST
 
@@ -177,12 +193,12 @@ static const struct bad_case {
     {"missing field (qemu_pid)",
      FIELDS_BEFORE_PID "\"supervisor_pid\": 4242, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"missing field (stages)", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"last_exit\": \"\", " RELAY ", \"unsafe\": []}"},
+     "\"last_exit\": \"\", " RELAY ", \"unsafe\": [], " BACKEND "}"},
     {"wrong type (pid as string)", FIELDS_BEFORE_PID
      "\"supervisor_pid\": \"4242\", \"qemu_pid\": 4243, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"wrong type (phase as number)", "{\"phase\": 3, " GOOD_PIDS GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"wrong type (stages as object)", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"stages\": {}, \"last_exit\": \"\", " RELAY ", \"unsafe\": []}"},
+     "\"stages\": {}, \"last_exit\": \"\", " RELAY ", \"unsafe\": [], " BACKEND "}"},
     {"wrong type (pid as float)", FIELDS_BEFORE_PID
      "\"supervisor_pid\": 4242.0, \"qemu_pid\": 4243, " GOOD_TIMES GOOD_REST GOOD_TAIL},
     {"negative supervisor_pid", FIELDS_BEFORE_PID
@@ -192,20 +208,39 @@ static const struct bad_case {
     {"negative restarts", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES
      "\"restarts\": -1, \"accel\": \"tcg\", \"vsock\": \"user\", " GOOD_TAIL},
     {"stage without ms", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"stages\": [{\"name\": \"config\"}], \"last_exit\": \"\", " RELAY ", \"unsafe\": []}"},
+     "\"stages\": [{\"name\": \"config\"}], \"last_exit\": \"\", " RELAY
+     ", \"unsafe\": [], " BACKEND "}"},
     {"stage that is a string", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"stages\": [\"config\"], \"last_exit\": \"\", " RELAY ", \"unsafe\": []}"},
+     "\"stages\": [\"config\"], \"last_exit\": \"\", " RELAY ", \"unsafe\": [], " BACKEND "}"},
     {"more stages than a state holds", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
      "\"stages\": [" STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE
      "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "], \"last_exit\": \"\", " RELAY
-     ", \"unsafe\": []}"},
+     ", \"unsafe\": [], " BACKEND "}"},
     {"trailing garbage", GOOD " x"},
     {"missing field (unsafe)", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
-     "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY "}"},
+     "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY ", " BACKEND "}"},
+    {"missing field (vsock_backend)",
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE "\"unsafe\": []}"},
+    {"vsock_backend as a number",
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+     "\"unsafe\": [], \"vsock_backend\": 4244}"},
+    {"vsock_backend without last_exit",
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+     "\"unsafe\": [], \"vsock_backend\": {\"pid\": 1, \"restarts\": 0}}"},
+    {"negative vsock_backend pid",
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+     "\"unsafe\": [], " BACKEND_WITH("-1", "0", "\"\"") "}"},
+    {"negative vsock_backend restarts",
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+     "\"unsafe\": [], " BACKEND_WITH("4244", "-2", "\"\"") "}"},
+    {"vsock_backend last_exit as a number",
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+     "\"unsafe\": [], " BACKEND_WITH("4244", "0", "9") "}"},
     {"unsafe key that is not a string",
-     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE "\"unsafe\": [1]}"},
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE "\"unsafe\": [1], " BACKEND
+                                                                         "}"},
     {"unsafe as a string", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
-     "\"unsafe\": \"gateway.unsafe_remote_gateway\"}"},
+     "\"unsafe\": \"gateway.unsafe_remote_gateway\", " BACKEND "}"},
 };
 
 START_TEST(test_rejected)
@@ -229,6 +264,13 @@ static const struct bad_case strict_bad[] = {
     {"unknown key inside a stage", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
      "\"stages\": [{\"name\": \"config\", \"ms\": 0, \"colour\": \"blue\"}], \"last_exit\": "
      "\"\", " RELAY "}"},
+    {"vsock_backend pid beyond pid_t (2^32 + 4244)",
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+     "\"unsafe\": [], " BACKEND_WITH("4294971540", "0", "\"\"") "}"},
+    {"unknown key inside vsock_backend",
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+     "\"unsafe\": [], \"vsock_backend\": {\"pid\": 1, \"restarts\": 0, "
+     "\"last_exit\": \"\", \"uid\": 0}}"},
     {"duplicate key",
      FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST "\"phase\": \"stopped\", " GOOD_TAIL},
 };

@@ -1,0 +1,171 @@
+/* The vsock backend's sandbox; see backend_sandbox.h. */
+#include "vsock/backend_sandbox.h"
+
+#include "common/cleanup.h"
+#include "common/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <pwd.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* What the backend calls once its sockets are open, found by running it: strace -f of `ocvm up`
+ * with the demo guest (boot, READY over vsock, health probes, forwards both ways, 64 MiB echoed
+ * through the chain, a QEMU restart, SIGTERM), in a -DOCVM_SECCOMP_AUDIT build (see below).
+ * Nothing opens a path, execs, forks or changes credentials.
+ *   sd-event:        epoll_wait (and epoll_pwait, epoll_pwait2, the forms other libsystemd
+ *                    versions use), epoll_ctl, read (signalfd, timerfd), timerfd_settime,
+ *                    signalfd4 (its signal sources freed at exit)
+ *   vhost-user:      accept4, recvmsg (with QEMU's fds), sendmsg, fcntl (F_GETFL and F_SETFL
+ *                    only), newfstatat and fstat (of the guest memory fds), mmap (shared guest
+ *                    memory; never PROT_EXEC), munmap
+ *   rings:           read, write (kick and call eventfds)
+ *   host sockets:    accept4, recvfrom, readv, sendmsg, sendto, shutdown, close
+ *   connect broker:  sendto, poll, recvmsg
+ *   memory:          brk, mmap (no PROT_EXEC), munmap, mremap (malloc, realloc)
+ *   logging:         write (stderr), sendto (the journal, connected before)
+ *   always:          exit_group, restart_syscall (a poll resumed after SIGSTOP/SIGCONT),
+ *                    clock_gettime (when the vDSO cannot read the clock)
+ * With connects_itself also socket (AF_UNIX only), connect and unlink. */
+static const int allowed[] = {
+    SCMP_SYS(accept4),         SCMP_SYS(brk),        SCMP_SYS(clock_gettime),
+    SCMP_SYS(close),           SCMP_SYS(epoll_ctl),  SCMP_SYS(epoll_pwait),
+    SCMP_SYS(epoll_pwait2),    SCMP_SYS(epoll_wait), SCMP_SYS(exit_group),
+    SCMP_SYS(fstat),           SCMP_SYS(mremap),     SCMP_SYS(munmap),
+    SCMP_SYS(newfstatat),      SCMP_SYS(poll),       SCMP_SYS(read),
+    SCMP_SYS(readv),           SCMP_SYS(recvfrom),   SCMP_SYS(recvmsg),
+    SCMP_SYS(restart_syscall), SCMP_SYS(sendmsg),    SCMP_SYS(sendto),
+    SCMP_SYS(shutdown),        SCMP_SYS(signalfd4),  SCMP_SYS(timerfd_settime),
+    SCMP_SYS(write),
+};
+static const int allowed_connecting[] = {SCMP_SYS(connect), SCMP_SYS(unlink)};
+
+/* A development build with -DOCVM_SECCOMP_AUDIT logs a call outside the list (to the audit log,
+ * SCMP_ACT_LOG) instead of dying on it: run it under strace -f to see what a change needs. */
+#ifdef OCVM_SECCOMP_AUDIT
+#define DEFAULT_ACTION SCMP_ACT_LOG
+#else
+#define DEFAULT_ACTION SCMP_ACT_KILL_PROCESS
+#endif
+
+static int install_filter(const struct backend_sandbox *sb)
+{
+    scmp_filter_ctx ctx = seccomp_init(DEFAULT_ACTION);
+    if (!ctx)
+        return -ENOMEM;
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < ELEMENTSOF(allowed); i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
+    /* the file status flags (non-blocking), nothing else fcntl can do */
+    if (r == 0)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                             SCMP_A1(SCMP_CMP_EQ, F_GETFL));
+    if (r == 0)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                             SCMP_A1(SCMP_CMP_EQ, F_SETFL));
+    /* memory, never code: mmap without PROT_EXEC (and no mprotect at all) */
+    if (r == 0)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+                             SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    for (size_t i = 0; r == 0 && sb->connects_itself && i < ELEMENTSOF(allowed_connecting); i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed_connecting[i], 0);
+    if (r == 0 && sb->connects_itself)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                             SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    if (r == 0)
+        r = seccomp_load(ctx);
+    seccomp_release(ctx);
+    return r;
+}
+
+static int capget_self(struct __user_cap_data_struct data[2])
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    return syscall(SYS_capget, &h, data) < 0 ? negative_errno() : 0;
+}
+
+/* The bounding set, when this process may change it (CAP_SETPCAP); else it holds nothing there
+ * it could use: no capability in its other sets, and no new privileges. */
+static int drop_bounding_set(void)
+{
+    struct __user_cap_data_struct d[2];
+    int r = capget_self(d);
+    if (r < 0)
+        return r;
+    if (!(d[CAP_TO_INDEX(CAP_SETPCAP)].effective & CAP_TO_MASK(CAP_SETPCAP)))
+        return 0;
+    for (unsigned long cap = 0;; cap++) {
+        int has = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+        if (has < 0)
+            return 0; /* EINVAL: past the last capability this kernel knows */
+        if (has && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+            return negative_errno();
+    }
+}
+
+static int clear_capabilities(void)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2] = {{0}};
+    if (syscall(SYS_capset, &h, d) < 0)
+        return negative_errno();
+    return 0;
+}
+
+static int change_user(uid_t uid, gid_t gid)
+{
+    if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+        return negative_errno();
+    uid_t ru, eu, su;
+    if (getresuid(&ru, &eu, &su) < 0 || ru != uid || eu != uid || su != uid)
+        return -EPERM;
+    return 0;
+}
+
+#define STEP(what, expr)                                                                           \
+    do {                                                                                           \
+        int r_ = (expr);                                                                           \
+        if (r_ < 0) {                                                                              \
+            *ret_step = (what);                                                                    \
+            return r_;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+int backend_sandbox_enter(const struct backend_sandbox *sb, const char **ret_step)
+{
+    int pdeathsig = 0;
+    pid_t parent = getppid();
+    STEP("PR_GET_PDEATHSIG", prctl(PR_GET_PDEATHSIG, &pdeathsig) < 0 ? negative_errno() : 0);
+    struct passwd *pw = NULL;
+    if (sb->user && geteuid() == 0) {
+        errno = 0;
+        pw = getpwnam(sb->user);
+        STEP("look up the user", pw ? 0 : errno ? negative_errno() : -ENOENT);
+    }
+    STEP("drop the bounding set", drop_bounding_set());
+    STEP("clear the ambient set",
+         prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL
+             ? negative_errno()
+             : 0);
+    if (pw)
+        STEP("change user", change_user(pw->pw_uid, pw->pw_gid));
+    STEP("clear the capabilities", clear_capabilities());
+    /* a change of user clears the parent-death signal: set it again, and catch a parent that
+     * died in between */
+    if (pdeathsig) {
+        STEP("PR_SET_PDEATHSIG", prctl(PR_SET_PDEATHSIG, pdeathsig) < 0 ? negative_errno() : 0);
+        STEP("parent alive", getppid() == parent ? 0 : -ESRCH);
+    }
+    STEP("PR_SET_DUMPABLE", prctl(PR_SET_DUMPABLE, 0) < 0 ? negative_errno() : 0);
+    STEP("PR_SET_NO_NEW_PRIVS", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? negative_errno() : 0);
+    STEP("seccomp filter", install_filter(sb));
+    return 0;
+}

@@ -1,0 +1,147 @@
+/* Guest->host connections brokered for a sandboxed backend; see connect_broker.h. */
+#include "vsock/connect_broker.h"
+
+#include "common/cleanup.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "vsock/vsock_conn.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+enum { SERVE_BATCH = 64 };
+
+struct broker_request {
+    uint32_t seq, port;
+};
+struct broker_reply {
+    uint32_t seq;
+    int32_t error; /* 0: the socket comes with it */
+};
+
+static int send_request(int fd, const struct broker_request *q)
+{
+    ssize_t n = send(fd, q, sizeof(*q), MSG_NOSIGNAL);
+    if (n < 0)
+        return negative_errno();
+    return n == sizeof(*q) ? 0 : -EIO;
+}
+
+/* One reply, and the fd that came with it (-1 if none). */
+static int recv_reply(int fd, struct broker_reply *ret, int *ret_fd)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov = {.iov_base = ret, .iov_len = sizeof(*ret)};
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = &control,
+                       .msg_controllen = sizeof(control)};
+    *ret_fd = -1;
+    ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return negative_errno();
+    if (n == 0)
+        return -ECONNRESET;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len == CMSG_LEN(sizeof(int)))
+        memcpy(ret_fd, CMSG_DATA(c), sizeof(int));
+    if (n != sizeof(*ret) || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        if (*ret_fd >= 0)
+            close(*ret_fd);
+        *ret_fd = -1;
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int connect_broker_ask(struct connect_broker_client *c, uint32_t port, int *ret_fd)
+{
+    struct broker_request q = {.seq = ++c->seq, .port = port};
+    int r = send_request(c->fd, &q);
+    if (r < 0)
+        return r;
+    uint64_t deadline = clock_usec(CLOCK_MONOTONIC) + (uint64_t)c->timeout_ms * 1000u;
+    for (;;) {
+        uint64_t now = clock_usec(CLOCK_MONOTONIC);
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        struct pollfd p = {.fd = c->fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)((deadline - now + 999) / 1000));
+        if (n < 0 && errno != EINTR)
+            return negative_errno();
+        if (n <= 0)
+            continue;
+        struct broker_reply a;
+        int fd;
+        r = recv_reply(c->fd, &a, &fd);
+        if (r == -EAGAIN || r == -EBADMSG)
+            continue;
+        if (r < 0)
+            return r;
+        if (a.seq != q.seq) { /* the answer to a request that timed out */
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        if (a.error == 0 && fd >= 0) {
+            *ret_fd = fd;
+            return 0;
+        }
+        if (fd >= 0)
+            close(fd);
+        return a.error < 0 ? a.error : -EIO;
+    }
+}
+
+static void send_reply(int fd, uint32_t seq, int error, int conn_fd)
+{
+    struct broker_reply a = {.seq = seq, .error = error};
+    struct iovec iov = {.iov_base = &a, .iov_len = sizeof(a)};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (conn_fd >= 0) {
+        memset(&control, 0, sizeof(control));
+        m.msg_control = &control;
+        m.msg_controllen = sizeof(control);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &conn_fd, sizeof(int));
+    }
+    /* a backend that does not read its replies loses them (it times out), never blocks us */
+    (void)sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+int connect_broker_serve(int fd, const char *uds_path)
+{
+    for (unsigned i = 0; i < SERVE_BATCH; i++) {
+        struct broker_request q;
+        struct iovec iov = {.iov_base = &q, .iov_len = sizeof(q)};
+        /* no control buffer: file descriptors the backend might send are discarded */
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT);
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : negative_errno();
+        if (n == 0)
+            return -ECONNRESET;
+        if (n != sizeof(q) || (m.msg_flags & MSG_TRUNC)) {
+            send_reply(fd, 0, -EBADMSG, -1);
+            continue;
+        }
+        _cleanup_close_ int conn = -1;
+        int r = vsock_hybrid_connect(uds_path, q.port, &conn);
+        send_reply(fd, q.seq, r < 0 ? r : 0, conn);
+    }
+    return 0;
+}
