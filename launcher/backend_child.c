@@ -1,6 +1,8 @@
 /* The user vsock backend as a sandboxed child of the supervisor; see backend_child.h. */
 #include "launcher/backend_child.h"
 
+#include "launcher/child_lines.h"
+
 #include "common/cleanup.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -19,7 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-enum { STOP_GRACE_MS = 2000, LINE_MAX_BYTES = 512, LINES_PER_S = 50 };
+enum { STOP_GRACE_MS = 2000, LINES_PER_S = 50 };
 
 /* The child's fixed fd layout: vhost-user listener, hybrid listener, its end of the broker. */
 enum { CHILD_VHOST_USER_FD = 3, CHILD_UDS_FD = 4, CHILD_BROKER_FD = 5, CHILD_N_FDS = 3 };
@@ -35,8 +37,7 @@ struct backend_child {
     sd_event_source *child_src, *broker_src, *err_src;
     unsigned started;
     char last_exit[96];
-    char line[LINE_MAX_BYTES]; /* the child's stderr, up to its next newline */
-    size_t line_len;
+    struct child_lines lines_in; /* the child's stderr, line by line */
     struct log_ratelimit lines;
 };
 
@@ -46,11 +47,11 @@ struct backend_child {
  * stderr is now (the terminal, the journal, or supervisor.log once `up -d` has returned). A
  * child that a guest took over could write anything: control characters are replaced and the
  * lines per second are bounded. */
-static void pass_line(struct backend_child *b, char *line, size_t n)
+static void pass_line(void *userdata, char *line, size_t n)
 {
+    struct backend_child *b = userdata;
     if (n == 0)
         return;
-    line[n] = '\0';
     for (char *p = line; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';
@@ -60,47 +61,15 @@ static void pass_line(struct backend_child *b, char *line, size_t n)
                 (unsigned long long)held);
 }
 
-static void drain_lines(struct backend_child *b, bool flush_all)
-{
-    size_t start = 0;
-    for (size_t i = 0; i < b->line_len; i++)
-        if (b->line[i] == '\n') {
-            pass_line(b, b->line + start, i - start);
-            start = i + 1;
-        }
-    memmove(b->line, b->line + start, b->line_len - start);
-    b->line_len -= start;
-    if (b->line_len > 0 && (flush_all || b->line_len == sizeof(b->line))) {
-        pass_line(b, b->line, b->line_len - (b->line_len == sizeof(b->line))); /* cut */
-        b->line_len = 0;
-    }
-}
-
 static int on_child_stderr(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
     struct backend_child *b = userdata;
-    ssize_t n = read(fd, b->line + b->line_len, sizeof(b->line) - b->line_len);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return 0;
-    if (n <= 0) {
-        drain_lines(b, true);
+    if (child_lines_read(&b->lines_in, fd))
         b->err_src = sd_event_source_disable_unref(b->err_src);
-        return 0;
-    }
-    b->line_len += (size_t)n;
-    drain_lines(b, false);
     return 0;
 }
 
 /* --- the child --- */
-
-static void describe_exit(const siginfo_t *si, char *buf, size_t size)
-{
-    if (si->si_code == CLD_EXITED)
-        snprintf(buf, size, "exited with status %d", si->si_status);
-    else
-        snprintf(buf, size, "killed by signal %s", sigabbrev_np(si->si_status) ?: "?");
-}
 
 static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
 {
@@ -109,12 +78,12 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
     b->child_src = sd_event_source_disable_unref(b->child_src); /* reaped by sd-event */
     b->broker_src = sd_event_source_disable_unref(b->broker_src);
     if (b->err_src) { /* its last words first */
-        on_child_stderr(b->err_src, sd_event_source_get_io_fd(b->err_src), EPOLLIN, b);
-        drain_lines(b, true);
+        (void)child_lines_read(&b->lines_in, sd_event_source_get_io_fd(b->err_src));
+        child_lines_flush(&b->lines_in);
         b->err_src = sd_event_source_disable_unref(b->err_src);
     }
     b->pid = 0;
-    describe_exit(si, b->last_exit, sizeof(b->last_exit));
+    child_exit_describe(si, b->last_exit, sizeof(b->last_exit));
     if (b->on_exit)
         b->on_exit(pid, b->last_exit, b->userdata);
     return 0;
@@ -252,7 +221,7 @@ static int spawn(struct backend_child *b, char **argv)
     TAKE_FD(err_read);
     b->pid = pid;
     b->started++;
-    b->line_len = 0;
+    b->lines_in.len = 0;
     return 0;
 }
 
@@ -292,6 +261,7 @@ int backend_child_new(sd_event *e, const struct backend_child_config *cfg,
         return -ENOMEM;
     b->event = sd_event_ref(e);
     b->lines = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000u, LINES_PER_S);
+    b->lines_in = (struct child_lines){.line = pass_line, .userdata = b};
     b->guest_cid = cfg->guest_cid;
     b->on_exit = on_exit;
     b->userdata = userdata;
@@ -331,8 +301,8 @@ void backend_child_free(struct backend_child *b)
     if (b->pid > 0)
         stop_child(b->pid);
     if (b->err_src) { /* what it said on its way out */
-        on_child_stderr(b->err_src, sd_event_source_get_io_fd(b->err_src), EPOLLIN, b);
-        drain_lines(b, true);
+        (void)child_lines_read(&b->lines_in, sd_event_source_get_io_fd(b->err_src));
+        child_lines_flush(&b->lines_in);
         b->err_src = sd_event_source_disable_unref(b->err_src);
     }
     if (b->started) { /* the files of the sockets made here */

@@ -16,6 +16,7 @@ add_library(ocvm_launcher STATIC
   launcher/guest_notify.c
   launcher/vsock_host.c
   launcher/backend_child.c
+  launcher/child_lines.c
   launcher/virtiofsd.c
   launcher/qemu_reaper.c
   launcher/libvirt_xml.c

@@ -1,5 +1,6 @@
 #include "launcher/supervisor.h"
 
+#include "launcher/child_lines.h"
 #include "launcher/health.h"
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -50,10 +51,9 @@ struct supervisor {
     pid_t qemu_pid;
     uint64_t boot_t0; /* CLOCK_MONOTONIC usec of this boot's start (the first: `up`'s start) */
     sd_event_source *child, *err_src, *timer, *ready_timer;
-    char err_buf[1024];
-    size_t err_len;
-    char last_stderr[160]; /* QEMU's last line on stderr in this run: the likely exit reason */
-    char restart_why[128]; /* why we killed this QEMU to restart it, or "" */
+    struct child_lines err; /* QEMU's stderr, line by line into the log */
+    char last_stderr[160];  /* QEMU's last line on stderr in this run: the likely exit reason */
+    char restart_why[128];  /* why we killed this QEMU to restart it, or "" */
     struct qmp *qmp;
     struct vsock_host *vsock; /* NULL without vsock */
     struct netsetup net;      /* bridge, TAP fds, nft table; empty without a network */
@@ -429,53 +429,23 @@ static int on_stats_timer(sd_event_source *src, uint64_t usec, void *userdata)
 
 /* ---- QEMU's stderr ---- */
 
-static void drain_stderr(struct supervisor *s, bool flush_all)
+/* One line of QEMU's stderr: logged, and kept as the likely reason if it exits. */
+static void on_qemu_line(void *userdata, char *line, size_t len)
 {
-    size_t start = 0;
-    for (size_t i = 0; i < s->err_len; i++) {
-        if (s->err_buf[i] != '\n')
-            continue;
-        s->err_buf[i] = '\0';
-        if (i > start) {
-            log_msg(LOG_WARNING, "qemu", "%s", s->err_buf + start);
-            snprintf(s->last_stderr, sizeof(s->last_stderr), "%s", s->err_buf + start);
-        }
-        start = i + 1;
-    }
-    memmove(s->err_buf, s->err_buf + start, s->err_len - start);
-    s->err_len -= start;
-    if (s->err_len > 0 && (flush_all || s->err_len == sizeof(s->err_buf))) {
-        s->err_buf[s->err_len == sizeof(s->err_buf) ? s->err_len - 1 : s->err_len] = '\0';
-        log_msg(LOG_WARNING, "qemu", "%s", s->err_buf);
-        s->err_len = 0;
-    }
+    struct supervisor *s = userdata;
+    log_msg(LOG_WARNING, "qemu", "%s", line);
+    snprintf(s->last_stderr, sizeof(s->last_stderr), "%s", line);
 }
 
 static int on_stderr(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
     struct supervisor *s = userdata;
-    ssize_t n = read(fd, s->err_buf + s->err_len, sizeof(s->err_buf) - s->err_len);
-    if (n <= 0) {
-        if (n < 0 && errno == EAGAIN)
-            return 0;
-        drain_stderr(s, true);
+    if (child_lines_read(&s->err, fd))
         s->err_src = sd_event_source_disable_unref(s->err_src);
-        return 0;
-    }
-    s->err_len += (size_t)n;
-    drain_stderr(s, false);
     return 0;
 }
 
 /* ---- the QEMU child ---- */
-
-static void describe_exit(const siginfo_t *si, char *buf, size_t size)
-{
-    if (si->si_code == CLD_EXITED)
-        snprintf(buf, size, "exited with status %d", si->si_status);
-    else
-        snprintf(buf, size, "killed by signal %s", sigabbrev_np(si->si_status) ?: "?");
-}
 
 static int on_restart_timer(sd_event_source *src, uint64_t usec, void *userdata)
 {
@@ -512,7 +482,7 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
 {
     struct supervisor *s = userdata;
     char how[64];
-    describe_exit(si, how, sizeof(how));
+    child_exit_describe(si, how, sizeof(how));
     uint64_t ran_usec = clock_usec(CLOCK_MONOTONIC) - s->boot_t0;
     s->child = sd_event_source_disable_unref(s->child);
     s->ready_timer = sd_event_source_disable_unref(s->ready_timer);
@@ -523,9 +493,9 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
     stop_reaper(s);
     if (s->vsock)
         stop_probing(s);
-    if (s->err_src) {
-        on_stderr(s->err_src, sd_event_source_get_io_fd(s->err_src), EPOLLIN, s);
-        drain_stderr(s, true);
+    if (s->err_src) { /* its last words first */
+        (void)child_lines_read(&s->err, sd_event_source_get_io_fd(s->err_src));
+        child_lines_flush(&s->err);
         s->err_src = sd_event_source_disable_unref(s->err_src);
     }
     if (s->phase == PHASE_STOPPING) {
@@ -908,10 +878,12 @@ int supervisor_run(const struct vm_config *c, const struct supervisor_options *o
                            .qmp_listen_fd = -1,
                            .reaper_fd = -1,
                            .caller_stderr_fd = -1,
+                           .err = {.line = on_qemu_line},
                            .console_listen_fd = -1,
                            .boot_t0 = o->t0_usec,
                            .exit_code = 1};
     log_set_vm(c->name);
+    s.err.userdata = &s;
     int r = prepare(&s);
     if (r == 0) {
         r = spawn_qemu(&s);

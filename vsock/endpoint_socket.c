@@ -134,3 +134,14 @@ int endpoint_socket_hybrid_reply(int fd, char *line, size_t size, size_t *len)
             return -EPROTO;
     return 0;
 }
+
+bool endpoint_socket_is_self_connected(int fd)
+{
+    struct sockaddr_storage a, b;
+    socklen_t la = sizeof(a), lb = sizeof(b);
+    if (getsockname(fd, (struct sockaddr *)&a, &la) < 0 ||
+        getpeername(fd, (struct sockaddr *)&b, &lb) < 0 || la != lb ||
+        (a.ss_family != AF_INET && a.ss_family != AF_INET6))
+        return false;
+    return memcmp(&a, &b, la) == 0;
+}

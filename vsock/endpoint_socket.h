@@ -16,6 +16,11 @@ int endpoint_socket_connect(const struct endpoint *e, int *ret_fd, bool *in_prog
 /* A listening, non-blocking socket on E (tcp, unix or vsock; a unix path is replaced). */
 int endpoint_socket_listen(const struct endpoint *e, int *ret_fd);
 
+/* True when connected TCP socket FD is connected to itself: a connect to a local port nobody
+ * listens on succeeds that way when the kernel picks that very port as the source (TCP's
+ * simultaneous open). Such a target is down. */
+bool endpoint_socket_is_self_connected(int fd);
+
 /* Hybrid vsock, once FD is connected to the hybrid path: asks for guest PORT (`CONNECT PORT\n`).
  * Returns 0, or -EIO when the line did not go out whole. */
 int endpoint_socket_hybrid_request(int fd, uint16_t port);

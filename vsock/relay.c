@@ -478,6 +478,10 @@ static void conn_connected(struct relay *r, struct conn *c)
         conn_fail(r, c, err ? -err : negative_errno(), "connect");
         return;
     }
+    if (endpoint_socket_is_self_connected(c->target.fd)) { /* nothing listens there */
+        conn_fail(r, c, -ECONNREFUSED, "connect");
+        return;
+    }
     if (c->fwd->target.kind != ENDPOINT_HYBRID) {
         conn_open(r, c);
         return;

@@ -775,6 +775,26 @@ START_TEST(ipv6_to_ipv6)
 }
 END_TEST
 
+/* A connect to a local port nobody listens on can succeed against itself, when the kernel picks
+ * that port as the source (simultaneous open): the relay must see such a target as down. */
+START_TEST(self_connection_is_seen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0); /* to itself */
+    ck_assert(endpoint_socket_is_self_connected(fd));
+    close(fd);
+    uint16_t port;
+    int l = tcp_listener(&port), c = tcp_connect(port);
+    ck_assert(!endpoint_socket_is_self_connected(c));
+    close(c);
+    close(l);
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -786,6 +806,7 @@ int main(void)
     tcase_add_test(t, half_close_keeps_the_other_direction);
     tcase_add_test(t, slow_reader_gets_back_pressure);
     tcase_add_test(t, target_down_resets_client_at_once);
+    tcase_add_test(t, self_connection_is_seen);
     tcase_add_test(t, connection_limit_refuses_and_recovers);
     tcase_add_test(t, same_fds_after_10000_connections_and_abuse);
     tcase_add_test(t, hybrid_connect_ok_then_data);
