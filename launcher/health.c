@@ -1,5 +1,6 @@
 #include "launcher/health.h"
 
+#include "common/clock.h"
 #include "vsock/relay.h"
 
 #include <stdio.h>
@@ -145,4 +146,94 @@ void health_probe_free(struct health_probe *p)
     p->done = NULL;
     finish(p, false, NULL);
     free(p);
+}
+
+struct health_wait {
+    sd_event *event;
+    struct endpoint target;
+    char *path;
+    unsigned interval_ms, timeout_ms;
+    uint64_t deadline;
+    struct health_probe *probe;
+    sd_event_source *timer;
+    health_wait_fn done;
+    void *userdata;
+    char why[128];
+};
+
+static void wait_probe(struct health_wait *w);
+
+static int on_wait_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+    struct health_wait *w = userdata;
+    w->timer = sd_event_source_disable_unref(w->timer);
+    wait_probe(w);
+    return 0;
+}
+
+/* The last probe failed (w->why says why): again after the interval, or give up. */
+static void wait_again(struct health_wait *w)
+{
+    if ((w->deadline && clock_usec(CLOCK_MONOTONIC) >= w->deadline) ||
+        sd_event_add_time_relative(w->event, &w->timer, CLOCK_MONOTONIC,
+                                   (uint64_t)w->interval_ms * 1000u, 0, on_wait_timer, w) < 0)
+        w->done(false, w->why, w->userdata);
+}
+
+static void on_wait_probe(struct health_probe *p, bool ok, const char *why, void *userdata)
+{
+    struct health_wait *w = userdata;
+    snprintf(w->why, sizeof(w->why), "%s", ok ? "" : why); /* WHY may live in the probe */
+    health_probe_free(w->probe); /* safe: the probe is finished before it calls back */
+    w->probe = NULL;
+    if (ok)
+        w->done(true, "", w->userdata);
+    else
+        wait_again(w);
+}
+
+static void wait_probe(struct health_wait *w)
+{
+    int r = health_probe_start(w->event, &w->target, w->path, w->timeout_ms, on_wait_probe, w,
+                               &w->probe);
+    if (r < 0) {
+        snprintf(w->why, sizeof(w->why), "%s", strerror(-r));
+        wait_again(w);
+    }
+}
+
+int health_wait_start(sd_event *e, const struct endpoint *target, const char *path,
+                      unsigned interval_ms, unsigned timeout_ms, uint64_t deadline_usec,
+                      health_wait_fn done, void *userdata, struct health_wait **ret)
+{
+    struct health_wait *w = calloc(1, sizeof(*w));
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
+        return -ENOMEM;
+    }
+    w->event = e;
+    w->target = *target;
+    w->interval_ms = interval_ms;
+    w->timeout_ms = timeout_ms;
+    w->deadline = deadline_usec;
+    w->done = done;
+    w->userdata = userdata;
+    *ret = w;
+    wait_probe(w); /* may call DONE: *ret is set first */
+    return 0;
+}
+
+const char *health_wait_why(const struct health_wait *w)
+{
+    return w ? w->why : "";
+}
+
+void health_wait_free(struct health_wait *w)
+{
+    if (!w)
+        return;
+    health_probe_free(w->probe);
+    sd_event_source_disable_unref(w->timer);
+    free(w->path);
+    free(w);
 }

@@ -41,9 +41,8 @@ struct sidecar {
     struct virtiofsd_set fsd;
     sd_event_source **fsd_src; /* one child watch per virtiofsd */
     struct vsock_host *vsock;
-    struct health_probe *probe;
-    sd_event_source *probe_timer;
-    uint64_t ready_at, probe_deadline; /* CLOCK_MONOTONIC µs of the guest's READY */
+    struct health_wait *wait; /* probing the gateway after the guest's READY */
+    uint64_t ready_at;        /* CLOCK_MONOTONIC µs of the guest's READY */
     struct vm_state state;
 };
 
@@ -192,34 +191,13 @@ static int start_virtiofsd(struct sidecar *s)
 
 /* --- the guest's READY, then the gateway through the chain --- */
 
-static void start_probe(struct sidecar *s);
-
-static int on_probe_timer(sd_event_source *src, uint64_t usec, void *userdata)
+static void on_gateway_probed(bool ok, const char *why, void *userdata)
 {
     struct sidecar *s = userdata;
-    s->probe_timer = sd_event_source_disable_unref(s->probe_timer);
-    start_probe(s);
-    return 0;
-}
-
-static void probe_later(struct sidecar *s, const char *why)
-{
-    if (clock_usec(CLOCK_MONOTONIC) >= s->probe_deadline) {
+    health_wait_free(TAKE_PTR(s->wait));
+    if (!ok) {
         log_warning(NULL, "the gateway did not answer %s through the chain within %u s: %s",
                     s->c->gateway.health_path, s->c->timeouts.ready_s, why);
-        return;
-    }
-    sd_event_add_time_relative(s->event, &s->probe_timer, CLOCK_MONOTONIC,
-                               PROBE_INTERVAL_MS * 1000u, 0, on_probe_timer, s);
-}
-
-static void on_probe_done(struct health_probe *p, bool ok, const char *why, void *userdata)
-{
-    struct sidecar *s = userdata;
-    health_probe_free(s->probe);
-    s->probe = NULL;
-    if (!ok) {
-        probe_later(s, why);
         return;
     }
     uint64_t ms = (clock_usec(CLOCK_MONOTONIC) - s->ready_at) / 1000u;
@@ -227,14 +205,6 @@ static void on_probe_done(struct health_probe *p, bool ok, const char *why, void
                (double)ms / 1000.0, s->c->gateway.host_listen);
     notify_status("guest ready, gateway healthy");
     save_state(s, "ready");
-}
-
-static void start_probe(struct sidecar *s)
-{
-    int r = health_probe_start(s->event, vsock_host_gateway(s->vsock), s->c->gateway.health_path,
-                               PROBE_TIMEOUT_MS, on_probe_done, s, &s->probe);
-    if (r < 0)
-        probe_later(s, strerror(-r));
 }
 
 static void on_guest_notify(const struct guest_notify_msg *m, void *userdata)
@@ -247,11 +217,14 @@ static void on_guest_notify(const struct guest_notify_msg *m, void *userdata)
     if (!m->ready)
         return;
     log_info(NULL, "guest ready");
-    health_probe_free(TAKE_PTR(s->probe));
-    s->probe_timer = sd_event_source_disable_unref(s->probe_timer);
+    health_wait_free(TAKE_PTR(s->wait));
     s->ready_at = clock_usec(CLOCK_MONOTONIC);
-    s->probe_deadline = s->ready_at + s->c->timeouts.ready_s * 1000000ull;
-    start_probe(s);
+    int r = health_wait_start(s->event, vsock_host_gateway(s->vsock), s->c->gateway.health_path,
+                              PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS,
+                              s->ready_at + s->c->timeouts.ready_s * 1000000ull, on_gateway_probed,
+                              s, &s->wait);
+    if (r < 0)
+        log_warning(NULL, "probe the gateway: %s", strerror(-r));
 }
 
 /* QEMU 7.2 cannot reconnect a vhost-user-vsock device: the running guest's vsock is gone, and a
@@ -367,8 +340,7 @@ static int prepare(struct sidecar *s)
 
 static void teardown(struct sidecar *s)
 {
-    health_probe_free(s->probe);
-    sd_event_source_disable_unref(s->probe_timer);
+    health_wait_free(s->wait);
     stop_virtiofsd(s);
     vsock_host_free(s->vsock);
     if (s->net_up)

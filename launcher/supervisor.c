@@ -62,10 +62,9 @@ struct supervisor {
     int reaper_fd;
     int caller_stderr_fd; /* up -d: the caller's stderr, until it has its verdict */
     bool net_up;
-    struct health_probe *probe;
-    sd_event_source *probe_timer, *stats_timer;
+    struct health_wait *wait; /* probing the gateway after the guest's READY */
+    sd_event_source *stats_timer;
     bool guest_ready;
-    char probe_why[128]; /* why the last health probe failed */
     enum phase phase;
     enum stop_step stop;
     bool guest_powered_off, announced_ready;
@@ -204,6 +203,7 @@ static void begin_stop(struct supervisor *s, int code)
     s->exit_code = code;
     s->ready_timer = sd_event_source_disable_unref(s->ready_timer);
     s->timer = sd_event_source_disable_unref(s->timer);
+    health_wait_free(TAKE_PTR(s->wait)); /* a stopping VM is not probed any more */
     notify_stopping();
     save_state(s);
     stop_step(s);
@@ -324,49 +324,21 @@ static int connect_qmp(struct supervisor *s)
 
 /* ---- the gateway path: guest READY over vsock, then a health probe through the chain ---- */
 
-static void start_probe(struct supervisor *s);
-
-static int on_probe_timer(sd_event_source *src, uint64_t usec, void *userdata)
+/* The gateway answered through the whole chain: ready. (No deadline is given to the wait: the
+ * ready timer bounds the boot and reads why the last probe failed.) */
+static void on_gateway_healthy(bool ok, const char *why, void *userdata)
 {
     struct supervisor *s = userdata;
-    s->probe_timer = sd_event_source_disable_unref(s->probe_timer);
-    start_probe(s);
-    return 0;
-}
-
-static void on_probe_done(struct health_probe *p, bool ok, const char *why, void *userdata)
-{
-    struct supervisor *s = userdata;
-    health_probe_free(s->probe); /* safe: the probe is finished before it calls back */
-    s->probe = NULL;
-    if (s->phase != PHASE_STARTING || s->qemu_pid <= 0)
+    health_wait_free(TAKE_PTR(s->wait));
+    if (!ok || s->phase != PHASE_STARTING || s->qemu_pid <= 0)
         return;
-    if (ok) {
-        stage(s, "gateway healthy");
-        announce_ready(s);
-        return;
-    }
-    snprintf(s->probe_why, sizeof(s->probe_why), "%s", why);
-    sd_event_add_time_relative(s->event, &s->probe_timer, CLOCK_MONOTONIC,
-                               PROBE_INTERVAL_MS * 1000u, 0, on_probe_timer, s);
-}
-
-static void start_probe(struct supervisor *s)
-{
-    int r = health_probe_start(s->event, vsock_host_gateway(s->vsock), s->c->gateway.health_path,
-                               PROBE_TIMEOUT_MS, on_probe_done, s, &s->probe);
-    if (r < 0) {
-        snprintf(s->probe_why, sizeof(s->probe_why), "%s", strerror(-r));
-        sd_event_add_time_relative(s->event, &s->probe_timer, CLOCK_MONOTONIC,
-                                   PROBE_INTERVAL_MS * 1000u, 0, on_probe_timer, s);
-    }
+    stage(s, "gateway healthy");
+    announce_ready(s);
 }
 
 static void stop_probing(struct supervisor *s)
 {
-    health_probe_free(s->probe);
-    s->probe = NULL;
-    s->probe_timer = sd_event_source_disable_unref(s->probe_timer);
+    health_wait_free(TAKE_PTR(s->wait));
     s->guest_ready = false;
 }
 
@@ -379,7 +351,12 @@ static void on_guest_notify(const struct guest_notify_msg *m, void *userdata)
         return;
     s->guest_ready = true;
     stage(s, "guest ready");
-    start_probe(s);
+    health_wait_free(TAKE_PTR(s->wait));
+    int r =
+        health_wait_start(s->event, vsock_host_gateway(s->vsock), s->c->gateway.health_path,
+                          PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS, 0, on_gateway_healthy, s, &s->wait);
+    if (r < 0)
+        log_msg(LOG_ERR, NULL, "probe the gateway: %s", strerror(-r));
 }
 
 /* The user vsock backend's child died. QEMU 7.2 cannot reconnect its vhost-user-vsock device
@@ -471,7 +448,8 @@ static int on_ready_timeout(sd_event_source *src, uint64_t usec, void *userdata)
                           : !s->guest_ready ? "; the guest never sent READY over vsock"
                                             : "; the gateway health check failed: ";
     log_msg(LOG_ERR, NULL, "not ready after %u s (timeouts.ready_s)%s%s: killing QEMU",
-            s->c->timeouts.ready_s, waiting, s->vsock && s->guest_ready ? s->probe_why : "");
+            s->c->timeouts.ready_s, waiting,
+            s->vsock && s->guest_ready ? health_wait_why(s->wait) : "");
     snprintf(s->last_stderr, sizeof(s->last_stderr), "not ready after %u s",
              s->c->timeouts.ready_s);
     kill(s->qemu_pid, SIGKILL);
@@ -849,8 +827,7 @@ static void teardown(struct supervisor *s)
             waitpid(pid, NULL, 0);
         sd_event_source_disable_unref(s->reaper);
     }
-    health_probe_free(s->probe);
-    sd_event_source_disable_unref(s->probe_timer);
+    health_wait_free(s->wait);
     sd_event_source_disable_unref(s->stats_timer);
     vsock_host_free(s->vsock);
     if (s->net_up)
