@@ -458,7 +458,7 @@ static int load_gateway(struct json_reader *l, json_t *root, struct vm_gateway *
     if ((r = jr_check_keys(l, o, keys)) < 0 ||
         (r = JR_GET_UINT(l, o, "guest_port", 1, 65535, 18789, g->guest_port)) < 0 ||
         (r = jr_get_string(l, o, "host_listen", "127.0.0.1:18789", 0, &g->host_listen)) < 0 ||
-        (r = jr_get_string(l, o, "health_path", "/health", 0, &g->health_path)) < 0 ||
+        (r = jr_get_string(l, o, "health_path", "/readyz", 0, &g->health_path)) < 0 ||
         (r = jr_get_bool(l, o, "unsafe_remote_gateway", false, &g->unsafe_remote_gateway)) < 0 ||
         (r = jr_get_bool(l, o, "unsafe_openclaw_bind", false, &g->unsafe_openclaw_bind)) < 0 ||
         (r = jr_get_bool(l, o, "unsafe_openclaw_auth", false, &g->unsafe_openclaw_auth)) < 0 ||

@@ -9,6 +9,15 @@
 
 enum { MAX_CLIENTS = 8 };
 
+/* Copies at most SIZE-1 bytes of SRC, each byte that is not printable ASCII as '?'. */
+static void copy_printable(char *dst, size_t size, const char *src, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < size; i++)
+        dst[k++] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+    dst[k] = '\0';
+}
+
 int guest_notify_parse(const char *buf, size_t len, struct guest_notify_msg *ret)
 {
     struct guest_notify_msg m = {0};
@@ -22,12 +31,10 @@ int guest_notify_parse(const char *buf, size_t len, struct guest_notify_msg *ret
             m.ready = true;
         else if (n == 10 && strncmp(p, "STOPPING=1", 10) == 0)
             m.stopping = true;
-        else if (n > 7 && strncmp(p, "STATUS=", 7) == 0) {
-            size_t k = 0;
-            for (size_t i = 7; i < n && k + 1 < sizeof(m.status); i++)
-                m.status[k++] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
-            m.status[k] = '\0';
-        }
+        else if (n > 7 && strncmp(p, "STATUS=", 7) == 0)
+            copy_printable(m.status, sizeof(m.status), p + 7, n - 7);
+        else if (n > 11 && strncmp(p, "OCVM_STAGE=", 11) == 0)
+            copy_printable(m.stage, sizeof(m.stage), p + 11, n - 11);
         p += n + 1;
     }
     *ret = m;

@@ -14,6 +14,8 @@ enum { GUEST_NOTIFY_PORT = 18788, GUEST_NOTIFY_MAX = 4096 };
 struct guest_notify_msg {
     bool ready, stopping;
     char status[128]; /* printable ASCII only; empty if none */
+    char stage[64];   /* OCVM_STAGE=: a readiness stage the guest passed (its init's own
+                       * milestones: "init", "gateway started", "/health answered") */
 };
 
 /* Parses one message (newline-separated assignments; unknown ones ignored). -EBADMSG if it holds

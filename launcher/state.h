@@ -5,10 +5,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum { STATE_MAX_STAGES = 12, STATE_MAX_UNSAFE = 16 };
+enum { STATE_MAX_STAGES = 16, STATE_MAX_UNSAFE = 16 };
 
 struct vm_stage {
-    char name[32];
+    char name[64];
     uint64_t ms; /* since `ocvm up` started */
 };
 

@@ -347,6 +347,11 @@ static void on_guest_notify(const struct guest_notify_msg *m, void *userdata)
     struct supervisor *s = userdata;
     if (*m->status)
         log_msg(LOG_INFO, "guest", "%s", m->status);
+    if (*m->stage && s->phase == PHASE_STARTING && s->qemu_pid > 0 && !s->guest_ready) {
+        char name[80];
+        snprintf(name, sizeof(name), "guest: %s", m->stage);
+        stage(s, name);
+    }
     if (!m->ready || s->guest_ready || s->qemu_pid <= 0 || s->phase != PHASE_STARTING)
         return;
     s->guest_ready = true;

@@ -329,8 +329,8 @@ let
           };
           health_path = mkOption {
             type = types.strMatching "/.*";
-            default = "/health";
-            description = "Probed through the whole chain before the VM counts as ready (`/readyz` for a real OpenClaw gateway; the default when `guest` is set).";
+            default = "/readyz";
+            description = "Probed through the whole chain before the VM counts as ready (OpenClaw answers `/health` early and `/readyz` once it is really ready); the `guest`'s readiness path when `guest` is set.";
           };
           openclaw = mkOption {
             type = jsonObject;

@@ -1,7 +1,8 @@
 /* standin-gateway: stands in for the OpenClaw gateway in tests and in the demo guest.
  * A single-threaded epoll HTTP/1.1 server (one request per connection, `Connection: close`).
  * Like the real gateway it answers only loopback peers (127.0.0.0/8, ::1, ::ffff:127.x); others
- * get 403. GET /health → {"ok":true,"peer":"ADDR"}; POST /echo streams its body back unchanged
+ * get 403. GET /health and GET /readyz (the real gateway's readiness path, which the stand-in
+ * is from the start) → {"ok":true,"peer":"ADDR"}; POST /echo streams its body back unchanged
  * (same Content-Length) through one 64 KiB buffer per connection, so an /echo client must read
  * while it sends; anything else 404. Request heads are capped at 8 KiB (431 beyond), malformed
  * ones get 400. */
@@ -295,7 +296,8 @@ static void conn_dispatch(struct conn *c, size_t head_end)
         conn_respond_error(c, status);
         return;
     }
-    if (strcmp(req.path, "/health") == 0 && strcmp(req.method, "GET") == 0) {
+    if ((strcmp(req.path, "/health") == 0 || strcmp(req.path, "/readyz") == 0) &&
+        strcmp(req.method, "GET") == 0) {
         snprintf(json, sizeof(json), "{\"ok\":true,\"peer\":\"%s\"}", c->peer);
         conn_respond_json(c, 200, json);
         return;

@@ -134,7 +134,7 @@ START_TEST(test_defaults)
 
     ck_assert_uint_eq(cfg->gateway.guest_port, 18789);
     ck_assert_str_eq(cfg->gateway.host_listen, "127.0.0.1:18789");
-    ck_assert_str_eq(cfg->gateway.health_path, "/health");
+    ck_assert_str_eq(cfg->gateway.health_path, "/readyz");
 
     ck_assert_uint_eq(cfg->n_forwards, 0);
     ck_assert_uint_eq(cfg->n_shares, 0);

@@ -214,7 +214,8 @@ static const struct bad_case {
      "\"stages\": [\"config\"], \"last_exit\": \"\", " RELAY ", \"unsafe\": [], " BACKEND "}"},
     {"more stages than a state holds", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
      "\"stages\": [" STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE
-     "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "], \"last_exit\": \"\", " RELAY
+     "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE
+     "], \"last_exit\": \"\", " RELAY
      ", \"unsafe\": [], " BACKEND "}"},
     {"trailing garbage", GOOD " x"},
     {"missing field (unsafe)", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
