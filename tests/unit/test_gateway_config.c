@@ -27,7 +27,7 @@ static struct vm_config *load_example(const char *openclaw)
     /* the user QEMU runs as plays no part here, and need not exist on the test host */
     text = golden_replace(text, "\"user\": \"ocvm\"", "\"user\": null");
     if (openclaw) {
-        const char *at = "\"health_path\": \"/health\"";
+        const char *at = "\"health_path\": \"/readyz\"";
         ck_assert_ptr_nonnull(strstr(text, at));
         _cleanup_free_ char *with = NULL;
         ck_assert_int_ge(asprintf(&with, "%s,\n                \"openclaw\": %s", at, openclaw), 0);
