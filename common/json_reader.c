@@ -57,8 +57,15 @@ int jr_fail(struct json_reader *l, bool at_key, const char *fmt, ...)
     if (r < 0)
         return -ENOMEM;
     if (asprintf(&l->error, "%s:%u:%u: %s%s%s", l->path, pos.line, pos.column, name,
-                 *name ? ": " : "", msg) < 0)
+                 *name ? ": " : "", msg) < 0) {
         l->error = NULL;
+        return -EINVAL;
+    }
+    /* keys and values from the file may hold any character ("a\nb" is a valid key): the message
+     * stays one line */
+    for (char *p = l->error; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     return -EINVAL;
 }
 

@@ -438,6 +438,9 @@ static int load_gateway(struct json_reader *l, json_t *root, struct vm_gateway *
     static const char *const keys[] = {"guest_port",
                                        "host_listen",
                                        "health_path",
+                                       "probe_interval_s",
+                                       "probe_failures",
+                                       "probe_restart_after",
                                        "openclaw",
                                        "unsafe_remote_gateway",
                                        "unsafe_openclaw_bind",
@@ -459,6 +462,9 @@ static int load_gateway(struct json_reader *l, json_t *root, struct vm_gateway *
         (r = JR_GET_UINT(l, o, "guest_port", 1, 65535, 18789, g->guest_port)) < 0 ||
         (r = jr_get_string(l, o, "host_listen", "127.0.0.1:18789", 0, &g->host_listen)) < 0 ||
         (r = jr_get_string(l, o, "health_path", "/readyz", 0, &g->health_path)) < 0 ||
+        (r = JR_GET_UINT(l, o, "probe_interval_s", 0, 3600, 10, g->probe_interval_s)) < 0 ||
+        (r = JR_GET_UINT(l, o, "probe_failures", 1, 1000, 3, g->probe_failures)) < 0 ||
+        (r = JR_GET_UINT(l, o, "probe_restart_after", 0, 1000, 6, g->probe_restart_after)) < 0 ||
         (r = jr_get_bool(l, o, "unsafe_remote_gateway", false, &g->unsafe_remote_gateway)) < 0 ||
         (r = jr_get_bool(l, o, "unsafe_openclaw_bind", false, &g->unsafe_openclaw_bind)) < 0 ||
         (r = jr_get_bool(l, o, "unsafe_openclaw_auth", false, &g->unsafe_openclaw_auth)) < 0 ||
@@ -473,6 +479,12 @@ static int load_gateway(struct json_reader *l, json_t *root, struct vm_gateway *
     } else if (g->health_path[0] != '/' || strpbrk(g->health_path, " \t")) {
         jr_push_key(l, "health_path");
         r = jr_fail(l, false, "must be a URL path starting with '/' and without spaces");
+        jr_pop(l);
+    } else if (g->probe_restart_after && g->probe_restart_after < g->probe_failures) {
+        /* a restart comes after the VM was marked degraded, never before */
+        jr_push_key(l, "probe_restart_after");
+        r = jr_fail(l, false, "must be 0 (never) or at least probe_failures (%u)",
+                    g->probe_failures);
         jr_pop(l);
     }
 out:
@@ -828,6 +840,9 @@ int config_load_text(const char *path, const char *text, size_t len, struct vm_c
         const char *end = near ? strrchr(jerr.text, '\'') : NULL;
         if (near && end > near + 6 && col > (int)(end - (near + 6)) - 1)
             col -= (int)(end - (near + 6)) - 1;
+        for (char *p = jerr.text; *p; p++) /* the token may hold a newline: keep one line */
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
         return error_setf(error, -EINVAL, "%s:%d:%d: %s", path, jerr.line > 0 ? jerr.line : 1, col,
                           jerr.text);
     }

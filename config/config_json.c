@@ -61,13 +61,15 @@ static json_t *network_json(const struct vm_network *n)
 static json_t *gateway_json(const struct vm_gateway *g)
 {
     json_t *openclaw = json_loads(g->openclaw_json ? g->openclaw_json : "{}", 0, NULL);
-    return json_pack("{s:I,s:s,s:s,s:o,s:o*,s:o*,s:o*,s:o*}", "guest_port",
+    return json_pack("{s:I,s:s,s:s,s:I,s:I,s:I,s:o,s:o*,s:o*,s:o*,s:o*}", "guest_port",
                      (json_int_t)g->guest_port, "host_listen", g->host_listen, "health_path",
-                     g->health_path, "openclaw", openclaw, "unsafe_remote_gateway",
-                     set_only(g->unsafe_remote_gateway), "unsafe_openclaw_bind",
-                     set_only(g->unsafe_openclaw_bind), "unsafe_openclaw_auth",
-                     set_only(g->unsafe_openclaw_auth), "unsafe_openclaw_tools",
-                     set_only(g->unsafe_openclaw_tools));
+                     g->health_path, "probe_interval_s", (json_int_t)g->probe_interval_s,
+                     "probe_failures", (json_int_t)g->probe_failures, "probe_restart_after",
+                     (json_int_t)g->probe_restart_after, "openclaw", openclaw,
+                     "unsafe_remote_gateway", set_only(g->unsafe_remote_gateway),
+                     "unsafe_openclaw_bind", set_only(g->unsafe_openclaw_bind),
+                     "unsafe_openclaw_auth", set_only(g->unsafe_openclaw_auth),
+                     "unsafe_openclaw_tools", set_only(g->unsafe_openclaw_tools));
 }
 
 static json_t *forwards_json(const struct vm_config *c)

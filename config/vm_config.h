@@ -65,6 +65,12 @@ struct vm_gateway {
     uint16_t guest_port;
     char *host_listen; /* HOST:PORT */
     char *health_path;
+    /* after ready: a probe of health_path through the whole chain every probe_interval_s (0:
+     * never); probe_failures in a row mark the VM degraded, probe_restart_after in a row restart it
+     * (0: never) */
+    unsigned probe_interval_s;
+    unsigned probe_failures;
+    unsigned probe_restart_after;
     /* gateway.openclaw: the user's settings for OpenClaw's own config file, as compact JSON with
      * sorted keys ("{}" when absent); policy/gateway_config.c merges them over ocvm's defaults */
     char *openclaw_json;

@@ -53,17 +53,20 @@ static const char vm_help[] =
 
 int cli_parse(const struct cli_verb *v, int argc, char **argv, unsigned flags, struct cli_args *ret)
 {
-    struct option opts[5] = {{"config", required_argument, NULL, 'c'},
+    struct option opts[6] = {{"config", required_argument, NULL, 'c'},
                              {"help", no_argument, NULL, 'h'}};
     size_t n = 2;
     if (flags & CLI_DETACH)
         opts[n++] = (struct option){"detach", no_argument, NULL, 'd'};
     if (flags & CLI_JSON)
         opts[n++] = (struct option){"json", no_argument, NULL, 'j'};
+    if (flags & CLI_FORCE)
+        opts[n++] = (struct option){"force", no_argument, NULL, 'f'};
     *ret = (struct cli_args){0};
     optind = 0;
     int c;
-    while ((c = cli_getopt(v, argc, argv, flags & CLI_DETACH ? ":hc:d" : ":hc:", opts)) != -1) {
+    const char *optstring = flags & CLI_DETACH ? ":hc:d" : flags & CLI_FORCE ? ":hc:f" : ":hc:";
+    while ((c = cli_getopt(v, argc, argv, optstring, opts)) != -1) {
         switch (c) {
         case 'c':
             if (ret->config) {
@@ -77,6 +80,9 @@ int cli_parse(const struct cli_verb *v, int argc, char **argv, unsigned flags, s
             break;
         case 'j':
             ret->json = true;
+            break;
+        case 'f':
+            ret->force = true;
             break;
         case 'h':
             fputs(vm_help, stdout);

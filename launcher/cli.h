@@ -22,7 +22,7 @@ struct cli_verb {
 
 extern const struct cli_verb cli_verb_up, cli_verb_down, cli_verb_status, cli_verb_console,
     cli_verb_cmdline, cli_verb_check, cli_verb_relay, cli_verb_dns_config, cli_verb_vsock_backend,
-    cli_verb_libvirt_xml, cli_verb_libvirt, cli_verb_attach;
+    cli_verb_libvirt_xml, cli_verb_libvirt, cli_verb_attach, cli_verb_caddy_config;
 
 /* getopt_long() with what every verb shares. Set optind = 0 before the first call. OPTSTRING
  * starts with ":h" and OPTS holds {"help", no_argument, NULL, 'h'}. Options may come before or
@@ -38,11 +38,11 @@ void cli_option_error(const struct cli_verb *v, const char *what, int argc, char
 
 struct cli_args {
     const char *name, *config; /* NAME and --config FILE; either, or both, may be given */
-    bool detach, json;
+    bool detach, json, force;
 };
-enum { CLI_DETACH = 1 << 0, CLI_JSON = 1 << 1, CLI_NAME_OPTIONAL = 1 << 2 };
-/* Parses the arguments of a verb that names a VM: NAME and/or --config FILE, plus -d/--detach
- * and --json when FLAGS allow them. Returns 1 to run the verb; 0 after printing its --help (with
+enum { CLI_DETACH = 1 << 0, CLI_JSON = 1 << 1, CLI_NAME_OPTIONAL = 1 << 2, CLI_FORCE = 1 << 3 };
+/* Parses the arguments of a verb that names a VM: NAME and/or --config FILE, plus -d/--detach,
+ * --json and -f/--force when FLAGS allow them. Returns 1 to run the verb; 0 after printing its --help (with
  * the lines on NAME and --config every such verb shares), exit 0; -EINVAL after printing the one
  * usage error, exit 2. */
 int cli_parse(const struct cli_verb *v, int argc, char **argv, unsigned flags,

@@ -1,5 +1,7 @@
 /* `ocvm console NAME`: attach the terminal to the running VM's serial console through the
- * supervisor's console socket; Ctrl-] detaches. */
+ * supervisor's console socket; Ctrl-] detaches. One at a time: QEMU serves one client and would
+ * leave a second one waiting in silence, so the one attached holds RUNDIR/console.lock and a
+ * second is refused, naming its pid. */
 #include "launcher/cli.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -7,6 +9,7 @@
 #include "launcher/runtime_dir.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -47,6 +50,28 @@ static int console_pump(int sock)
     }
 }
 
+/* Takes the console's lock (a POSIX write lock, whose holder F_GETLK names): 0 and *RET_FD; -EBUSY
+ * with *HOLDER when another console has it. */
+static int console_lock(const char *dir, int *ret_fd, pid_t *holder)
+{
+    _cleanup_free_ char *path = runtime_file_path(dir, RUNTIME_CONSOLE_LOCK);
+    if (!path)
+        return -ENOMEM;
+    _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return negative_errno();
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &fl) < 0) {
+        if (errno != EAGAIN && errno != EACCES)
+            return negative_errno();
+        fl = (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        *holder = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK ? fl.l_pid : 0;
+        return -EBUSY;
+    }
+    *ret_fd = TAKE_FD(fd);
+    return 0;
+}
+
 static int verb_console(int argc, char **argv)
 {
     struct cli_args a;
@@ -58,6 +83,18 @@ static int verb_console(int argc, char **argv)
         return r;
     if (runtime_dir_path(name, &dir) < 0 || runtime_dir_is_locked(dir) <= 0) {
         log_error(NULL, "not running");
+        return EXIT_FAILED;
+    }
+    _cleanup_close_ int lock_fd = -1;
+    pid_t holder = 0;
+    if ((r = console_lock(dir, &lock_fd, &holder)) < 0) {
+        if (r == -EBUSY)
+            log_error(NULL,
+                      "the console is already attached (ocvm console pid %d); one at a time: "
+                      "detach it (Ctrl-]) or read %s/%s",
+                      (int)holder, dir, runtime_file_name(RUNTIME_CONSOLE_LOG));
+        else
+            log_error(NULL, "lock the console: %s", strerror(-r));
         return EXIT_FAILED;
     }
     struct sockaddr_un sa = {.sun_family = AF_UNIX};

@@ -1,11 +1,13 @@
 /* `ocvm status [--json] [NAME]`: the state of one VM, or of every VM with a runtime directory,
- * read from the supervisor's state.json and network record. */
+ * read from the supervisor's state.json and network record; without a readable state.json, what
+ * the lock and the processes say (launcher/vm_lookup.h). */
 #include "launcher/cli.h"
 #include "config/config.h"
 #include "common/cleanup.h"
 #include "common/clock.h"
 #include "launcher/runtime_dir.h"
 #include "launcher/state.h"
+#include "launcher/vm_lookup.h"
 #include "netsetup/netsetup.h"
 
 #include <dirent.h>
@@ -55,11 +57,12 @@ static void print_backend(const struct vm_backend_state *b)
 /* Prints one VM; returns 1 when it is running. */
 static int show_one(const char *name, bool as_json, json_t *json_list)
 {
-    _cleanup_free_ char *dir = NULL, *state_path = NULL;
-    if (runtime_dir_path(name, &dir) < 0 || !(state_path = runtime_file_path(dir, RUNTIME_STATE)))
+    _cleanup_free_ char *dir = NULL;
+    struct vm_lookup l;
+    if (runtime_dir_path(name, &dir) < 0 || vm_lookup(name, dir, &l) < 0)
         return -ENOMEM;
-    struct vm_state st = {0};
-    bool running = runtime_dir_is_locked(dir) > 0 && state_read(state_path, &st) == 0;
+    const struct vm_state st = l.st;
+    bool running = l.running;
     uint64_t up_s = running && st.qemu_started_at_us
                         ? (clock_usec(CLOCK_REALTIME) - st.qemu_started_at_us) / 1000000u
                         : 0;
@@ -79,31 +82,60 @@ static int show_one(const char *name, bool as_json, json_t *json_list)
         json_t *backend = json_pack("{s:i,s:I,s:s}", "pid", (int)st.vsock_backend.pid, "restarts",
                                     (json_int_t)st.vsock_backend.restarts, "last_exit",
                                     st.vsock_backend.last_exit);
+        json_t *health = json_pack("{s:I,s:s}", "failures", (json_int_t)st.health.failures,
+                                   "last_error", st.health.last_error);
         json_t *o = running
-                        ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o,s:o,s:o}",
+                        ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o,s:o,s:o,"
+                                    "s:o}",
                                     "name", name, "running", 1, "phase", st.phase, "supervisor_pid",
                                     (int)st.supervisor_pid, "qemu_pid", (int)st.qemu_pid,
                                     "uptime_s", (json_int_t)up_s, "restarts", (int)st.restarts,
                                     "accel", st.accel, "vsock", st.vsock, "stages", stages,
                                     "last_exit", st.last_exit, "runtime_dir", dir, "relay", relay,
-                                    "unsafe", unsafe, "vsock_backend", backend)
+                                    "unsafe", unsafe, "vsock_backend", backend, "health", health)
                         : json_pack("{s:s,s:b,s:s,s:o}", "name", name, "running", 0, "phase",
                                     "stopped", "stages", stages);
+        if (o && running) /* how the VM was found: state.json, or the lock without it */
+            json_object_set_new(o, "found_by", json_string(l.have_state ? "state.json" : "lock"));
+        if (o && *l.why)
+            json_object_set_new(o, "note", json_string(l.why));
+        json_t *orphans = json_array();
+        for (unsigned i = 0; o && orphans && i < l.n_orphans; i++)
+            json_array_append_new(orphans, json_integer(l.orphans[i]));
+        if (o && l.n_orphans)
+            json_object_set_new(o, "orphan_qemu_pids", orphans);
+        else
+            json_decref(orphans);
         if (!running) {
             json_decref(relay);
             json_decref(unsafe);
             json_decref(backend);
+            json_decref(health);
         }
         json_array_append_new(json_list, o);
         return running;
     }
     if (!running) {
         printf("%s: stopped\n", name);
+        for (unsigned i = 0; i < l.n_orphans; i++)
+            printf("  QEMU pid %d outlived its supervisor (an orphan): ocvm down %s stops it\n",
+                   (int)l.orphans[i], name);
         return 0;
+    }
+    if (!l.have_state) {
+        printf("%s: running (state unknown)\n  %s\n", name, l.why);
+        printf("  supervisor pid %d, QEMU pid %d\n  runtime: %s\n", (int)l.supervisor_pid,
+               (int)l.qemu_pid, dir);
+        return 1;
     }
     char up[32];
     format_duration(up_s, up, sizeof(up));
     printf("%s: %s\n", name, st.phase);
+    /* after ready: why the gateway is (or was just) not answering through the chain */
+    if (st.health.failures)
+        printf("  health: %u probe%s failed in a row, last: %s%s\n", st.health.failures,
+               st.health.failures == 1 ? "" : "s", st.health.last_error,
+               strcmp(st.phase, "degraded") == 0 ? "" : " (not yet degraded)");
     printf("  supervisor pid %d, QEMU pid %d (accel %s, vsock %s)\n", (int)st.supervisor_pid,
            (int)st.qemu_pid, st.accel, st.vsock);
     printf("  up %s, restarts %u%s%s\n", up, st.restarts, *st.last_exit ? ", last exit: " : "",
@@ -183,7 +215,9 @@ const struct cli_verb cli_verb_status = {
     .summary = "state, pids, uptime, restarts and readiness stages",
     .help = "usage: ocvm status [--json] [NAME|--config FILE]\n"
             "State, pids, uptime, restarts and readiness stages of the VM, or of every VM\n"
-            "ocvm runs when none is named. Exit status 3 when the VM named is not running.\n"
+            "ocvm runs when none is named. The state is starting, ready, degraded (ready once,\n"
+            "but the gateway has stopped answering its health probes: the reason is shown),\n"
+            "restarting or stopping. Exit status 3 when the VM named is not running.\n"
             "  --json             print JSON (an object for one VM, else a list)\n",
     .run = verb_status,
 };

@@ -89,6 +89,9 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         } else if (code > 0) {
             snprintf(p->why, sizeof(p->why), "the gateway answered HTTP %d", code);
             finish(p, false, p->why);
+        } else if (n < 0 && p->reply_len == 0) { /* a reset: the chain was cut somewhere */
+            snprintf(p->why, sizeof(p->why), "no reply: %s", strerror(errno));
+            finish(p, false, p->why);
         } else {
             finish(p, false,
                    n == 0 && p->reply_len == 0 ? "connection closed without a reply"

@@ -13,12 +13,16 @@ add_library(ocvm_launcher STATIC
   launcher/supervisor.c
   launcher/notify.c
   launcher/health.c
+  launcher/liveness.c
   launcher/guest_notify.c
   launcher/vsock_host.c
   launcher/backend_child.c
   launcher/child_lines.c
   launcher/virtiofsd.c
   launcher/qemu_reaper.c
+  launcher/qemu_proc.c
+  launcher/qemu_exec.c
+  launcher/vm_lookup.c
   launcher/libvirt_xml.c
   launcher/libvirt_import.c
   launcher/libvirt_domain.c
@@ -31,6 +35,7 @@ target_link_libraries(ocvm_launcher PUBLIC ocvm_policy ocvm_config ocvm_netsetup
 
 add_executable(ocvm launcher/main.c launcher/cli.c launcher/cli_up.c launcher/cli_down.c
   launcher/cli_status.c launcher/cli_console.c launcher/cli_cmdline.c launcher/cli_check.c launcher/cli_relay.c
-  launcher/cli_dns_config.c launcher/cli_vsock_backend.c launcher/cli_libvirt.c
+  launcher/cli_dns_config.c launcher/cli_caddy_config.c launcher/cli_vsock_backend.c
+  launcher/cli_libvirt.c
   launcher/cli_attach.c)
 target_link_libraries(ocvm PRIVATE ocvm_launcher)

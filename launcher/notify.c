@@ -20,3 +20,14 @@ void notify_stopping(void)
 {
     sd_notify(0, "STOPPING=1");
 }
+
+uint64_t notify_watchdog_usec(void)
+{
+    uint64_t usec = 0;
+    return sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
+}
+
+void notify_watchdog(void)
+{
+    sd_notify(0, "WATCHDOG=1");
+}

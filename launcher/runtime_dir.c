@@ -10,7 +10,9 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 int runtime_dir_base(char **ret)
 {
@@ -73,6 +75,17 @@ static int remove_contents(const char *path)
     return dfd < 0 ? negative_errno() : remove_contents_at(dfd, true);
 }
 
+/* Our pid in the lock file we hold, for `status` and `down` when state.json is gone. */
+static int write_lock_pid(int fd)
+{
+    char buf[16];
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0)
+        return negative_errno();
+    ssize_t w = pwrite(fd, buf, (size_t)n, 0);
+    return w < 0 ? negative_errno() : w != n ? -EIO : 0;
+}
+
 int runtime_dir_acquire(const char *name, struct runtime_dir *ret)
 {
     _cleanup_free_ char *base = NULL, *path = NULL, *lock = NULL;
@@ -104,6 +117,8 @@ int runtime_dir_acquire(const char *name, struct runtime_dir *ret)
         return negative_errno();
     if (stat(lock, &now) < 0 || held.st_dev != now.st_dev || held.st_ino != now.st_ino)
         return -EBUSY;
+    if ((r = write_lock_pid(fd)) < 0)
+        return r;
     /* A dead supervisor's network record is handed to the caller before the rest goes. */
     _cleanup_free_ char *net_path = runtime_file_path(path, RUNTIME_NETSETUP);
     char *stale = NULL;
@@ -158,6 +173,84 @@ int runtime_dir_is_locked(const char *path)
     return 0;
 }
 
+/* The pid /proc/locks gives for a FLOCK on DEV:INO, or 0. A line reads
+ * "1: FLOCK  ADVISORY  WRITE 19237 fe:00:10969634 0 EOF" (a blocked waiter's begins "1: -> "). */
+static pid_t proc_locks_holder(dev_t dev, ino_t ino)
+{
+    _cleanup_fclose_ FILE *f = fopen("/proc/locks", "re");
+    char line[256];
+    while (f && fgets(line, sizeof(line), f)) {
+        char type[16], mode[16], access[16];
+        int pid;
+        unsigned maj, min;
+        unsigned long long inode;
+        if (strstr(line, "->") || sscanf(line, "%*d: %15s %15s %15s %d %x:%x:%llu", type, mode,
+                                         access, &pid, &maj, &min, &inode) != 7)
+            continue;
+        if (strcmp(type, "FLOCK") == 0 && pid > 0 && inode == (unsigned long long)ino &&
+            makedev(maj, min) == dev)
+            return (pid_t)pid;
+    }
+    return 0;
+}
+
+int runtime_dir_lock_holder(const char *path, pid_t *ret)
+{
+    int r = runtime_dir_is_locked(path);
+    if (r <= 0)
+        return r < 0 ? r : -ESRCH;
+    _cleanup_free_ char *lock = runtime_file_path(path, RUNTIME_LOCK);
+    if (!lock)
+        return -ENOMEM;
+    _cleanup_close_ int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return negative_errno();
+    pid_t pid = proc_locks_holder(st.st_dev, st.st_ino);
+    if (pid > 0) {
+        *ret = pid;
+        return 0;
+    }
+    char buf[16] = "";
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0); /* the pid the holder wrote */
+    int v;
+    char end;
+    if (n <= 0 || sscanf(buf, "%d%c", &v, &end) != 2 || end != '\n' || v <= 1)
+        return -ESRCH;
+    *ret = (pid_t)v;
+    return 0;
+}
+
+int runtime_dir_check(struct runtime_dir *rd)
+{
+    _cleanup_free_ char *lock = runtime_file_path(rd->path, RUNTIME_LOCK);
+    struct stat held, now;
+    if (!lock)
+        return -ENOMEM;
+    if (fstat(rd->lock_fd, &held) < 0)
+        return negative_errno();
+    if (stat(lock, &now) == 0 && now.st_dev == held.st_dev && now.st_ino == held.st_ino)
+        return 0; /* still ours */
+    if (mkdir(rd->path, 0700) < 0 && errno != EEXIST)
+        return negative_errno();
+    struct stat st;
+    if (lstat(rd->path, &st) < 0)
+        return negative_errno();
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+        return -EPERM;
+    _cleanup_close_ int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return negative_errno();
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+        return errno == EWOULDBLOCK ? -EBUSY : negative_errno(); /* someone else's now */
+    int r = write_lock_pid(fd);
+    if (r < 0)
+        return r;
+    close(rd->lock_fd); /* its file is gone: it protected nothing any more */
+    rd->lock_fd = TAKE_FD(fd);
+    return 1;
+}
+
 int runtime_dir_clean_stale(const char *path)
 {
     _cleanup_free_ char *lock = NULL;
@@ -185,6 +278,7 @@ static const char *const runtime_file_names[_RUNTIME_FILE_MAX] = {
     [RUNTIME_QMP] = "qmp.sock",
     [RUNTIME_CONSOLE_SOCKET] = "console.sock",
     [RUNTIME_CONSOLE_LOG] = "console.log",
+    [RUNTIME_CONSOLE_LOCK] = "console.lock",
     [RUNTIME_VHOST_USER_VSOCK] = "vhost-user-vsock.sock",
     [RUNTIME_HYBRID_VSOCK] = "vsock.sock",
     [RUNTIME_SECRETS] = "secrets",

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 /* The files of a VM's runtime directory. */
 enum runtime_file {
@@ -16,6 +17,7 @@ enum runtime_file {
     RUNTIME_QMP,              /* "qmp.sock" */
     RUNTIME_CONSOLE_SOCKET,   /* "console.sock": `ocvm console` attaches here */
     RUNTIME_CONSOLE_LOG,      /* "console.log": the serial console, as QEMU wrote it */
+    RUNTIME_CONSOLE_LOCK,     /* "console.lock": held (fcntl) by the one attached `ocvm console` */
     RUNTIME_VHOST_USER_VSOCK, /* "vhost-user-vsock.sock": QEMU's end of the user backend */
     RUNTIME_HYBRID_VSOCK,     /* "vsock.sock": the hybrid socket host clients CONNECT on */
     RUNTIME_SECRETS,          /* "secrets/": staged secrets, shared read-only (secrets.h) */
@@ -36,6 +38,14 @@ int runtime_dir_acquire(const char *name, struct runtime_dir *ret);
 void runtime_dir_release(struct runtime_dir *rd);
 /* 1 if a live supervisor holds the lock of PATH, 0 if not (stale or absent). */
 int runtime_dir_is_locked(const char *path);
+/* The pid of the process holding the lock of PATH, found without state.json: the kernel's
+ * /proc/locks entry for the lock file's inode, else the pid the holder wrote into the file (when
+ * the lock is held). -ESRCH when nobody holds it. */
+int runtime_dir_lock_holder(const char *path, pid_t *ret);
+/* Whether RD's directory and lock file are still the ones we hold; if the directory was removed
+ * under us (or its lock replaced), makes it again with a new lock file, held and holding our pid.
+ * 0: nothing to do; 1: remade (the caller writes its files again); -errno. */
+int runtime_dir_check(struct runtime_dir *rd);
 /* Removes what a dead supervisor left in PATH (only when nobody holds the lock). */
 int runtime_dir_clean_stale(const char *path);
 /* The name of FILE in the directory, e.g. "state.json". */

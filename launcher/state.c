@@ -1,11 +1,42 @@
 #include "launcher/state.h"
 
 #include "common/cleanup.h"
+#include "common/error.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <string.h>
+
+/* Writes all of BUF, or says why not (a short write is an error, not a success). */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? negative_errno() : -EIO;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Flushes the directory holding PATH, so that a rename in it survives a crash. */
+static int fsync_parent(const char *path)
+{
+    _cleanup_free_ char *dir = strdup(path);
+    if (!dir)
+        return -ENOMEM;
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    _cleanup_close_ int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0)
+        return negative_errno();
+    return 0;
+}
 
 int state_write(const char *path, const struct vm_state *s)
 {
@@ -23,43 +54,59 @@ int state_write(const char *path, const struct vm_state *s)
     json_t *backend =
         json_pack("{s:i,s:I,s:s}", "pid", (int)s->vsock_backend.pid, "restarts",
                   (json_int_t)s->vsock_backend.restarts, "last_exit", s->vsock_backend.last_exit);
-    json_t *o = json_pack(
-        "{s:s,s:i,s:i,s:I,s:I,s:i,s:s,s:s,s:o,s:s,s:o,s:o,s:o}", "phase", s->phase,
-        "supervisor_pid", (int)s->supervisor_pid, "qemu_pid", (int)s->qemu_pid, "started_at_us",
-        (json_int_t)s->started_at_us, "qemu_started_at_us", (json_int_t)s->qemu_started_at_us,
-        "restarts", (int)s->restarts, "accel", s->accel, "vsock", s->vsock, "stages", stages,
-        "last_exit", s->last_exit, "relay", relay, "unsafe", unsafe, "vsock_backend", backend);
-    if (!o)
-        return -ENOMEM;
-    _cleanup_free_ char *tmp = NULL;
-    if (asprintf(&tmp, "%s.tmp", path) < 0) {
-        json_decref(o);
-        return -ENOMEM;
-    }
-    /* 0600: the runtime directory is the owner's, and so is each file in it */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    int r = fd < 0 ? -1 : json_dumpfd(o, fd, JSON_INDENT(2));
-    if (fd >= 0 && close(fd) < 0)
-        r = -1;
+    json_t *health = json_pack("{s:I,s:s}", "failures", (json_int_t)s->health.failures,
+                               "last_error", s->health.last_error);
+    json_t *o =
+        json_pack("{s:s,s:i,s:i,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:o,s:o,s:o,s:o}", "phase", s->phase,
+                  "supervisor_pid", (int)s->supervisor_pid, "qemu_pid", (int)s->qemu_pid,
+                  "started_at_us", (json_int_t)s->started_at_us, "qemu_started_at_us",
+                  (json_int_t)s->qemu_started_at_us, "restarts", (json_int_t)s->restarts, "accel",
+                  s->accel, "vsock", s->vsock, "stages", stages, "last_exit", s->last_exit, "relay",
+                  relay, "unsafe", unsafe, "vsock_backend", backend, "health", health);
+    _cleanup_free_ char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL, *tmp = NULL;
     json_decref(o);
-    if (r < 0 || rename(tmp, path) < 0) {
+    if (!text || asprintf(&tmp, "%s.tmp", path) < 0)
+        return -ENOMEM;
+    /* 0600: the runtime directory is the owner's, and so is each file in it. Written beside,
+     * flushed, renamed over, and the directory flushed: a crash leaves the old file or the new
+     * one, whole, never a part. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int r = fd < 0 ? negative_errno() : 0;
+    if (r == 0)
+        r = write_all(fd, text, strlen(text));
+    if (r == 0 && fsync(fd) < 0)
+        r = negative_errno();
+    if (fd >= 0 && close(fd) < 0 && r == 0)
+        r = negative_errno();
+    if (r == 0 && rename(tmp, path) < 0)
+        r = negative_errno();
+    if (r < 0) {
         unlink(tmp);
-        return -EIO;
+        return r;
     }
-    return 0;
+    return fsync_parent(path);
 }
 
+/* Copies SRC, cut to fit DST at a character boundary: jansson refuses a string that ends in a
+ * split UTF-8 sequence, so state_write would fail on what was read. */
 static void copy_str(char *dst, size_t size, const char *src)
 {
     snprintf(dst, size, "%s", src ? src : "");
+    size_t n = strlen(dst);
+    if (!src || ((unsigned char)src[n] & 0xc0) != 0x80)
+        return; /* not cut, or cut between two characters */
+    while (n > 0 && ((unsigned char)dst[n - 1] & 0xc0) == 0x80)
+        n--;
+    dst[n > 0 ? n - 1 : 0] = '\0'; /* the partial character's lead byte goes too */
 }
 
 int state_read(const char *path, struct vm_state *ret)
 {
     json_error_t err;
-    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err), *stages = NULL, *unsafe = NULL;
-    json_int_t rl[5], bpid, brestarts;
-    const char *blast;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err), *stages = NULL, *unsafe = NULL,
+           *health = NULL;
+    json_int_t rl[5], bpid, brestarts, hfailures = 0;
+    const char *blast, *hlast = "";
     if (!o)
         return access(path, F_OK) < 0 ? -ENOENT : -EINVAL;
     struct vm_state s = {0};
@@ -68,16 +115,23 @@ int state_read(const char *path, struct vm_state *ret)
     json_int_t started, qstarted;
     int r = json_unpack_ex(
         o, &err, JSON_STRICT,
-        "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:{s:I,s:I,s:s}}",
+        "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:{s:I,s:I,s:s},"
+        "s?o}",
         "phase", &phase, "supervisor_pid", &spid, "qemu_pid", &qpid, "started_at_us", &started,
         "qemu_started_at_us", &qstarted, "restarts", &restarts, "accel", &accel, "vsock", &vsock,
         "stages", &stages, "last_exit", &last_exit, "relay", "open", &rl[0], "accepted", &rl[1],
         "bytes_to_guest", &rl[2], "bytes_to_host", &rl[3], "errors", &rl[4], "unsafe", &unsafe,
-        "vsock_backend", "pid", &bpid, "restarts", &brestarts, "last_exit", &blast);
+        "vsock_backend", "pid", &bpid, "restarts", &brestarts, "last_exit", &blast, "health",
+        &health);
+    /* "health" came with the probes after ready: a supervisor started before has none */
+    if (r == 0 && health)
+        r = json_unpack_ex(health, &err, JSON_STRICT, "{s:I,s:s}", "failures", &hfailures,
+                           "last_error", &hlast);
     if (r < 0 || !json_is_array(stages) || !json_is_array(unsafe) ||
         json_array_size(unsafe) > STATE_MAX_UNSAFE || spid < 0 || spid > INT32_MAX || qpid < 0 ||
         qpid > INT32_MAX || restarts < 0 || restarts > UINT32_MAX || started < 0 || qstarted < 0 ||
-        bpid < 0 || bpid > INT32_MAX || brestarts < 0 || brestarts > UINT32_MAX) {
+        bpid < 0 || bpid > INT32_MAX || brestarts < 0 || brestarts > UINT32_MAX || hfailures < 0 ||
+        hfailures > UINT32_MAX) {
         json_decref(o);
         return -EINVAL;
     }
@@ -95,6 +149,8 @@ int state_read(const char *path, struct vm_state *ret)
     s.vsock_backend.pid = (pid_t)bpid;
     s.vsock_backend.restarts = (unsigned)brestarts;
     copy_str(s.vsock_backend.last_exit, sizeof(s.vsock_backend.last_exit), blast);
+    s.health.failures = (unsigned)hfailures;
+    copy_str(s.health.last_error, sizeof(s.health.last_error), hlast);
     s.supervisor_pid = (pid_t)spid;
     s.qemu_pid = (pid_t)qpid;
     s.started_at_us = (uint64_t)started;

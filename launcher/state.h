@@ -13,7 +13,7 @@ struct vm_stage {
 };
 
 struct vm_state {
-    char phase[16]; /* starting, running, ready, restarting, stopping, stopped, failed */
+    char phase[16]; /* starting, ready, degraded, restarting, stopping */
     pid_t supervisor_pid, qemu_pid;
     uint64_t started_at_us;      /* CLOCK_REALTIME, when `up` began */
     uint64_t qemu_started_at_us; /* CLOCK_REALTIME, the current QEMU's start */
@@ -32,8 +32,14 @@ struct vm_state {
     } vsock_backend;        /* the user vsock backend's child process */
     char unsafe[STATE_MAX_UNSAFE][48]; /* the config's unsafe_* keys in use (policy/rules.h) */
     unsigned n_unsafe;
+    struct vm_health {
+        unsigned failures;    /* health probes after ready that failed in a row, now */
+        char last_error[128]; /* why the last of them failed, or "" */
+    } health;                 /* phase "degraded" says these made the VM unhealthy */
 };
 
+/* Writes PATH atomically: a temporary file beside it, fsync, rename, fsync of the directory.
+ * -errno of the step that failed (-ENOSPC on a full file system); PATH is then unchanged. */
 int state_write(const char *path, const struct vm_state *s);
 /* Reads PATH strictly: -EINVAL when it is not a state file this version wrote. */
 int state_read(const char *path, struct vm_state *ret);

@@ -2,18 +2,21 @@
 
 #include "launcher/child_lines.h"
 #include "launcher/health.h"
+#include "launcher/liveness.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "launcher/notify.h"
 #include "launcher/qemu_argv.h"
+#include "launcher/qemu_exec.h"
 #include "launcher/qmp.h"
 #include "launcher/runtime_dir.h"
 #include "launcher/secrets.h"
 #include "launcher/state.h"
 #include "launcher/virtiofsd.h"
 #include "launcher/vsock_host.h"
+#include "launcher/vm_lookup.h"
 #include "launcher/qemu_reaper.h"
 #include "launcher/net_plan.h"
 #include "netsetup/netsetup.h"
@@ -31,11 +34,19 @@
 #include <sys/wait.h>
 #include <time.h>
 
-enum { KILL_GRACE_S = 5, STABLE_RESET_S = 60, PROBE_INTERVAL_MS = 300, PROBE_TIMEOUT_MS = 3000 };
+enum {
+    KILL_GRACE_S = 5,
+    STABLE_RESET_S = 60,
+    PROBE_INTERVAL_MS = 300,
+    PROBE_TIMEOUT_MS = 3000,
+    RUNDIR_CHECK_S = 2, /* how often the runtime directory is checked (runtime_dir_check) */
+};
 
-enum phase { PHASE_STARTING, PHASE_READY, PHASE_RESTARTING, PHASE_STOPPING };
+/* DEGRADED: was ready, but gateway.probe_failures health probes in a row have failed since */
+enum phase { PHASE_STARTING, PHASE_READY, PHASE_DEGRADED, PHASE_RESTARTING, PHASE_STOPPING };
 static const char *const phase_table[] = {[PHASE_STARTING] = "starting",
                                           [PHASE_READY] = "ready",
+                                          [PHASE_DEGRADED] = "degraded",
                                           [PHASE_RESTARTING] = "restarting",
                                           [PHASE_STOPPING] = "stopping"};
 
@@ -62,18 +73,31 @@ struct supervisor {
     int reaper_fd;
     int caller_stderr_fd; /* up -d: the caller's stderr, until it has its verdict */
     bool net_up;
-    struct health_wait *wait; /* probing the gateway after the guest's READY */
+    struct health_wait *wait;        /* probing the gateway after the guest's READY */
+    struct health_probe *probe;      /* after ready: the liveness probe in flight, or NULL */
+    sd_event_source *probe_timer;    /* after ready: the next liveness probe */
+    struct liveness live;            /* what the probes after ready add up to */
+    sd_event_source *watchdog_timer; /* feeds systemd's watchdog while healthy, or NULL */
+    uint64_t watchdog_usec;          /* WatchdogSec= as systemd passed it; 0: none */
     sd_event_source *stats_timer;
+    sd_event_source *rundir_timer; /* remakes a runtime directory removed under us */
     bool guest_ready;
+    bool state_failing;  /* the last state.json write failed (said once per failing streak) */
+    bool rundir_failing; /* the runtime directory is gone and could not be made again */
     enum phase phase;
     enum stop_step stop;
+    bool stop_at_once; /* skip the ACPI power-off */
     bool guest_powered_off, announced_ready;
     unsigned restarts;
     struct vm_state state;
     int exit_code;
 };
 
-static void save_state(struct supervisor *s)
+static void begin_stop(struct supervisor *s, int code, bool force);
+
+/* Writes state.json. A failure before the first ready stops the start (one error line); after
+ * it, one warning per failing streak: the VM runs on, and status and down find it by its lock. */
+static int save_state(struct supervisor *s)
 {
     snprintf(s->state.phase, sizeof(s->state.phase), "%s", phase_table[s->phase]);
     s->state.qemu_pid = s->qemu_pid;
@@ -87,12 +111,29 @@ static void save_state(struct supervisor *s)
                  st.backend.last_exit);
     }
     int r = state_write(s->state_path, &s->state);
-    if (r < 0)
-        log_msg(LOG_WARNING, NULL, "write %s: %s", s->state_path, strerror(-r));
+    bool was_failing = s->state_failing;
+    s->state_failing = r < 0;
+    if (r >= 0) {
+        if (was_failing)
+            log_msg(LOG_NOTICE, NULL, "%s is written again", s->state_path);
+        return 0;
+    }
+    if (s->phase == PHASE_STOPPING || was_failing)
+        return r;
+    if (!s->announced_ready) {
+        log_msg(LOG_ERR, NULL, "write %s: %s: stopping the start", s->state_path, strerror(-r));
+        if (s->event && sd_event_get_state(s->event) == SD_EVENT_RUNNING)
+            begin_stop(s, 1, true);
+        return r;
+    }
+    log_msg(LOG_WARNING, NULL, "write %s: %s (the VM runs on; said once until it works again)",
+            s->state_path, strerror(-r));
+    return r;
 }
 
-/* Records a readiness stage with its time since this boot began, and prints it. */
-static void stage(struct supervisor *s, const char *name)
+/* Records a readiness stage with its time since this boot began, prints it, and saves the state
+ * (its result). */
+static int stage(struct supervisor *s, const char *name)
 {
     uint64_t ms = (clock_usec(CLOCK_MONOTONIC) - s->boot_t0) / 1000u;
     if (s->state.n_stages < STATE_MAX_STAGES) {
@@ -102,7 +143,7 @@ static void stage(struct supervisor *s, const char *name)
     }
     log_msg(LOG_INFO, NULL, "[%6.3fs] %s", (double)ms / 1000.0, name);
     notify_status(name);
-    save_state(s);
+    return save_state(s);
 }
 
 static void tell_parent(struct supervisor *s, char status)
@@ -139,6 +180,7 @@ static void finish(struct supervisor *s, int code)
 
 static int spawn_qemu(struct supervisor *s);
 static void stop_reaper(struct supervisor *s);
+static void stop_liveness(struct supervisor *s);
 
 /* ---- stopping ---- */
 
@@ -161,6 +203,8 @@ static void stop_step(struct supervisor *s)
     switch (s->stop) {
     case STOP_NONE:
         s->stop = STOP_POWERDOWN;
+        if (s->stop_at_once) /* down --force, a failed start, a guest still booting */
+            goto quit;
         if (s->qmp && qmp_is_ready(s->qmp) &&
             qmp_call(s->qmp, "system_powerdown", NULL, NULL, NULL) == 0) {
             log_msg(LOG_INFO, NULL, "asking the guest to power off (up to %u s)",
@@ -171,6 +215,7 @@ static void stop_step(struct supervisor *s)
         /* no QMP: go straight to the next step */
         /* fall through */
     case STOP_POWERDOWN:
+    quit:
         s->stop = STOP_QUIT;
         if (s->qmp && qmp_is_ready(s->qmp) && qmp_call(s->qmp, "quit", NULL, NULL, NULL) == 0)
             log_msg(LOG_WARNING, NULL, "guest did not power off in time: quitting QEMU");
@@ -195,23 +240,31 @@ static int on_stop_timer(sd_event_source *src, uint64_t usec, void *userdata)
     return 0;
 }
 
-static void begin_stop(struct supervisor *s, int code)
+/* Stops the VM: ACPI power-off first, unless FORCE or the guest is still booting (it could not
+ * act on the button yet): then QMP quit at once. */
+static void begin_stop(struct supervisor *s, int code, bool force)
 {
     if (s->phase == PHASE_STOPPING)
         return;
+    bool booting = s->phase == PHASE_STARTING || s->phase == PHASE_RESTARTING;
+    s->stop_at_once = force || booting;
+    if (booting && !force && s->qemu_pid > 0)
+        log_msg(LOG_INFO, NULL, "the guest is still booting (not ready): no ACPI power-off");
     s->phase = PHASE_STOPPING;
     s->exit_code = code;
     s->ready_timer = sd_event_source_disable_unref(s->ready_timer);
     s->timer = sd_event_source_disable_unref(s->timer);
     health_wait_free(TAKE_PTR(s->wait)); /* a stopping VM is not probed any more */
+    stop_liveness(s);
     notify_stopping();
     save_state(s);
     stop_step(s);
 }
 
 /* SIGTERM, SIGINT: stop gracefully; the same again while stopping hurries to the next step
- * (power-off -> quit -> SIGKILL), so a second Ctrl-C does not wait shutdown_s. SIGHUP: ignored
- * with a line: the config is read once, at `up`, and there is nothing to reload. */
+ * (power-off -> quit -> SIGKILL), so a second Ctrl-C does not wait shutdown_s. SIGUSR1 (`ocvm
+ * down --force`): stop at once, QMP quit without the power-off. SIGHUP: ignored with a line: the
+ * config is read once, at `up`, and there is nothing to reload. */
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
 {
     struct supervisor *s = userdata;
@@ -229,14 +282,17 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
         stop_step(s);
         return 0;
     }
-    log_msg(LOG_INFO, NULL, "received %s: stopping", sig);
-    begin_stop(s, 0);
+    bool force = si->ssi_signo == SIGUSR1;
+    log_msg(LOG_INFO, NULL, "received %s: stopping%s", sig,
+            force ? " at once (ocvm down --force: no ACPI power-off)" : "");
+    begin_stop(s, 0, force);
     return 0;
 }
 
 /* ---- QMP ---- */
 
 static void announce_ready(struct supervisor *s);
+static void start_liveness(struct supervisor *s);
 
 static void on_query_status(struct qmp *q, json_t *ret, const char *error_desc, void *userdata)
 {
@@ -277,6 +333,7 @@ static void announce_ready(struct supervisor *s)
     notify_ready(status_line);
     save_state(s);
     tell_parent(s, 'R');
+    start_liveness(s);
 }
 
 static void on_qmp_ready(struct qmp *q, void *userdata)
@@ -387,6 +444,135 @@ static void on_backend_exit(pid_t pid, const char *how, void *userdata)
     save_state(s);
 }
 
+/* ---- after ready: liveness probes through the whole chain, and systemd's watchdog ---- */
+
+static void stop_liveness(struct supervisor *s)
+{
+    health_probe_free(TAKE_PTR(s->probe));
+    s->probe_timer = sd_event_source_disable_unref(s->probe_timer);
+}
+
+static int on_probe_timer(sd_event_source *src, uint64_t usec, void *userdata);
+
+static void schedule_probe(struct supervisor *s)
+{
+    s->probe_timer = sd_event_source_disable_unref(s->probe_timer);
+    if (!s->vsock || !s->c->gateway.probe_interval_s)
+        return;
+    int r = sd_event_add_time_relative(s->event, &s->probe_timer, CLOCK_MONOTONIC,
+                                       (uint64_t)s->c->gateway.probe_interval_s * 1000000u, 0,
+                                       on_probe_timer, s);
+    if (r < 0)
+        log_msg(LOG_ERR, NULL, "schedule the next health probe: %s", strerror(-r));
+}
+
+/* Healthy enough to feed systemd's watchdog: QEMU runs, the user backend's child runs (when
+ * there is one), and the VM is not degraded. A boot in progress counts: timeouts.ready_s bounds
+ * it. */
+static bool watchdog_may_feed(const struct supervisor *s)
+{
+    if (s->qemu_pid <= 0 || s->phase == PHASE_DEGRADED || s->live.degraded)
+        return false;
+    if (s->vsock && s->o->vsock == VSOCK_BACKEND_USER) {
+        struct vsock_host_stats st;
+        vsock_host_get_stats(s->vsock, &st);
+        if (st.backend.pid <= 0)
+            return false;
+    }
+    return true;
+}
+
+static int on_watchdog_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+    struct supervisor *s = userdata;
+    if (watchdog_may_feed(s))
+        notify_watchdog();
+    sd_event_source_set_time_relative(src, s->watchdog_usec / 2);
+    sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+    return 0;
+}
+
+/* The verdict of one liveness probe: counted; degraded, recovered or restarted when it says so. */
+static void on_liveness_probe(struct health_probe *p, bool ok, const char *why, void *userdata)
+{
+    struct supervisor *s = userdata;
+    char reason[sizeof(s->live.why)], line[sizeof(s->live.why) + 64], status[sizeof(line) + 32];
+    snprintf(reason, sizeof(reason), "%s", ok ? "" : why); /* WHY may live in the probe */
+    health_probe_free(TAKE_PTR(s->probe)); /* safe: it is finished before it calls back */
+    if (s->qemu_pid <= 0 || (s->phase != PHASE_READY && s->phase != PHASE_DEGRADED))
+        return;
+    unsigned before = s->live.failures;
+    enum liveness_event ev = liveness_record(&s->live, ok, reason);
+    liveness_describe(&s->live, line, sizeof(line));
+    s->state.health.failures = s->live.failures;
+    snprintf(s->state.health.last_error, sizeof(s->state.health.last_error), "%s", s->live.why);
+    switch (ev) {
+    case LIVENESS_HEALTHY:
+        if (before)
+            log_msg(LOG_INFO, NULL, "the gateway answers its health probe again");
+        break;
+    case LIVENESS_RECOVERED:
+        s->phase = PHASE_READY;
+        log_msg(LOG_NOTICE, NULL, "the gateway answers its health probe again: ready");
+        notify_status("ready: the gateway answers again");
+        if (s->watchdog_usec && watchdog_may_feed(s))
+            notify_watchdog();
+        break;
+    case LIVENESS_FAILING:
+        log_msg(LOG_WARNING, NULL, "health probe failed (%u of %u before degraded): %s",
+                s->live.failures, s->live.degrade_after, reason);
+        break;
+    case LIVENESS_DEGRADED:
+        s->phase = PHASE_DEGRADED;
+        log_msg(LOG_ERR, NULL, "degraded: %s%s", line,
+                s->live.restart_after ? "" : " (gateway.probe_restart_after is 0: no restart)");
+        snprintf(status, sizeof(status), "degraded: %s", line);
+        notify_status(status);
+        break;
+    case LIVENESS_STILL_DEGRADED:
+        log_msg(LOG_WARNING, NULL, "still degraded: %s", line);
+        snprintf(status, sizeof(status), "degraded: %s", line);
+        notify_status(status);
+        break;
+    case LIVENESS_RESTART:
+        s->phase = PHASE_DEGRADED;
+        log_msg(LOG_ERR, NULL, "%s: restarting QEMU (pid %d) (gateway.probe_restart_after)", line,
+                (int)s->qemu_pid);
+        snprintf(status, sizeof(status), "degraded: %s; restarting", line);
+        notify_status(status);
+        if (snprintf(s->restart_why, sizeof(s->restart_why),
+                     "the gateway failed %u health probes in a row (%s)", s->live.failures,
+                     reason) >= (int)sizeof(s->restart_why)) /* shortened */
+            memcpy(s->restart_why + sizeof(s->restart_why) - 5, "...)", 5);
+        save_state(s);
+        kill(s->qemu_pid, SIGKILL); /* on_child() restarts it, as after a crash */
+        return;
+    }
+    if (ev != LIVENESS_HEALTHY || before)
+        save_state(s);
+    schedule_probe(s);
+}
+
+static int on_probe_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+    struct supervisor *s = userdata;
+    s->probe_timer = sd_event_source_disable_unref(s->probe_timer);
+    if (s->qemu_pid <= 0 || s->probe)
+        return 0;
+    int r = health_probe_start(s->event, vsock_host_gateway(s->vsock), s->c->gateway.health_path,
+                               PROBE_TIMEOUT_MS, on_liveness_probe, s, &s->probe);
+    if (r < 0) /* counted like any failed probe */
+        on_liveness_probe(NULL, false, strerror(-r), s);
+    return 0;
+}
+
+/* Ready: the gateway is probed every gateway.probe_interval_s from now on. */
+static void start_liveness(struct supervisor *s)
+{
+    liveness_init(&s->live, s->c->gateway.probe_failures, s->c->gateway.probe_restart_after);
+    schedule_probe(s);
+}
+
 /* Relay figures go to state.json for `ocvm status`, at most once a second and only on change. */
 static int on_stats_timer(sd_event_source *src, uint64_t usec, void *userdata)
 {
@@ -476,6 +662,7 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
     stop_reaper(s);
     if (s->vsock)
         stop_probing(s);
+    stop_liveness(s);
     if (s->err_src) { /* its last words first */
         (void)child_lines_read(&s->err, sd_event_source_get_io_fd(s->err_src));
         child_lines_flush(&s->err);
@@ -517,34 +704,6 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
     save_state(s);
     arm_timer(s, delay * 1000u, on_restart_timer);
     return 0;
-}
-
-/* In the child, between fork and exec: fixed fd layout, own session, die with the supervisor. */
-static _Noreturn void exec_qemu(const struct argv *a, int err_fd)
-{
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    for (int sig = 1; sig < NSIG; sig++)
-        signal(sig, SIG_DFL);
-    setsid();
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    /* Move the fds to high numbers first so that no target number overwrites a source. */
-    int high[16];
-    size_t n = a->n_fds < ELEMENTSOF(high) ? a->n_fds : ELEMENTSOF(high);
-    for (size_t i = 0; i < n; i++)
-        high[i] = fcntl(a->fds[i].parent_fd, F_DUPFD_CLOEXEC, 100);
-    if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(err_fd, STDOUT_FILENO) < 0 ||
-        dup2(err_fd, STDERR_FILENO) < 0)
-        _exit(127);
-    for (size_t i = 0; i < n; i++)
-        if (high[i] < 0 || dup2(high[i], a->fds[i].child_fd) < 0) /* dup2 clears CLOEXEC */
-            _exit(127);
-    syscall(SYS_close_range, 3 + n, ~0U, 0);
-    execvp(a->v[0], a->v);
-    fprintf(stderr, "exec %s: %s\n", a->v[0], strerror(errno));
-    _exit(127);
 }
 
 static int on_reaper_exit(sd_event_source *src, const siginfo_t *si, void *userdata)
@@ -591,30 +750,14 @@ static int open_listeners(struct supervisor *s)
     return r;
 }
 
-/* QEMU writes the serial console to console.log, created with its own umask: make the file
- * first, the owner's alone (QEMU opens it with O_TRUNC and keeps the mode). */
-static int make_console_log(struct supervisor *s)
-{
-    _cleanup_free_ char *path = runtime_dir_file(&s->rd, RUNTIME_CONSOLE_LOG);
-    if (!path)
-        return -ENOMEM;
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0 || fchmod(fd, 0600) < 0) {
-        int r = negative_errno();
-        if (fd >= 0)
-            close(fd);
-        return r;
-    }
-    close(fd);
-    return 0;
-}
-
 static int spawn_qemu(struct supervisor *s)
 {
     int r = open_listeners(s);
-    if (r < 0 || (r = make_console_log(s)) < 0)
+    if (r < 0 || (r = qemu_exec_console_log(s->rd.path)) < 0)
         return r;
     s->last_stderr[0] = s->restart_why[0] = '\0';
+    liveness_init(&s->live, s->c->gateway.probe_failures, s->c->gateway.probe_restart_after);
+    s->state.health = (struct vm_health){0};
     /* the user vsock backend's child, again if it died: QEMU connects to it at start */
     if (s->vsock && (r = vsock_host_start_backend(s->vsock)) < 0) {
         log_msg(LOG_ERR, "vsock-backend", "start the backend: %s", strerror(-r));
@@ -659,7 +802,7 @@ static int spawn_qemu(struct supervisor *s)
         return r;
     }
     if (pid == 0)
-        exec_qemu(&a, err_write);
+        qemu_exec(&a, err_write);
     argv_done(&a);
     s->qemu_pid = pid;
     s->state.qemu_started_at_us = clock_usec(CLOCK_REALTIME);
@@ -677,7 +820,8 @@ static int spawn_qemu(struct supervisor *s)
     TAKE_FD(err_read);
     if (s->o->qemu_user)
         start_reaper(s, pid);
-    stage(s, "QEMU started");
+    if ((r = stage(s, "QEMU started")) < 0 && !s->announced_ready)
+        return r; /* said; supervisor_run()'s teardown stops this QEMU */
     r = sd_event_add_time_relative(s->event, &s->ready_timer, CLOCK_MONOTONIC,
                                    (uint64_t)s->c->timeouts.ready_s * 1000000u, 0, on_ready_timeout,
                                    s);
@@ -691,12 +835,54 @@ static int spawn_qemu(struct supervisor *s)
 
 /* ---- set-up and tear-down ---- */
 
+/* RUNDIR/netsetup.json: what to undo should we crash. A failure to write it is not fatal (only a
+ * crash of ours would need it): said, and 0; -ENOMEM. */
+static int write_net_record(struct supervisor *s)
+{
+    _cleanup_free_ char *json = NULL, *path = NULL;
+    if (!(path = runtime_dir_file(&s->rd, RUNTIME_NETSETUP)) ||
+        netsetup_state_to_json(&s->net.state, &json) < 0)
+        return -ENOMEM;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    _cleanup_fclose_ FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !f)
+        close(fd);
+    if (!f || fputs(json, f) < 0 || fflush(f) != 0)
+        log_msg(LOG_WARNING, NULL, "write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Every RUNDIR_CHECK_S: a runtime directory removed under us is made again, with our lock (our
+ * pid in it), state.json and network record, so that `status` and `down` still find the VM. The
+ * sockets in it are not: see docs/reliability.md. */
+static int on_rundir_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+    struct supervisor *s = userdata;
+    int r = runtime_dir_check(&s->rd);
+    if (r > 0) {
+        log_msg(LOG_WARNING, NULL,
+                "%s was removed under the running VM: made it again (lock, state.json%s); its "
+                "sockets (console, QMP, vsock) come back with the next QEMU",
+                s->rd.path, s->net_up ? ", netsetup.json" : "");
+        s->state_failing = false;
+        save_state(s);
+        if (s->net_up)
+            write_net_record(s);
+    } else if (r < 0 && !s->rundir_failing)
+        log_msg(LOG_ERR, NULL, "%s was removed under the running VM and cannot be made again: %s",
+                s->rd.path, strerror(-r));
+    s->rundir_failing = r < 0;
+    sd_event_source_set_time_relative(src, RUNDIR_CHECK_S * 1000000u);
+    sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+    return 0;
+}
+
 /* Undoes the network a dead supervisor left (its record survived in the runtime dir), then sets
  * up ours and records it, so that a crash of this supervisor can be undone in turn. */
 static int prepare_network(struct supervisor *s)
 {
     const char *name = s->c->name;
-    _cleanup_free_ char *error = NULL, *json = NULL, *path = NULL;
+    _cleanup_free_ char *error = NULL;
     int r;
     if (s->rd.stale_netsetup) {
         struct netsetup_state old;
@@ -720,17 +906,8 @@ static int prepare_network(struct supervisor *s)
         return r;
     }
     s->net_up = true;
-    if (!(path = runtime_dir_file(&s->rd, RUNTIME_NETSETUP)) ||
-        netsetup_state_to_json(&s->net.state, &json) < 0)
-        return -ENOMEM;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    _cleanup_fclose_ FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (fd >= 0 && !f)
-        close(fd);
-    if (!f || fputs(json, f) < 0) {
-        log_msg(LOG_WARNING, NULL, "write %s: %s", path, strerror(errno));
-        return 0; /* not fatal: only a crash of ours would need it */
-    }
+    if ((r = write_net_record(s)) < 0)
+        return r;
     log_msg(LOG_INFO, "netsetup", "bridge %s, TAP %s (%u queue%s), nft table inet ocvm_%s",
             s->c->network->bridge, s->c->network->tap, s->net.n_tap_fds,
             s->net.n_tap_fds == 1 ? "" : "s", name);
@@ -779,15 +956,23 @@ static int prepare(struct supervisor *s)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     if ((r = sd_event_new(&s->event)) < 0 ||
         (r = sd_event_add_signal(s->event, NULL, SIGTERM, on_signal, s)) < 0 ||
         (r = sd_event_add_signal(s->event, NULL, SIGINT, on_signal, s)) < 0 ||
-        (r = sd_event_add_signal(s->event, NULL, SIGHUP, on_signal, s)) < 0)
+        (r = sd_event_add_signal(s->event, NULL, SIGHUP, on_signal, s)) < 0 ||
+        (r = sd_event_add_signal(s->event, NULL, SIGUSR1, on_signal, s)) < 0)
+        return r;
+    /* a QEMU a killed supervisor left would hold the TAP, the sockets and the guest's disks */
+    if ((r = vm_stop_orphans(name, s->rd.path)) < 0)
         return r;
     if ((r = prepare_network(s)) < 0)
+        return r;
+    if ((r = sd_event_add_time_relative(s->event, &s->rundir_timer, CLOCK_MONOTONIC,
+                                        RUNDIR_CHECK_S * 1000000u, 0, on_rundir_timer, s)) < 0)
         return r;
     _cleanup_free_ char *secrets_error = NULL; /* names paths, never a secret */
     if (secrets_planned(s->c) &&
@@ -813,8 +998,17 @@ static int prepare(struct supervisor *s)
         if (r < 0)
             return r;
     }
-    stage(s, "config ok");
-    return 0;
+    if ((s->watchdog_usec = notify_watchdog_usec()) > 0) {
+        r = sd_event_add_time_relative(s->event, &s->watchdog_timer, CLOCK_MONOTONIC,
+                                       s->watchdog_usec / 2, 0, on_watchdog_timer, s);
+        if (r < 0)
+            return r;
+        log_msg(LOG_INFO, NULL,
+                "systemd watchdog: WATCHDOG=1 every %.1f s while QEMU runs and the VM is not "
+                "degraded",
+                (double)s->watchdog_usec / 2e6);
+    }
+    return stage(s, "config ok"); /* the first state.json: a failure stops here */
 }
 
 static void teardown(struct supervisor *s)
@@ -833,7 +1027,10 @@ static void teardown(struct supervisor *s)
         sd_event_source_disable_unref(s->reaper);
     }
     health_wait_free(s->wait);
+    stop_liveness(s);
+    sd_event_source_disable_unref(s->watchdog_timer);
     sd_event_source_disable_unref(s->stats_timer);
+    sd_event_source_disable_unref(s->rundir_timer);
     vsock_host_free(s->vsock);
     if (s->net_up)
         netsetup_down(&s->net);
@@ -869,7 +1066,7 @@ int supervisor_run(const struct vm_config *c, const struct supervisor_options *o
     int r = prepare(&s);
     if (r == 0) {
         r = spawn_qemu(&s);
-        if (r < 0)
+        if (r < 0 && !s.state_failing) /* else save_state() said why */
             log_msg(LOG_ERR, NULL, "start QEMU: %s", strerror(-r));
     }
     if (r == 0) {

@@ -11,3 +11,9 @@ add_test(NAME integration/gateway_config_openclaw
 set_tests_properties(integration/gateway_config_openclaw PROPERTIES SKIP_RETURN_CODE 77
   TIMEOUT 300 ENVIRONMENT "OCVM_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 ocvm_unit_suite(audit ocvm_policy ocvm_test_vm)
+
+# Fuzzing (ocvm_fuzz_target, tests/fuzz/): a VM's config text through the strict loader, then the
+# rules, OpenClaw's merged config and the canonical text over what it accepted.
+ocvm_fuzz_target(config SOURCES tests/fuzz/fuzz_config.c config/config.c config/config_json.c
+  common/json_reader.c common/json_pos.c vsock/endpoint.c policy/rules.c policy/gateway_config.c
+  LIBS ocvm_policy)

@@ -28,7 +28,9 @@
  *                    only), newfstatat and fstat (of the guest memory fds), mmap (shared guest
  *                    memory; never PROT_EXEC), munmap
  *   rings:           read, write (kick and call eventfds)
- *   host sockets:    accept4, recvfrom, readv, sendmsg, sendto, shutdown, close
+ *   host sockets:    accept4, recvfrom, readv, sendmsg, sendto, shutdown, close, setsockopt
+ *                    (SOL_SOCKET SO_LINGER only: a connection the guest cut is closed with a
+ *                    reset, vsock_dev.c conn_check_done)
  *   connect broker:  sendto, poll, recvmsg
  *   memory:          brk, mmap (no PROT_EXEC), munmap, mremap (malloc, realloc)
  *   logging:         write (stderr), sendto (the journal, connected before)
@@ -71,6 +73,10 @@ static int install_filter(const struct backend_sandbox *sb)
     if (r == 0)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
                              SCMP_A1(SCMP_CMP_EQ, F_SETFL));
+    /* a reset on close (SO_LINGER 0), no other socket option */
+    if (r == 0)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2,
+                             SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET), SCMP_A2(SCMP_CMP_EQ, SO_LINGER));
     /* memory, never code: mmap without PROT_EXEC (and no mprotect at all) */
     if (r == 0)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,

@@ -18,10 +18,12 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include "common/parse.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "vsock/guest_cmdline.h"
 #include "vsock/relay.h"
 
 #define CMDLINE_MAX 8192 /* x86 COMMAND_LINE_SIZE is 2048; anything past 8 KiB is ignored */
@@ -37,7 +40,6 @@
 #define INPUT_DIR "/dev/input"
 #define INPUT_MAX 32        /* event devices watched at once */
 #define STOP_GRACE_MS 10000 /* SIGTERM → SIGKILL for the other processes */
-#define CRED_PREFIX "systemd.set_credential=vmm.notify_socket:"
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -83,45 +85,6 @@ static uint64_t now_ms(void)
 }
 
 /* ---- notify ------------------------------------------------------------------------------ */
-
-/* Finds the last `systemd.set_credential=vmm.notify_socket:vsock[-stream]:CID:PORT` on the
- * kernel command line. -ENOENT when absent, -EINVAL when malformed. */
-static int notify_socket_from_cmdline(const char *cmdline, uint32_t *ret_cid, uint32_t *ret_port)
-{
-    const char *value = NULL;
-    size_t value_len = 0;
-
-    for (const char *p = cmdline; *p;) {
-        size_t len;
-
-        p += strspn(p, " \t\n");
-        len = strcspn(p, " \t\n");
-        if (len > strlen(CRED_PREFIX) && strncmp(p, CRED_PREFIX, strlen(CRED_PREFIX)) == 0) {
-            value = p + strlen(CRED_PREFIX);
-            value_len = len - strlen(CRED_PREFIX);
-        }
-        p += len;
-    }
-    if (!value)
-        return -ENOENT;
-
-    static const char *const schemes[] = {"vsock-stream:", "vsock:"};
-    const char *rest = NULL;
-    for (size_t i = 0; i < ELEMENTSOF(schemes) && !rest; i++)
-        if (value_len > strlen(schemes[i]) && strncmp(value, schemes[i], strlen(schemes[i])) == 0)
-            rest = value + strlen(schemes[i]);
-    if (!rest)
-        return -EINVAL;
-
-    size_t rest_len = value_len - (size_t)(rest - value);
-    const char *colon = memchr(rest, ':', rest_len);
-    if (!colon)
-        return -EINVAL;
-    if (decimal_u32(rest, (size_t)(colon - rest), UINT32_MAX, ret_cid) < 0 ||
-        decimal_u32(colon + 1, rest_len - (size_t)(colon + 1 - rest), UINT32_MAX, ret_port) < 0)
-        return -EINVAL;
-    return 0;
-}
 
 /* Connects a vsock stream to CID:PORT and sends msg, then closes it. */
 static int notify_send(uint32_t cid, uint32_t port, const char *msg, size_t len)
@@ -173,13 +136,14 @@ static int verb_notify(int argc, char **argv)
         log_error("notify", "read /proc/cmdline: %s", strerror(-r));
         return 1;
     }
-    r = notify_socket_from_cmdline(cmdline, &cid, &port);
+    r = guest_cmdline_notify_socket(cmdline, &cid, &port);
     if (r == -ENOENT) {
-        log_error("notify", "no %s... on the kernel command line", CRED_PREFIX);
+        log_error("notify", "no %s... on the kernel command line", GUEST_CMDLINE_NOTIFY_SOCKET);
         return 1;
     }
     if (r < 0) {
-        log_error("notify", "malformed %s... (want vsock-stream:CID:PORT)", CRED_PREFIX);
+        log_error("notify", "malformed %s... (want vsock-stream:CID:PORT)",
+                  GUEST_CMDLINE_NOTIFY_SOCKET);
         return 1;
     }
     r = notify_send(cid, port, msg, len);
@@ -377,7 +341,6 @@ struct verb {
 
 /* ---- relay ------------------------------------------------------------------------------- */
 
-#define RELAY_PARAM "ocvm.relay="
 #define RELAY_MAX 32
 
 /* Adds one LISTEN CONNECT pair; the one error line names what is wrong. */
@@ -405,31 +368,20 @@ static int relay_add(struct relay *r, const char *listen, const char *connect)
 /* Every `ocvm.relay=LISTEN,CONNECT` on the kernel command line (the host puts them there). */
 static int relay_from_cmdline(struct relay *r, const char *cmdline)
 {
-    int n = 0;
-    for (const char *p = cmdline; *p;) {
-        p += strspn(p, " \t\n");
-        size_t len = strcspn(p, " \t\n");
-        if (len > strlen(RELAY_PARAM) && strncmp(p, RELAY_PARAM, strlen(RELAY_PARAM)) == 0) {
-            char pair[256];
-            size_t vlen = len - strlen(RELAY_PARAM);
-            if (vlen >= sizeof(pair)) {
-                log_error("relay", "%.*s: too long", (int)len, p);
-                return -EINVAL;
-            }
-            memcpy(pair, p + strlen(RELAY_PARAM), vlen);
-            pair[vlen] = '\0';
-            char *comma = strchr(pair, ',');
-            if (!comma) {
-                log_error("relay", "\"%s\": expected LISTEN,CONNECT", pair);
-                return -EINVAL;
-            }
-            *comma = '\0';
-            int e = relay_add(r, pair, comma + 1);
-            if (e < 0)
-                return e;
-            n++;
+    int n = 0, e;
+    struct guest_relay_param prm;
+    for (const char *p = cmdline; (e = guest_cmdline_next_relay(&p, &prm)) != 0; n++) {
+        if (e == -ENAMETOOLONG) {
+            log_error("relay", "%.*s: too long", (int)prm.len, prm.text);
+            return -EINVAL;
         }
-        p += len;
+        if (e < 0) {
+            log_error("relay", "\"%s\": expected LISTEN,CONNECT", prm.pair);
+            return -EINVAL;
+        }
+        e = relay_add(r, prm.pair, prm.connect);
+        if (e < 0)
+            return e;
     }
     return n;
 }
@@ -460,10 +412,85 @@ static void notify_service_manager(void)
         close(fd);
 }
 
+#define RELAY_RESPAWN_MS 1000
+#define RELAY_COMM                                                                                 \
+    "ocvm-relay" /* the relay's process name (pidof ocvm-relay); its keeper's stays */
+
+static volatile sig_atomic_t keeper_stop;
+
+static void on_keeper_signal(int sig)
+{
+    keeper_stop = sig;
+}
+
+/* In a child: the relay on duplicates of the keeper's listeners, until it dies or is stopped. */
+static _Noreturn void relay_child(struct relay *kept)
+{
+    struct relay *r;
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    (void)prctl(PR_SET_NAME, RELAY_COMM);
+    (void)prctl(PR_SET_PDEATHSIG, SIGTERM); /* it ends with its keeper */
+    int e = relay_new_like(kept, &r);
+    relay_free(kept); /* our copy: the keeper keeps the listeners open */
+    if (e < 0) {
+        log_error("relay", "%s", strerror(-e));
+        _exit(1);
+    }
+    e = relay_run(r);
+    if (e < 0)
+        log_error("relay", "%s", strerror(-e));
+    relay_free(r);
+    _exit(e < 0 ? 1 : 0);
+}
+
+/* --background: keeps R's listening sockets open (clients wait in the backlog, never refused)
+ * and runs the relay in a child, started again RELAY_RESPAWN_MS after it dies, with a line;
+ * SIGTERM or SIGINT stops the child and then the keeper. Returns the exit status. */
+static int relay_keep(struct relay *r)
+{
+    struct sigaction sa = {.sa_handler = on_keeper_signal}; /* no SA_RESTART: waitpid returns */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    for (unsigned started = 0; !keeper_stop; started++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            log_error("relay", "fork: %s; trying again in %d ms", strerror(errno),
+                      RELAY_RESPAWN_MS);
+            usleep(RELAY_RESPAWN_MS * 1000);
+            continue;
+        }
+        if (pid == 0)
+            relay_child(r);
+        if (started)
+            log_notice("relay", "relay started again (pid %d)", (int)pid);
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+            if (errno == EINTR && keeper_stop)
+                (void)kill(pid, SIGTERM); /* then wait for it */
+        if (keeper_stop)
+            break;
+        if (WIFSIGNALED(status))
+            log_warning("relay",
+                        "the relay (pid %d) was killed by signal %s; starting it again "
+                        "in %d ms",
+                        (int)pid, strsignal(WTERMSIG(status)), RELAY_RESPAWN_MS);
+        else
+            log_warning("relay",
+                        "the relay (pid %d) exited with status %d; starting it again "
+                        "in %d ms",
+                        (int)pid, WEXITSTATUS(status), RELAY_RESPAWN_MS);
+        usleep(RELAY_RESPAWN_MS * 1000); /* a signal cuts it short; the loop then ends */
+    }
+    log_info("relay", "stopped (%s)", strsignal((int)keeper_stop));
+    return 0;
+}
+
 static int verb_relay(int argc, char **argv)
 {
     /* --background: return once every listener is open (an init script then knows that a
-     * READY=1 it sends next cannot reach the host before the relay listens) */
+     * READY=1 it sends next cannot reach the host before the relay listens), and keep the relay
+     * running: a keeper process holds the listeners and starts it again when it dies */
     bool background = argc > 1 && strcmp(argv[1], "--background") == 0;
     if (background) {
         argv++;
@@ -510,7 +537,7 @@ static int verb_relay(int argc, char **argv)
     }
     if (e >= 0) {
         notify_service_manager();
-        e = relay_run(r);
+        e = background ? relay_keep(r) : relay_run(r);
     }
     relay_free(r);
     return e < 0 ? (e == -EINVAL ? 2 : 1) : 0;

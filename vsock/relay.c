@@ -176,7 +176,9 @@ static void flow_free(struct relay *r, struct flow *f)
     ring_pool_put_ring(&r->pool, &f->ring, f->queued == 0);
 }
 
-/* Ends C now (at the end of this dispatch its memory goes). RESET: abortive close (RST). */
+/* Ends C now (at the end of this dispatch its memory goes). RESET: abortive close (RST) of both
+ * sides, so that neither takes a cut stream for a finished one (a no-op on Unix and vsock
+ * sockets, which have no RST). */
 static void conn_kill(struct relay *r, struct conn *c, bool reset)
 {
     if (c->dead)
@@ -184,6 +186,8 @@ static void conn_kill(struct relay *r, struct conn *c, bool reset)
     if (reset) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(c->client.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        if (c->target.fd >= 0)
+            setsockopt(c->target.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
     list_remove(c->state == CONN_OPEN ? &r->open : &r->connecting, c);
     close(c->client.fd);
@@ -418,6 +422,31 @@ int relay_add_forward(struct relay *r, const struct endpoint *listen, const stru
     return e < 0 ? e : relay_add_forward_fd(r, fd, target);
 }
 
+int relay_new_like(const struct relay *r, struct relay **ret)
+{
+    struct relay *n;
+    int e = relay_new(&r->o, &n);
+    if (e < 0)
+        return e;
+    /* the forwards are a list built by prepending: add them back to front to keep their order */
+    size_t count = 0;
+    for (const struct forward *f = r->forwards; f; f = f->next)
+        count++;
+    for (size_t i = count; i > 0 && e >= 0; i--) {
+        const struct forward *f = r->forwards;
+        for (size_t k = 1; k < i; k++)
+            f = f->next;
+        int fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 3);
+        e = fd < 0 ? negative_errno() : relay_add_forward_fd(n, fd, &f->target);
+    }
+    if (e < 0) {
+        relay_free(n);
+        return e;
+    }
+    *ret = n;
+    return 0;
+}
+
 int relay_fd(const struct relay *r)
 {
     return r->epfd;
@@ -609,6 +638,16 @@ static void on_side(struct relay *r, struct side *s, uint32_t events)
     int err = 0;
     socklen_t len = sizeof(err);
     if ((events & EPOLLERR) && getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
+        conn_kill(r, c, true);
+        return;
+    }
+    /* A side that hung up altogether while the relay still had a direction open towards it: the
+     * stream was cut, not finished. A Unix peer cannot send a reset: the hybrid vsock socket
+     * hangs up like this when the guest resets the connection (the backend closes it) or when the
+     * backend dies, where a half-close would leave the way back open. Passed on as a FIN, the
+     * cut would look like a complete reply; the other side gets a reset instead. */
+    const struct flow *towards = s == &c->target ? &c->up : &c->down;
+    if ((events & EPOLLHUP) && !towards->shut_done) {
         conn_kill(r, c, true);
         return;
     }

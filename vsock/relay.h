@@ -41,6 +41,10 @@ int relay_add_forward(struct relay *r, const struct endpoint *listen,
 /* The same with an already listening socket (socket activation, a listener kept across VM
  * restarts); the relay takes ownership of FD. */
 int relay_add_forward_fd(struct relay *r, int fd, const struct endpoint *target);
+/* A new relay with R's options and a forward for each of R's, on a duplicate of its listening
+ * socket; nothing else is shared (its own epoll set, no connections). For a process that keeps
+ * the listeners open and runs the relay in a child it starts again when it dies. */
+int relay_new_like(const struct relay *r, struct relay **ret);
 /* The epoll fd to watch (readable = work to do) when nesting the relay in another loop. */
 int relay_fd(const struct relay *r);
 /* Handles whatever is ready, waiting up to TIMEOUT_MS (-1: forever) for something. */

@@ -21,27 +21,22 @@ endforeach()
 ocvm_unit_suite(backend_sandbox ocvm_vsock)
 target_sources(test_backend_sandbox PRIVATE vsock/backend_main.c)
 target_compile_definitions(test_backend_sandbox PRIVATE OCVM_TEST_HOOKS)
-# Fuzzing: the descriptor-chain walker and packet parser fed hostile rings (fuzz_vring), and the
-# vhost-user back-end fed a hostile front-end (fuzz_vhost_user). The sources under test are
-# compiled into each target so that they carry the fuzzer's coverage. Each corpus is also
-# replayed through the same entry point with the normal compiler, so every build (and the ASan
-# one) runs it.
-set(OCVM_FUZZ_vring_SOURCES tests/fuzz/fuzz_vring.c vsock/virtqueue.c vsock/vsock_pkt.c)
-set(OCVM_FUZZ_vhost_user_SOURCES tests/fuzz/fuzz_vhost_user.c vsock/vhost_user.c common/log.c
-  vsock/virtqueue.c vsock/vsock_conn.c vsock/listen_rest.c)
-foreach(target vring vhost_user)
-  if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
-    add_executable(fuzz_${target} ${OCVM_FUZZ_${target}_SOURCES})
-    target_compile_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address,undefined)
-    target_link_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address,undefined)
-    target_link_libraries(fuzz_${target} PRIVATE PkgConfig::SYSTEMD)
-  endif()
-  add_executable(fuzz_${target}_replay ${OCVM_FUZZ_${target}_SOURCES} tests/fuzz/replay_main.c)
-  target_link_libraries(fuzz_${target}_replay PRIVATE PkgConfig::SYSTEMD)
-  add_test(NAME fuzz/${target}_corpus
-    COMMAND fuzz_${target}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${target})
-  set_tests_properties(fuzz/${target}_corpus PROPERTIES TIMEOUT 300)
-endforeach()
+# What ocvm-guest reads from the kernel command line (only ocvm-guest links it).
+ocvm_unit_suite(guest_cmdline ocvm_vsock)
+target_sources(test_guest_cmdline PRIVATE vsock/guest_cmdline.c)
+
+# Fuzzing (ocvm_fuzz_target, tests/fuzz/): the descriptor-chain walker and packet parser fed
+# hostile rings (vring), the vhost-user back-end fed a hostile front-end (vhost_user), the hybrid
+# `CONNECT PORT\n` line and `OK N\n` reply (connect_line), and the guest's kernel command line
+# parameters (guest_cmdline).
+ocvm_fuzz_target(vring SOURCES tests/fuzz/fuzz_vring.c vsock/virtqueue.c vsock/vsock_pkt.c
+  LIBS PkgConfig::SYSTEMD)
+ocvm_fuzz_target(vhost_user SOURCES tests/fuzz/fuzz_vhost_user.c vsock/vhost_user.c common/log.c
+  vsock/virtqueue.c vsock/vsock_conn.c vsock/listen_rest.c LIBS PkgConfig::SYSTEMD)
+ocvm_fuzz_target(connect_line SOURCES tests/fuzz/fuzz_connect_line.c vsock/vsock_conn.c
+  vsock/endpoint_socket.c LIBS ocvm_vsock)
+ocvm_fuzz_target(guest_cmdline SOURCES tests/fuzz/fuzz_guest_cmdline.c vsock/guest_cmdline.c
+  vsock/endpoint.c LIBS ocvm_common)
 
 # A real QEMU and the demo guest against the backend (skips without them).
 add_test(NAME integration/vsock_backend_qemu

@@ -20,7 +20,7 @@ target_link_libraries(ocvm_vsock PUBLIC ocvm_common PkgConfig::SYSTEMD PkgConfig
 
 if(OCVM_GUEST AND NOT OCVM_SANITIZE)
   # Runs from a busybox initramfs: no shared libraries there, and no libsystemd.
-  add_executable(ocvm-guest vsock/guest_main.c vsock/relay.c vsock/ring_pool.c
-    vsock/endpoint.c vsock/endpoint_socket.c common/log.c)
+  add_executable(ocvm-guest vsock/guest_main.c vsock/guest_cmdline.c vsock/relay.c
+    vsock/ring_pool.c vsock/endpoint.c vsock/endpoint_socket.c common/log.c)
   target_link_options(ocvm-guest PRIVATE -static)
 endif()

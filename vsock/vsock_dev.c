@@ -191,6 +191,19 @@ static void conn_update_io(struct conn *c)
 static bool conn_check_done(struct conn *c)
 {
     struct vsock_conn *v = &c->vc;
+    /* The guest shut both directions at once while the host side still sends (the guest relay
+     * died or dropped the connection mid-stream): a cut, not an end. Once the guest's last bytes
+     * are out, the host socket is closed with SO_LINGER 0 (a reset on TCP; on the hybrid Unix
+     * socket the whole hang-up in one event, which the host relay passes on as a reset), never
+     * half-closed first: a relay that read the half-close alone would pass on a clean end. */
+    if (v->peer_shut_send && v->peer_shut_rcv && !v->host_eof && !v->host_wr_shut) {
+        if (vsock_conn_buffered(v) > 0)
+            return false;
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(v->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        conn_reset(c);
+        return true;
+    }
     if (v->peer_shut_send && !v->host_wr_shut && vsock_conn_buffered(v) == 0) {
         (void)shutdown(v->fd, SHUT_WR);
         v->host_wr_shut = true;

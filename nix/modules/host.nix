@@ -332,6 +332,21 @@ let
             default = "/readyz";
             description = "Probed through the whole chain before the VM counts as ready (OpenClaw answers `/health` early and `/readyz` once it is really ready); the `guest`'s readiness path when `guest` is set.";
           };
+          probe_interval_s = mkOption {
+            type = types.ints.between 0 3600;
+            default = 10;
+            description = "After ready, the health path is probed through the chain this often; 0: never.";
+          };
+          probe_failures = mkOption {
+            type = types.ints.between 1 1000;
+            default = 3;
+            description = "Failed probes in a row that mark the VM degraded (`ocvm status` says why; the watchdog is no longer fed).";
+          };
+          probe_restart_after = mkOption {
+            type = types.ints.between 0 1000;
+            default = 6;
+            description = "Failed probes in a row that restart the VM (back-off and restart.max_restarts as for a crash); 0: never; else at least probe_failures.";
+          };
           openclaw = mkOption {
             type = jsonObject;
             default = { };

@@ -135,6 +135,9 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(cfg->gateway.guest_port, 18789);
     ck_assert_str_eq(cfg->gateway.host_listen, "127.0.0.1:18789");
     ck_assert_str_eq(cfg->gateway.health_path, "/readyz");
+    ck_assert_uint_eq(cfg->gateway.probe_interval_s, 10);
+    ck_assert_uint_eq(cfg->gateway.probe_failures, 3);
+    ck_assert_uint_eq(cfg->gateway.probe_restart_after, 6);
 
     ck_assert_uint_eq(cfg->n_forwards, 0);
     ck_assert_uint_eq(cfg->n_shares, 0);
@@ -212,7 +215,8 @@ START_TEST(test_values_override_defaults)
             "               'egress': { 'allow': [ { 'host': 'api.example.com',\n"
             "                                        'ports': [443, 8443] } ] } },\n"
             "  'gateway': { 'guest_port': 8080, 'host_listen': '[::1]:8081',\n"
-            "               'health_path': '/healthz' },\n"
+            "               'health_path': '/healthz', 'probe_interval_s': 0,\n"
+            "               'probe_failures': 1, 'probe_restart_after': 0 },\n"
             "  'shares': [ { 'tag': 'data', 'source': 'share', 'proto': '9p',\n"
             "                'read_only': false } ],\n"
             "  'restart': { 'max_restarts': 0, 'backoff_initial_ms': 100,\n"
@@ -251,6 +255,9 @@ START_TEST(test_values_override_defaults)
     ck_assert_uint_eq(cfg->gateway.guest_port, 8080);
     ck_assert_str_eq(cfg->gateway.host_listen, "[::1]:8081");
     ck_assert_str_eq(cfg->gateway.health_path, "/healthz");
+    ck_assert_uint_eq(cfg->gateway.probe_interval_s, 0);
+    ck_assert_uint_eq(cfg->gateway.probe_failures, 1);
+    ck_assert_uint_eq(cfg->gateway.probe_restart_after, 0);
     ck_assert_int_eq(cfg->shares[0].proto, SHARE_9P);
     ck_assert(!cfg->shares[0].read_only);
     ck_assert_uint_eq(cfg->restart.max_restarts, 0);
@@ -317,9 +324,18 @@ START_TEST(test_error_gateway_openclaw)
                            "5:40: gateway.openclaw.gateway.port: ocvm sets it to "
                            "gateway.guest_port (9000), where the guest's relay connects: set that "
                            "instead");
+    /* the probe after ready: bounds, and a restart never before the VM was marked degraded */
+    ck_assert_config_error(MINIMAL_WITH(",\n  'gateway': { 'probe_failures': 0 }"),
+                           "4:34: gateway.probe_failures: must be from 1 to 1000, got 0");
+    ck_assert_config_error(MINIMAL_WITH(",\n  'gateway': { 'probe_interval_s': 3601 }"),
+                           "4:36: gateway.probe_interval_s: must be from 0 to 3600, got 3601");
+    ck_assert_config_error(
+        MINIMAL_WITH(",\n  'gateway': { 'probe_failures': 4, 'probe_restart_after': 2 }"),
+        "4:60: gateway.probe_restart_after: must be 0 (never) or at least probe_failures (4)");
     ck_assert_config_error(MINIMAL_WITH(",\n  'gateway': { 'openclaw_': {} }"),
                            "4:16: gateway.openclaw_: unknown key (expected one of: guest_port, "
-                           "host_listen, health_path, openclaw, unsafe_remote_gateway, "
+                           "host_listen, health_path, probe_interval_s, probe_failures, "
+                           "probe_restart_after, openclaw, unsafe_remote_gateway, "
                            "unsafe_openclaw_bind, unsafe_openclaw_auth, unsafe_openclaw_tools)");
 }
 END_TEST

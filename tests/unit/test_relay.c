@@ -678,6 +678,63 @@ START_TEST(unix_to_unix)
 }
 END_TEST
 
+/* The vsock side of the host relay is a Unix socket (hybrid), which cannot send a reset: the
+ * backend closes it when the guest resets the connection or when the backend dies. A target that
+ * hangs up altogether while the client still sends must reach a TCP client as a reset, never as
+ * a clean end that makes a cut reply look complete; a target that half-closes, or that closes
+ * after the client has finished, is a clean end. _i: 0 the target closes mid-reply (reset),
+ * 1 it half-closes (clean EOF), 2 it closes after the client's own FIN (clean EOF). */
+START_TEST(unix_target_hangup_resets_tcp_client)
+{
+    char dir[] = "/tmp/ocvm-relay-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct endpoint target = {.kind = ENDPOINT_UNIX};
+    snprintf(target.path, sizeof(target.path), "%s/vsock.sock", dir);
+    int lfd;
+    ck_assert_int_eq(endpoint_socket_listen(&target, &lfd), 0);
+    struct running rt;
+    struct relay_options o = {0};
+    int fd = tcp_connect(relay_to(&rt, &o, &target));
+    ck_assert_int_eq(write(fd, "GET / HTTP/1.1\r\n\r\n", 18), 18);
+    if (_i == 2)
+        ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 2000), 1);
+    int t = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    char buf[64] = {0};
+    ck_assert_int_eq(read(t, buf, sizeof(buf)), 18); /* all read: close() itself sends no reset */
+    if (_i == 2) {                                   /* the client's FIN has reached the target */
+        p = (struct pollfd){.fd = t, .events = POLLIN};
+        ck_assert_int_eq(poll(&p, 1, 2000), 1);
+        ck_assert_int_eq(read(t, buf, sizeof(buf)), 0);
+    }
+    ck_assert_int_eq(write(t, "HTTP/1.1 200 OK\r\n", 17), 17);
+    if (_i == 1)
+        ck_assert_int_eq(shutdown(t, SHUT_WR), 0);
+    else
+        close(t);
+    /* what the client sees after the bytes that made it: the end, or a reset */
+    ssize_t n;
+    size_t got = 0;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+        got += (size_t)n;
+    if (_i == 0)
+        ck_assert_msg(n < 0 && errno == ECONNRESET,
+                      "a target that hung up mid-stream reached the client as %s after %zu bytes",
+                      n == 0 ? "a clean EOF" : strerror(errno), got);
+    else
+        ck_assert_msg(n == 0 && got == 17, "clean end expected: got %zd (%s) after %zu bytes", n,
+                      n < 0 ? strerror(errno) : "EOF", got);
+    close(fd);
+    if (_i == 1)
+        close(t);
+    close(lfd);
+    rt_free(&rt);
+    unlink(target.path);
+    rmdir(dir);
+}
+END_TEST
+
 /* Out of fds: the relay neither spins on its listener nor gives up, and accepts the waiting
  * clients once fds are free again. */
 START_TEST(out_of_fds_pauses_accept_then_recovers)
@@ -806,6 +863,7 @@ int main(void)
     tcase_add_test(t, half_close_keeps_the_other_direction);
     tcase_add_test(t, slow_reader_gets_back_pressure);
     tcase_add_test(t, target_down_resets_client_at_once);
+    tcase_add_loop_test(t, unix_target_hangup_resets_tcp_client, 0, 3);
     tcase_add_test(t, self_connection_is_seen);
     tcase_add_test(t, connection_limit_refuses_and_recovers);
     tcase_add_test(t, same_fds_after_10000_connections_and_abuse);

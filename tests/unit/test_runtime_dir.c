@@ -81,6 +81,7 @@ START_TEST(test_file_names)
         [RUNTIME_QMP] = "qmp.sock",
         [RUNTIME_CONSOLE_SOCKET] = "console.sock",
         [RUNTIME_CONSOLE_LOG] = "console.log",
+        [RUNTIME_CONSOLE_LOCK] = "console.lock",
         [RUNTIME_VHOST_USER_VSOCK] = "vhost-user-vsock.sock",
         [RUNTIME_HYBRID_VSOCK] = "vsock.sock",
         [RUNTIME_SECRETS] = "secrets",
@@ -132,6 +133,49 @@ START_TEST(test_acquire_creates_private_dir)
 
     runtime_dir_release(&rd);
     ck_assert_ptr_null(rd.path);
+}
+END_TEST
+
+/* The supervisor is found by its lock alone: the kernel names the holder, and so does the file. */
+START_TEST(test_lock_holder_is_found)
+{
+    pid_t pid = 0;
+    ck_assert_int_eq(runtime_dir_lock_holder(vmdir, &pid), -ESRCH); /* absent */
+    struct runtime_dir rd = {.lock_fd = -1};
+    ck_assert_int_eq(runtime_dir_acquire("openclaw", &rd), 0);
+    ck_assert_int_eq(runtime_dir_lock_holder(vmdir, &pid), 0);
+    ck_assert_int_eq(pid, getpid());
+    char p[256], buf[32] = "";
+    snprintf(p, sizeof(p), "%s/lock", vmdir);
+    FILE *f = fopen(p, "re");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    ck_assert_int_eq(atoi(buf), getpid());
+    runtime_dir_release(&rd);
+    ck_assert_int_eq(runtime_dir_lock_holder(vmdir, &pid), -ESRCH);
+}
+END_TEST
+
+/* A directory removed under its holder is made again, locked by it; a present one is left. */
+START_TEST(test_check_remakes_removed_dir)
+{
+    struct runtime_dir rd = {.lock_fd = -1};
+    ck_assert_int_eq(runtime_dir_acquire("openclaw", &rd), 0);
+    ck_assert_int_eq(runtime_dir_check(&rd), 0);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", vmdir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(runtime_dir_is_locked(vmdir), 0);
+    ck_assert_int_eq(runtime_dir_check(&rd), 1);
+    ck_assert(exists(vmdir, "lock"));
+    ck_assert_int_eq(acquire_in_child("openclaw"), -EBUSY); /* held again */
+    pid_t pid = 0;
+    ck_assert_int_eq(runtime_dir_lock_holder(vmdir, &pid), 0);
+    ck_assert_int_eq(pid, getpid());
+    ck_assert_int_eq(runtime_dir_check(&rd), 0);
+    runtime_dir_release(&rd);
+    ck_assert(!exists(base, "openclaw"));
 }
 END_TEST
 
@@ -396,6 +440,8 @@ int main(void)
     tcase_add_test(tc, test_refuses_symlink);
     tcase_add_test(tc, test_refuses_regular_file);
     tcase_add_test(tc, test_refuses_foreign_owner);
+    tcase_add_test(tc, test_lock_holder_is_found);
+    tcase_add_test(tc, test_check_remakes_removed_dir);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmpdir[64];
@@ -63,6 +66,7 @@ static struct vm_state sample(void)
         .vsock_backend = {.pid = 4244, .restarts = 2, .last_exit = "killed by signal SYS"},
         .n_unsafe = 2,
         .unsafe = {"gateway.unsafe_remote_gateway", "forwards[3].unsafe_remote_listen"},
+        .health = {.failures = 4, .last_error = "connect: Connection refused"},
     };
     static const char *const names[] = {"config", "lock", "qmp", "ready"};
     for (unsigned i = 0; i < s.n_stages; i++) {
@@ -95,6 +99,8 @@ static void assert_state_eq(const struct vm_state *a, const struct vm_state *b)
     ck_assert_uint_eq(a->n_unsafe, b->n_unsafe);
     for (unsigned i = 0; i < a->n_unsafe; i++)
         ck_assert_str_eq(a->unsafe[i], b->unsafe[i]);
+    ck_assert_uint_eq(a->health.failures, b->health.failures);
+    ck_assert_str_eq(a->health.last_error, b->health.last_error);
 }
 
 START_TEST(test_round_trip)
@@ -123,7 +129,10 @@ START_TEST(test_round_trip_full_and_empty)
     w.vsock_backend.last_exit[sizeof(w.vsock_backend.last_exit) - 1] = '\0';
     w.vsock_backend.pid = INT32_MAX;
     w.vsock_backend.restarts = UINT32_MAX;
-    snprintf(w.phase, sizeof(w.phase), "restarting");
+    memset(w.health.last_error, 'z', sizeof(w.health.last_error) - 1);
+    w.health.last_error[sizeof(w.health.last_error) - 1] = '\0';
+    w.health.failures = UINT32_MAX;
+    snprintf(w.phase, sizeof(w.phase), "degraded");
     ck_assert_int_eq(state_write(path, &w), 0);
     ck_assert_int_eq(state_read(path, &r), 0);
     assert_state_eq(&w, &r);
@@ -156,9 +165,12 @@ END_TEST
 #define GOOD_REST "\"restarts\": 0, \"accel\": \"tcg\", \"vsock\": \"user\", "
 #define GOOD_TAIL                                                                                  \
     "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY ", \"unsafe\": [], " BACKEND "}"
+#define HEALTH_WITH(failures, last_error)                                                          \
+    "\"health\": {\"failures\": " failures ", \"last_error\": " last_error "}"
+#define HEALTH HEALTH_WITH("2", "\"no reply in time\"")
 #define BACKEND_WITH(pid, restarts, last_exit)                                                     \
     "\"vsock_backend\": {\"pid\": " pid ", \"restarts\": " restarts ", \"last_exit\": " last_exit  \
-    "}"
+    "}, " HEALTH
 #define BACKEND BACKEND_WITH("4244", "1", "\"killed by signal KILL\"")
 #define TAIL_BEFORE_UNSAFE "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY ", "
 #define GOOD FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST GOOD_TAIL
@@ -177,6 +189,24 @@ START_TEST(test_hand_written_good_file)
     ck_assert_int_eq(r.vsock_backend.pid, 4244);
     ck_assert_uint_eq(r.vsock_backend.restarts, 1);
     ck_assert_str_eq(r.vsock_backend.last_exit, "killed by signal KILL");
+    ck_assert_uint_eq(r.health.failures, 2);
+    ck_assert_str_eq(r.health.last_error, "no reply in time");
+}
+END_TEST
+
+/* A supervisor started by an ocvm before the probes after ready wrote no "health": its VM can
+ * still be shown and stopped by this one. */
+START_TEST(test_file_without_health)
+{
+    struct vm_state r;
+    write_text(path, FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+               "\"unsafe\": [], \"vsock_backend\": {\"pid\": 1, \"restarts\": 0, "
+               "\"last_exit\": \"\"}}\n");
+    memset(&r, 0x55, sizeof(r));
+    ck_assert_int_eq(state_read(path, &r), 0);
+    ck_assert_int_eq(r.supervisor_pid, 4242);
+    ck_assert_uint_eq(r.health.failures, 0);
+    ck_assert_str_eq(r.health.last_error, "");
 }
 END_TEST
 
@@ -215,8 +245,7 @@ static const struct bad_case {
     {"more stages than a state holds", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
      "\"stages\": [" STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE
      "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE "," STAGE
-     "], \"last_exit\": \"\", " RELAY
-     ", \"unsafe\": [], " BACKEND "}"},
+     "], \"last_exit\": \"\", " RELAY ", \"unsafe\": [], " BACKEND "}"},
     {"trailing garbage", GOOD " x"},
     {"missing field (unsafe)", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST
      "\"stages\": " STAGES ", \"last_exit\": \"\", " RELAY ", " BACKEND "}"},
@@ -225,6 +254,16 @@ static const struct bad_case {
     {"vsock_backend as a number",
      FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
      "\"unsafe\": [], \"vsock_backend\": 4244}"},
+    {"health as a string", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+     "\"unsafe\": [], \"vsock_backend\": {\"pid\": 1, \"restarts\": 0, \"last_exit\": \"\"}, "
+     "\"health\": \"ok\"}"},
+    {"negative health failures", FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+     "\"unsafe\": [], \"vsock_backend\": {\"pid\": 1, \"restarts\": 0, \"last_exit\": "
+     "\"\"}, " HEALTH_WITH("-1", "\"\"") "}"},
+    {"health without last_error",
+     FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
+     "\"unsafe\": [], \"vsock_backend\": {\"pid\": 1, \"restarts\": 0, "
+     "\"last_exit\": \"\"}, \"health\": {\"failures\": 0}}"},
     {"vsock_backend without last_exit",
      FIELDS_BEFORE_PID GOOD_PIDS GOOD_TIMES GOOD_REST TAIL_BEFORE_UNSAFE
      "\"unsafe\": [], \"vsock_backend\": {\"pid\": 1, \"restarts\": 0}}"},
@@ -306,9 +345,36 @@ START_TEST(test_write_is_atomic)
     ck_assert_int_eq(mkdir(tmp, 0700), 0); /* the temporary file cannot be created */
     struct vm_state c = sample();
     snprintf(c.phase, sizeof(c.phase), "failed");
-    ck_assert_int_lt(state_write(path, &c), 0);
+    ck_assert_int_eq(state_write(path, &c), -EISDIR); /* the cause, not a bare -EIO */
     ck_assert_int_eq(state_read(path, &r), 0);
     assert_state_eq(&b, &r);
+}
+END_TEST
+
+/* A write that fails half-way (the file system refuses more bytes, as a full one does: here
+ * RLIMIT_FSIZE in a child) says why, and leaves the previous state whole and no temporary file. */
+START_TEST(test_write_failure_keeps_previous_state)
+{
+    char tmp[160];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    struct vm_state a = sample(), r;
+    ck_assert_int_eq(state_write(path, &a), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit lim = {.rlim_cur = 64, .rlim_max = 64};
+        struct vm_state b = sample();
+        snprintf(b.phase, sizeof(b.phase), "stopping");
+        _exit(setrlimit(RLIMIT_FSIZE, &lim) == 0 && state_write(path, &b) == -EFBIG ? 0 : 1);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "state_write past RLIMIT_FSIZE did not return -EFBIG");
+    ck_assert_int_eq(access(tmp, F_OK), -1);
+    ck_assert_int_eq(state_read(path, &r), 0);
+    assert_state_eq(&a, &r);
 }
 END_TEST
 
@@ -328,9 +394,11 @@ int main(void)
     TCase *tc = tcase_create("state");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_write_failure_keeps_previous_state);
     tcase_add_test(tc, test_round_trip_full_and_empty);
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_hand_written_good_file);
+    tcase_add_test(tc, test_file_without_health);
     tcase_add_loop_test(tc, test_rejected, 0, sizeof(bad) / sizeof(bad[0]));
     tcase_add_loop_test(tc, test_rejected_strict, 0, sizeof(strict_bad) / sizeof(strict_bad[0]));
     tcase_add_test(tc, test_write_is_atomic);

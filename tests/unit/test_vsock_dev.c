@@ -12,6 +12,8 @@
 
 #include <check.h>
 #include <errno.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <linux/virtio_ring.h>
 #include <linux/virtio_vsock.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -34,6 +37,8 @@ static struct vsock_dev *d;
 static char dir[48], uds[64];
 static uint32_t guest_fwd; /* what the guest says it consumed */
 static uint32_t dev_buf;   /* the device's buf_alloc */
+/* how the device reaches host ports (NULL: the Unix sockets at uds_PORT) */
+static int (*connect_host)(void *userdata, uint32_t port, int *ret_fd);
 
 static void setup_cfg(uint32_t buf_alloc, unsigned max_conns, unsigned timeout_ms)
 {
@@ -48,7 +53,8 @@ static void setup_cfg(uint32_t buf_alloc, unsigned max_conns, unsigned timeout_m
                                    .uds_path = uds,
                                    .buf_alloc = buf_alloc,
                                    .max_connections = max_conns,
-                                   .connect_timeout_ms = timeout_ms};
+                                   .connect_timeout_ms = timeout_ms,
+                                   .connect_host = connect_host};
     ck_assert_int_eq(vsock_dev_new(e, &cfg, &d), 0);
     dev_buf = buf_alloc ? buf_alloc : 256u * 1024u;
     ck_assert_int_eq(vsock_dev_attach(d, &g.table, &rx.vq, &tx.vq), 0);
@@ -576,6 +582,86 @@ START_TEST(host_gone_while_guest_stalls)
 }
 END_TEST
 
+/* A loopback TCP connection for the device's guest->host connect (as the broker gives it for a
+ * forward to a TCP host port): the device gets one end, the test keeps the other here. */
+static int tcp_peer = -1;
+static int connect_tcp(void *userdata, uint32_t port, int *ret_fd)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    tcp_peer = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(tcp_peer, 0);
+    close(l);
+    ck_assert_int_eq(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    *ret_fd = fd;
+    return 0;
+}
+
+/* The guest shuts both directions at once while the host side is still sending (the guest relay
+ * died mid-reply): the host socket is closed with a reset (SO_LINGER 0), never half-closed first,
+ * so that a relay in front passes on a cut, not a clean end. The bytes the guest sent before
+ * still arrive. */
+START_TEST(guest_cut_while_host_sends_resets_host)
+{
+    teardown();
+    connect_host = connect_tcp;
+    setup_cfg(0, 0, 0);
+    connect_host = NULL;
+    tx_op(VIRTIO_VSOCK_OP_REQUEST, 1234, 5000);
+    expect_rx(VIRTIO_VSOCK_OP_RESPONSE, 5000, 1234);
+    int fd = tcp_peer;
+    ck_assert_int_eq(send(fd, "request", 7, 0), 7); /* the host sends, and does not end */
+    pump();
+    struct vsock_hdr h = expect_rx(VIRTIO_VSOCK_OP_RW, 5000, 1234);
+    ck_assert_uint_eq(h.len, 7);
+    tx_send(hdr(VIRTIO_VSOCK_OP_RW, 1234, 5000, 5), "parti", 5);
+    struct vsock_hdr sh = hdr(VIRTIO_VSOCK_OP_SHUTDOWN, 1234, 5000, 0);
+    sh.flags = VIRTIO_VSOCK_SHUTDOWN_SEND | VIRTIO_VSOCK_SHUTDOWN_RCV;
+    tx_send(sh, NULL, 0);
+    pump();
+    expect_rx(VIRTIO_VSOCK_OP_RST, 5000, 1234);
+    char buf[16];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = recv(fd, buf + got, sizeof(buf) - got, 0)) > 0)
+        got += (size_t)n;
+    int err = errno;
+    ck_assert_msg(n < 0 && err == ECONNRESET, "the host socket ended with %s, not a reset",
+                  n == 0 ? "a FIN" : strerror(err));
+    ck_assert_uint_le(got, 5); /* what the guest sent, if the reset left it */
+    close(fd);
+    struct vsock_dev_stats st;
+    vsock_dev_get_stats(d, &st);
+    ck_assert_uint_eq(st.connections, 0);
+}
+END_TEST
+
+/* The guest shuts both directions after the host has ended its side: a clean end, as before. */
+START_TEST(guest_shut_both_after_host_eof_is_clean)
+{
+    int fd = guest_open(1234, 5000);
+    shutdown(fd, SHUT_WR);
+    struct vsock_hdr h = expect_rx(VIRTIO_VSOCK_OP_SHUTDOWN, 5000, 1234);
+    ck_assert_uint_eq(h.flags, VIRTIO_VSOCK_SHUTDOWN_SEND);
+    tx_send(hdr(VIRTIO_VSOCK_OP_RW, 1234, 5000, 5), "reply", 5);
+    struct vsock_hdr sh = hdr(VIRTIO_VSOCK_OP_SHUTDOWN, 1234, 5000, 0);
+    sh.flags = VIRTIO_VSOCK_SHUTDOWN_SEND | VIRTIO_VSOCK_SHUTDOWN_RCV;
+    tx_send(sh, NULL, 0);
+    expect_rx(VIRTIO_VSOCK_OP_RST, 5000, 1234);
+    char buf[16];
+    ck_assert_int_eq(host_read(fd, buf, sizeof(buf)), 5);
+    ck_assert_int_eq(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), 0); /* a clean end */
+    close(fd);
+}
+END_TEST
+
 START_TEST(guest_rst_closes_host)
 {
     int fd = guest_open(1234, 5000);
@@ -1011,6 +1097,8 @@ static Suite *suite(void)
     tcase_add_test(t, host_gone_while_guest_stalls);
     tcase_add_test(t, out_of_fds_pauses_accept);
     tcase_add_test(t, guest_rst_closes_host);
+    tcase_add_test(t, guest_cut_while_host_sends_resets_host);
+    tcase_add_test(t, guest_shut_both_after_host_eof_is_clean);
     tcase_add_test(t, detach_closes_everything);
     tcase_add_test(t, connection_limit);
     suite_add_tcase(s, t);
