@@ -1,5 +1,5 @@
 # Tests of launcher/.
-foreach(suite qmp runtime_dir state liveness)
+foreach(suite qmp runtime_dir state liveness guest_notify)
   ocvm_unit_suite(${suite} ocvm_launcher ocvm_test_golden)
 endforeach()
 ocvm_unit_suite(qemu_proc ocvm_launcher ocvm_test_golden)

