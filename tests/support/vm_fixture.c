@@ -22,6 +22,7 @@ static const struct {
     const char *host, *stand_in;
 } host_paths[] = {
     {"/var/lib/ocvm/openclaw/vmlinuz", "KERNEL"},
+    {"/var/lib/ocvm/openclaw/initrd.img", "TMP/initrd.img"},
     {"../build/guest/vmlinuz", "KERNEL"},
     {"../build/guest/initrd.img", "TMP/initrd.img"},
     {"/run/openclaw-secrets", "TMP/share"},

@@ -207,7 +207,7 @@ START_TEST(domain_changes_win)
 {
     struct vm_config *c = vm_fixture_load_example("openclaw.json");
     _cleanup_free_ char *xml = export(c, &tcg_user);
-    xml = golden_replace(xml, "<memory unit=\"MiB\">2048</memory>",
+    xml = golden_replace(xml, "<memory unit=\"MiB\">3072</memory>",
                          "<memory unit='KiB'>4194304</memory>");
     xml = golden_replace(xml, "<vcpu placement=\"static\">2</vcpu>", "<vcpu>3</vcpu>");
     xml = golden_replace(xml, "console=ttyS0 panic=-1 reboot=t", "console=ttyS0 panic=-1 debug");
@@ -217,7 +217,7 @@ START_TEST(domain_changes_win)
     ck_assert(strstr(got, "\"vcpu\": 3"));
     ck_assert(strstr(got, "\"cmdline\": \"console=ttyS0 panic=-1 debug\""));
     ck_assert(strstr(got, "\"guest_port\": 9000")); /* the forwards stay, from the metadata */
-    ck_assert(has_note(&im, "machine.memory_mib: 4096 in the domain, 2048 in ocvm's metadata"));
+    ck_assert(has_note(&im, "machine.memory_mib: 4096 in the domain, 3072 in ocvm's metadata"));
     ck_assert(has_note(&im, "machine.vcpu: 3 in the domain"));
     ck_assert(has_note(&im, "boot.cmdline:"));
     libvirt_import_done(&im);

@@ -40,8 +40,10 @@ static char *render(const struct vm_config *c, const struct qemu_plan *p,
     return golden_replace(out, SOURCE_DIR, "SOURCE_DIR");
 }
 
-static const struct host_path openclaw_paths[] = {{"vmlinuz", "/var/lib/ocvm/openclaw/vmlinuz"},
-                                                  {"share", "/run/openclaw-secrets"}};
+static const struct host_path openclaw_paths[] = {
+    {"vmlinuz", "/var/lib/ocvm/openclaw/vmlinuz"},
+    {"initrd.img", "/var/lib/ocvm/openclaw/initrd.img"},
+    {"share", "/run/openclaw-secrets"}};
 
 /* EXAMPLE (its host paths, PATHS, at stand-ins) rendered with plan P, no fds passed and the TAP
  * queues the config asks for, must equal the golden file GOLDEN. */
