@@ -74,12 +74,11 @@ static void undo_stale_network(const char *name, const char *dir)
         log_info(NULL, "removed the network a dead supervisor left");
 }
 
-/* Stops QEMU PID of NAME (verified by its command line through a pidfd); false if it survived. */
-static bool stop_qemu(const char *name, const char *dir, pid_t pid, unsigned grace_ms,
-                      const char *what)
+/* Stops QEMU PID of ID (verified through a pidfd: qemu_proc_stop()); false if it survived. */
+static bool stop_qemu(const struct qemu_proc_id *id, pid_t pid, unsigned grace_ms, const char *what)
 {
     log_warning(NULL, "%s QEMU (pid %d): %s", what, (int)pid, grace_ms ? "SIGTERM" : "SIGKILL");
-    int r = qemu_proc_stop(pid, name, dir, grace_ms);
+    int r = qemu_proc_stop(id, pid, grace_ms);
     if (r == -ESRCH || r == 0)
         return true; /* gone, or not that QEMU any more */
     log_error(NULL, "stop QEMU (pid %d): %s", (int)pid, strerror(-r));
@@ -88,11 +87,12 @@ static bool stop_qemu(const char *name, const char *dir, pid_t pid, unsigned gra
 
 /* Nobody holds the lock: stops the QEMUs a dead supervisor left, undoes its network, removes its
  * runtime directory. */
-static int clean_stale(const char *name, const char *dir, const struct vm_lookup *l)
+static int clean_stale(const struct qemu_proc_id *id, const struct vm_lookup *l)
 {
+    const char *name = id->name, *dir = id->rundir;
     int code = EXIT_OK;
     for (unsigned i = 0; i < l->n_orphans; i++)
-        if (!stop_qemu(name, dir, l->orphans[i], ORPHAN_GRACE_MS,
+        if (!stop_qemu(id, l->orphans[i], ORPHAN_GRACE_MS,
                        "stopping the orphan a dead supervisor left:"))
             code = EXIT_FAILED;
     undo_stale_network(name, dir); /* a supervisor that was killed left its network */
@@ -106,8 +106,9 @@ static int clean_stale(const char *name, const char *dir, const struct vm_lookup
 }
 
 /* The supervisor is gone without cleaning up: wait for its lock to be released, then do it. */
-static int clean_after_dead_supervisor(const char *name, const char *dir, pid_t pid)
+static int clean_after_dead_supervisor(const struct qemu_proc_id *id, pid_t pid)
 {
+    const char *dir = id->rundir;
     for (int i = 0; i < 100 && runtime_dir_is_locked(dir) > 0; i++)
         usleep(100000);
     if (runtime_dir_is_locked(dir) > 0) {
@@ -116,22 +117,22 @@ static int clean_after_dead_supervisor(const char *name, const char *dir, pid_t 
         return EXIT_FAILED;
     }
     struct vm_lookup l;
-    if (vm_lookup(name, dir, &l) < 0)
+    if (vm_lookup(id, &l) < 0)
         l = (struct vm_lookup){0};
-    return clean_stale(name, dir, &l);
+    return clean_stale(id, &l);
 }
 
-/* The supervisor does not answer: SIGKILL to its QEMU (found by its command line) and to it. */
-static int kill_everything(const char *name, const char *dir, int pidfd, pid_t sup, pid_t qemu)
+/* The supervisor does not answer: SIGKILL to its QEMU (qemu_proc_find()) and to it. */
+static int kill_everything(const struct qemu_proc_id *id, int pidfd, pid_t sup, pid_t qemu)
 {
     pid_t q[FIND_MAX];
-    int n = qemu_proc_find(name, dir, q, FIND_MAX);
+    int n = qemu_proc_find(id, q, FIND_MAX);
     if (n <= 0 && qemu > 0) {
         q[0] = qemu;
         n = 1;
     }
     for (int i = 0; i < n; i++)
-        stop_qemu(name, dir, q[i], 0, "the supervisor does not answer: killing");
+        stop_qemu(id, q[i], 0, "the supervisor does not answer: killing");
     log_warning(NULL, "supervisor %d does not answer: SIGKILL", (int)sup);
     int r = send_signal(pidfd, SIGKILL);
     if ((r < 0 && r != -ESRCH) || wait_pidfd(pidfd, KILL_WAIT_S) < 0) {
@@ -139,7 +140,7 @@ static int kill_everything(const char *name, const char *dir, int pidfd, pid_t s
                   r < 0 ? strerror(-r) : "still running");
         return EXIT_FAILED;
     }
-    int code = clean_after_dead_supervisor(name, dir, sup);
+    int code = clean_after_dead_supervisor(id, sup);
     if (code == EXIT_OK)
         log_notice(NULL, "stopped by force: supervisor %d and its QEMU were killed", (int)sup);
     return code;
@@ -160,12 +161,14 @@ static int verb_down(int argc, char **argv)
         return EXIT_FAILED;
     }
     struct vm_lookup l;
-    if ((r = vm_lookup(name, dir, &l)) < 0) {
+    _cleanup_(qemu_proc_id_done) struct qemu_proc_id id = {0};
+    if ((r = vm_lookup_qemu_id(NULL, name, a.config, dir, &id)) < 0 ||
+        (r = vm_lookup(&id, &l)) < 0) {
         log_error(NULL, "look up %s: %s", dir, strerror(-r));
         return EXIT_FAILED;
     }
     if (!l.running)
-        return clean_stale(name, dir, &l);
+        return clean_stale(&id, &l);
     if (*l.why)
         log_notice(NULL, "%s", l.why);
     if (l.supervisor_pid <= 1) {
@@ -177,14 +180,20 @@ static int verb_down(int argc, char **argv)
     _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, sup, 0);
     if (pidfd < 0) {
         if (errno == ESRCH)
-            return clean_after_dead_supervisor(name, dir, sup);
+            return clean_after_dead_supervisor(&id, sup);
         log_error(NULL, "open supervisor %d: %s", (int)sup, strerror(errno));
         return EXIT_FAILED;
+    }
+    /* checked again now that the pidfd is open: from here on SUP cannot be another process */
+    if (!vm_lookup_supervisor_is(&id, sup)) { /* it ended meanwhile, its pid maybe reused */
+        log_notice(NULL, "supervisor %d is gone (its pid is not it now): not signalling it",
+                   (int)sup);
+        return clean_after_dead_supervisor(&id, sup);
     }
     /* SIGUSR1: the supervisor skips the ACPI power-off and quits QEMU at once */
     if ((r = send_signal(pidfd, a.force ? SIGUSR1 : SIGTERM)) < 0) {
         if (r == -ESRCH)
-            return clean_after_dead_supervisor(name, dir, sup);
+            return clean_after_dead_supervisor(&id, sup);
         log_error(NULL, "signal supervisor %d: %s", (int)sup, strerror(-r));
         return EXIT_FAILED;
     }
@@ -204,7 +213,7 @@ static int verb_down(int argc, char **argv)
             return EXIT_OK;
         }
     }
-    r = kill_everything(name, dir, pidfd, sup, l.qemu_pid);
+    r = kill_everything(&id, pidfd, sup, l.qemu_pid);
     if (r == EXIT_OK)
         printf("%s: stopped (killed)\n", name);
     return r;

@@ -54,12 +54,14 @@ static void print_backend(const struct vm_backend_state *b)
     printf(", restarts %u%s%s\n", b->restarts, *b->last_exit ? ", last exit: " : "", b->last_exit);
 }
 
-/* Prints one VM; returns 1 when it is running. */
-static int show_one(const char *name, bool as_json, json_t *json_list)
+/* Prints one VM (its config CONFIG_PATH, NULL: NAME's); returns 1 when it is running. */
+static int show_one(const char *name, const char *config_path, bool as_json, json_t *json_list)
 {
     _cleanup_free_ char *dir = NULL;
+    _cleanup_(qemu_proc_id_done) struct qemu_proc_id id = {0};
     struct vm_lookup l;
-    if (runtime_dir_path(name, &dir) < 0 || vm_lookup(name, dir, &l) < 0)
+    if (runtime_dir_path(name, &dir) < 0 ||
+        vm_lookup_qemu_id(NULL, name, config_path, dir, &id) < 0 || vm_lookup(&id, &l) < 0)
         return -ENOMEM;
     const struct vm_state st = l.st;
     bool running = l.running;
@@ -169,7 +171,7 @@ static int show_all(bool as_json, json_t *json_list)
     struct dirent *de;
     while (d && (de = readdir(d)))
         if (de->d_name[0] != '.' && config_name_is_valid(de->d_name)) {
-            running += show_one(de->d_name, as_json, json_list) > 0;
+            running += show_one(de->d_name, NULL, as_json, json_list) > 0;
             shown++;
         }
     if (d)
@@ -196,7 +198,7 @@ static int verb_status(int argc, char **argv)
             json_decref(list);
             return r;
         }
-        running = show_one(name, a.json, list);
+        running = show_one(name, a.config, a.json, list);
     } else
         running = show_all(a.json, list);
     if (a.json) {

@@ -207,12 +207,22 @@ int runtime_dir_lock_holder(const char *path, pid_t *ret)
     if (fd < 0 || fstat(fd, &st) < 0)
         return negative_errno();
     pid_t pid = proc_locks_holder(st.st_dev, st.st_ino);
-    if (pid > 0) {
-        *ret = pid;
-        return 0;
-    }
+    if (pid <= 0)
+        return -ESRCH; /* held, by a process this pid namespace does not show */
+    *ret = pid;
+    return 0;
+}
+
+int runtime_dir_lock_pid_written(const char *path, pid_t *ret)
+{
+    _cleanup_free_ char *lock = runtime_file_path(path, RUNTIME_LOCK);
+    if (!lock)
+        return -ENOMEM;
+    _cleanup_close_ int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return negative_errno();
     char buf[16] = "";
-    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0); /* the pid the holder wrote */
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
     int v;
     char end;
     if (n <= 0 || sscanf(buf, "%d%c", &v, &end) != 2 || end != '\n' || v <= 1)

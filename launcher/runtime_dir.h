@@ -39,9 +39,13 @@ void runtime_dir_release(struct runtime_dir *rd);
 /* 1 if a live supervisor holds the lock of PATH, 0 if not (stale or absent). */
 int runtime_dir_is_locked(const char *path);
 /* The pid of the process holding the lock of PATH, found without state.json: the kernel's
- * /proc/locks entry for the lock file's inode, else the pid the holder wrote into the file (when
- * the lock is held). -ESRCH when nobody holds it. */
+ * /proc/locks entry for the lock file's inode. -ESRCH when nobody holds it, or when the kernel
+ * does not show the holder here (it runs in another pid namespace): never a pid to signal that
+ * was not verified. */
 int runtime_dir_lock_holder(const char *path, pid_t *ret);
+/* The pid the holder wrote into PATH's lock file, unverified (it may be another pid namespace's,
+ * or stale): to show, never to signal. -ESRCH when there is none. */
+int runtime_dir_lock_pid_written(const char *path, pid_t *ret);
 /* Whether RD's directory and lock file are still the ones we hold; if the directory was removed
  * under us (or its lock replaced), makes it again with a new lock file, held and holding our pid.
  * 0: nothing to do; 1: remade (the caller writes its files again); -errno. */

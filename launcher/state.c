@@ -38,31 +38,75 @@ static int fsync_parent(const char *path)
     return 0;
 }
 
+/* The length of the valid UTF-8 sequence at P (at most N bytes), or 0 when there is none. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    size_t len = p[0] < 0x80             ? 1
+                 : (p[0] & 0xe0) == 0xc0 ? 2
+                 : (p[0] & 0xf0) == 0xe0 ? 3
+                 : (p[0] & 0xf8) == 0xf0 ? 4
+                                         : 0;
+    if (len == 0 || len > n || (len == 2 && p[0] < 0xc2) || (len == 4 && p[0] > 0xf4))
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((len == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (len == 3 && p[0] == 0xed && p[1] > 0x9f) ||
+        (len == 4 && p[0] == 0xf0 && p[1] < 0x90) || (len == 4 && p[0] == 0xf4 && p[1] > 0x8f))
+        return 0; /* overlong, a surrogate, beyond U+10FFFF */
+    return len;
+}
+
+/* TEXT as a JSON string that jansson takes whatever TEXT holds (a QEMU error line may be cut
+ * inside a character, or not be UTF-8 at all): control characters and bytes outside a valid
+ * UTF-8 sequence become '?'. */
+static json_t *text_string(const char *text)
+{
+    size_t n = strlen(text);
+    _cleanup_free_ char *copy = malloc(n + 1);
+    if (!copy)
+        return NULL;
+    const unsigned char *p = (const unsigned char *)text;
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_len(p + i, n - i);
+        if (len == 0 || (len == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
+            copy[k++] = '?';
+            i++;
+            continue;
+        }
+        memcpy(copy + k, p + i, len);
+        k += len;
+        i += len;
+    }
+    return json_stringn(copy, k);
+}
+
 int state_write(const char *path, const struct vm_state *s)
 {
     json_t *stages = json_array();
     for (unsigned i = 0; stages && i < s->n_stages; i++)
-        json_array_append_new(stages, json_pack("{s:s,s:I}", "name", s->stages[i].name, "ms",
-                                                (json_int_t)s->stages[i].ms));
+        json_array_append_new(stages, json_pack("{s:o,s:I}", "name", text_string(s->stages[i].name),
+                                                "ms", (json_int_t)s->stages[i].ms));
     json_t *relay = json_pack(
         "{s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)s->relay.open, "accepted",
         (json_int_t)s->relay.accepted, "bytes_to_guest", (json_int_t)s->relay.bytes_to_guest,
         "bytes_to_host", (json_int_t)s->relay.bytes_to_host, "errors", (json_int_t)s->relay.errors);
     json_t *unsafe = json_array();
     for (unsigned i = 0; unsafe && i < s->n_unsafe; i++)
-        json_array_append_new(unsafe, json_string(s->unsafe[i]));
-    json_t *backend =
-        json_pack("{s:i,s:I,s:s}", "pid", (int)s->vsock_backend.pid, "restarts",
-                  (json_int_t)s->vsock_backend.restarts, "last_exit", s->vsock_backend.last_exit);
-    json_t *health = json_pack("{s:I,s:s}", "failures", (json_int_t)s->health.failures,
-                               "last_error", s->health.last_error);
-    json_t *o =
-        json_pack("{s:s,s:i,s:i,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:o,s:o,s:o,s:o}", "phase", s->phase,
-                  "supervisor_pid", (int)s->supervisor_pid, "qemu_pid", (int)s->qemu_pid,
-                  "started_at_us", (json_int_t)s->started_at_us, "qemu_started_at_us",
-                  (json_int_t)s->qemu_started_at_us, "restarts", (json_int_t)s->restarts, "accel",
-                  s->accel, "vsock", s->vsock, "stages", stages, "last_exit", s->last_exit, "relay",
-                  relay, "unsafe", unsafe, "vsock_backend", backend, "health", health);
+        json_array_append_new(unsafe, text_string(s->unsafe[i]));
+    json_t *backend = json_pack("{s:i,s:I,s:o}", "pid", (int)s->vsock_backend.pid, "restarts",
+                                (json_int_t)s->vsock_backend.restarts, "last_exit",
+                                text_string(s->vsock_backend.last_exit));
+    json_t *health = json_pack("{s:I,s:o}", "failures", (json_int_t)s->health.failures,
+                               "last_error", text_string(s->health.last_error));
+    json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "phase",
+                          s->phase, "supervisor_pid", (int)s->supervisor_pid, "qemu_pid",
+                          (int)s->qemu_pid, "started_at_us", (json_int_t)s->started_at_us,
+                          "qemu_started_at_us", (json_int_t)s->qemu_started_at_us, "restarts",
+                          (json_int_t)s->restarts, "accel", s->accel, "vsock", s->vsock, "stages",
+                          stages, "last_exit", text_string(s->last_exit), "relay", relay, "unsafe",
+                          unsafe, "vsock_backend", backend, "health", health);
     _cleanup_free_ char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL, *tmp = NULL;
     json_decref(o);
     if (!text || asprintf(&tmp, "%s.tmp", path) < 0)

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -154,6 +156,51 @@ START_TEST(test_lock_holder_is_found)
     ck_assert_int_eq(atoi(buf), getpid());
     runtime_dir_release(&rd);
     ck_assert_int_eq(runtime_dir_lock_holder(vmdir, &pid), -ESRCH);
+}
+END_TEST
+
+/* In a pid namespace that does not show the holder (its /proc/locks omits it), the pid in the
+ * lock file means nothing: it is given to show, never as the holder to signal. */
+static int hidden_holder_child(pid_t written)
+{
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("proc", "/proc", "proc", 0, NULL) < 0)
+        return 77;
+    pid_t pid = 0;
+    if (runtime_dir_is_locked(vmdir) != 1)
+        return 1;
+    if (runtime_dir_lock_holder(vmdir, &pid) != -ESRCH)
+        return 2; /* the file's pid was taken for the holder */
+    if (runtime_dir_lock_pid_written(vmdir, &pid) != 0 || pid != written)
+        return 3;
+    return 0;
+}
+
+START_TEST(test_hidden_holder_is_not_a_pid)
+{
+    struct runtime_dir rd = {.lock_fd = -1};
+    ck_assert_int_eq(runtime_dir_acquire("openclaw", &rd), 0); /* writes our pid in the file */
+    pid_t self = getpid(), pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (unshare(CLONE_NEWPID | CLONE_NEWNS) < 0 &&
+            unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS) < 0)
+            _exit(77);
+        pid_t inner = fork(); /* pid 1 of the new namespace, with a /proc of its own */
+        if (inner == 0)
+            _exit(hidden_holder_child(self));
+        int st;
+        _exit(inner > 0 && waitpid(inner, &st, 0) == inner && WIFEXITED(st) ? WEXITSTATUS(st) : 4);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    runtime_dir_release(&rd);
+    ck_assert(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        fprintf(stderr, "test_hidden_holder_is_not_a_pid: skipped, no pid namespace here\n");
+        return;
+    }
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
 }
 END_TEST
 
@@ -442,6 +489,7 @@ int main(void)
     tcase_add_test(tc, test_refuses_foreign_owner);
     tcase_add_test(tc, test_lock_holder_is_found);
     tcase_add_test(tc, test_check_remakes_removed_dir);
+    tcase_add_test(tc, test_hidden_holder_is_not_a_pid);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -113,6 +113,23 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/* What QEMU writes on stderr ends up in last_exit as it came: cut inside a character, Latin-1,
+ * control characters. The file is written all the same; what is not UTF-8 or printable reads
+ * back as '?', and valid UTF-8 is kept. */
+START_TEST(test_untrusted_text_is_written)
+{
+    struct vm_state w = sample(), r;
+    snprintf(w.last_exit, sizeof(w.last_exit), "QEMU: Connexion refus\xe9" "e\x1b[0m \xc3");
+    snprintf(w.health.last_error, sizeof(w.health.last_error), "caf\xc3\xa9 \xed\xa0\x80");
+    snprintf(w.vsock_backend.last_exit, sizeof(w.vsock_backend.last_exit), "\xff\xfe");
+    ck_assert_int_eq(state_write(path, &w), 0);
+    ck_assert_int_eq(state_read(path, &r), 0);
+    ck_assert_str_eq(r.last_exit, "QEMU: Connexion refus?e?[0m ?");
+    ck_assert_str_eq(r.health.last_error, "caf\xc3\xa9 ???");
+    ck_assert_str_eq(r.vsock_backend.last_exit, "??");
+}
+END_TEST
+
 START_TEST(test_round_trip_full_and_empty)
 {
     /* every stage slot used, and fields at their limits */
@@ -396,6 +413,7 @@ int main(void)
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_write_failure_keeps_previous_state);
     tcase_add_test(tc, test_round_trip_full_and_empty);
+    tcase_add_test(tc, test_untrusted_text_is_written);
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_hand_written_good_file);
     tcase_add_test(tc, test_file_without_health);
