@@ -40,7 +40,22 @@ static _Noreturn void exec_virtiofsd(const struct vm_share *s, int listen_fd)
     char source[4200];
     if (snprintf(source, sizeof(source), "source=%s", s->source) >= (int)sizeof(source))
         _exit(127);
-    char *argv[] = {VIRTIOFSD_PATH, "--fd=3", "-o", source, "-o", "cache=auto", NULL};
+    /* Its sandbox: sandbox=namespace (the default, said here so it cannot change under us):
+     * new mount, pid and net namespaces, pivot_root into the source, a seccomp filter, and only
+     * the capabilities it serves files with. A read-only share creates, chowns and chmods
+     * nothing: it does without those, and keeps reading (dac_override, fowner) and the per-request
+     * fsuid/fsgid (setuid, setgid). */
+    char *argv[] = {VIRTIOFSD_PATH,
+                    "--fd=3",
+                    "-o",
+                    source,
+                    "-o",
+                    "cache=auto",
+                    "-o",
+                    "sandbox=namespace",
+                    s->read_only ? "-o" : NULL,
+                    "modcaps=-chown:-fsetid:-mknod:-setfcap",
+                    NULL};
     execv(argv[0], argv);
     fprintf(stderr, "exec %s: %s\n", VIRTIOFSD_PATH, strerror(errno));
     _exit(127);

@@ -1,7 +1,8 @@
 #!/bin/bash
 # ocvm-guest relay's readiness, run on the host with TCP endpoints (the static binary runs here):
 # with --background it returns only once it listens, and it tells $NOTIFY_SOCKET READY=1 and its
-# pid; bad arguments get one error line, exit 2, and no daemon.
+# pid; bad arguments get one error line, exit 2, and no daemon. Started as root, it drops to
+# nobody (65534, or --user UID[:GID]) with no_new_privs and no capability once it listens.
 set -uo pipefail
 # shellcheck source=../support/own_netns.sh
 . "$(dirname "$0")/../support/own_netns.sh"
@@ -66,6 +67,20 @@ check "NOTIFY_SOCKET got READY=1 and MAINPID ($msg)" [ -n "$pid" ]
 check "the daemon is a running ocvm-guest" [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = ocvm-guest ]
 got=$(timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port; cat <&3")
 check "it relays ($got)" [ "$got" = "hello from the target" ]
+# started as root, the keeper and the relay it runs drop to nobody once they listen
+if [ "$(id -u)" = 0 ]; then
+    status_of() { grep -E "^$2:" "/proc/$1/status" | cut -f2- | tr '\t' ' '; }
+    relay_pid=$(pgrep -P "$pid" | head -1)
+    for p in "$pid" "$relay_pid"; do
+        dropped=no
+        [ -n "$p" ] && [ "$(status_of "$p" Uid)" = "65534 65534 65534 65534" ] &&
+            [ "$(status_of "$p" Gid)" = "65534 65534 65534 65534" ] && [ "$(status_of "$p" NoNewPrivs)" = 1 ] &&
+            [ "$(status_of "$p" CapEff)" = 0000000000000000 ] && [ "$(status_of "$p" CapBnd)" = 0000000000000000 ] &&
+            dropped=yes
+        check "as root: pid ${p:-none} runs as 65534 (Uid $(status_of "$p" Uid), Gid $(status_of "$p" Gid)), NoNewPrivs 1, no capability" \
+            [ "$dropped" = yes ]
+    done
+fi
 kill "$pid" 2>/dev/null
 for _ in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
 check "SIGTERM stops it" [ ! -d "/proc/$pid" ]
@@ -82,6 +97,23 @@ check "with one line naming it" [ "$one_line" = yes ]
 check "and no listener left" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null"
 wait "$notify_pid"
 check "and no READY=1" [ "$(cat "$tmp/notify2.msg")" = none ]
+
+# --user: numeric, never root; bad values get one line and status 2
+out=$("$guest" relay --user 0 "tcp:127.0.0.1:$port" "tcp:127.0.0.1:$target" 2>&1)
+status=$?
+check "--user 0 is refused, exit 2 ($out)" [ "$status:${out##*--user \"0\": the relay does not run as root*}" = 2: ]
+out=$("$guest" relay --user nobody "tcp:127.0.0.1:$port" "tcp:127.0.0.1:$target" 2>&1)
+status=$?
+check "--user nobody is refused, exit 2 ($out)" [ "$status:${out##*--user \"nobody\": expected UID*}" = 2: ]
+if [ "$(id -u)" = 0 ]; then
+    NOTIFY_SOCKET= "$guest" relay --background --user 4242:4343 "tcp:127.0.0.1:$port" \
+        "tcp:127.0.0.1:$target" 2>>"$tmp/relay.log"
+    kpid=$(pgrep -f -- "--user 4242:4343 tcp:127.0.0.1:$port" | head -1)
+    [ -n "$kpid" ] && daemons+=("$kpid")
+    got=$(timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port; cat <&3")
+    ids=$(awk '/^Uid:/ {u = $2} /^Gid:/ {g = $2} END {print u ":" g}' "/proc/${kpid:-0}/status" 2>/dev/null)
+    check "--user 4242:4343: runs as $ids and relays ($got)" [ "$ids:$got" = "4242:4343:hello from the target" ]
+fi
 
 echo "guest_relay: $passed passed, $failed failed"
 [ "$failed" = 0 ]
