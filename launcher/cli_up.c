@@ -31,11 +31,29 @@ static bool executable_exists(const char *bin)
     return false;
 }
 
-/* The parent of `up -d`: waits for the supervisor's one-byte verdict. */
-static int wait_for_detached(pid_t child, int fd, const char *name)
+/* The parent of `up -d`: passes on the supervisor's lines as they come, until its pipe LOG_FD
+ * ends (at its verdict), then reads the one-byte verdict from FD. */
+static int wait_for_detached(pid_t child, int log_fd, int fd, const char *name)
 {
-    char status = 0;
+    char buf[4096], status = 0;
     ssize_t n;
+    for (;;) {
+        n = read(log_fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        for (const char *b = buf; n > 0;) {
+            ssize_t w = write(STDERR_FILENO, b, (size_t)n);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break; /* our stderr is gone: read on, so the supervisor is never held */
+            b += w;
+            n -= w;
+        }
+    }
+    close(log_fd);
     do
         n = read(fd, &status, 1);
     while (n < 0 && errno == EINTR);
@@ -90,9 +108,15 @@ static int verb_up(int argc, char **argv)
     o.tsc_khz = hf.tsc_khz;
     o.qemu_user = hf.qemu_user;
     if (a.detach) {
-        int p[2];
+        int p[2], lp[2]; /* the verdict; the supervisor's lines until then */
         if (pipe2(p, O_CLOEXEC) < 0) {
             log_error(NULL, "pipe: %s", strerror(errno));
+            goto out;
+        }
+        if (pipe2(lp, O_CLOEXEC) < 0) {
+            log_error(NULL, "pipe: %s", strerror(errno));
+            close(p[0]);
+            close(p[1]);
             goto out;
         }
         fflush(NULL);
@@ -101,14 +125,23 @@ static int verb_up(int argc, char **argv)
             log_error(NULL, "fork: %s", strerror(errno));
             close(p[0]);
             close(p[1]);
+            close(lp[0]);
+            close(lp[1]);
             goto out;
         }
         if (pid > 0) {
             close(p[1]);
-            r = wait_for_detached(pid, p[0], c->name);
+            close(lp[1]);
+            r = wait_for_detached(pid, lp[0], p[0], c->name);
             goto out;
         }
         close(p[0]);
+        close(lp[0]);
+        /* our stderr is the pipe until the supervisor moves it to its log (run_log.h), before it
+         * starts any child */
+        if (dup2(lp[1], STDERR_FILENO) < 0)
+            _exit(EXIT_FAILED);
+        close(lp[1]);
         setsid();
         int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (devnull >= 0) {

@@ -14,7 +14,7 @@ struct supervisor_options {
     uint64_t t0_usec;         /* CLOCK_MONOTONIC when `up` started */
     unsigned long tsc_khz;    /* see host_facts_tsc_khz() */
     int ready_fd;             /* -1, or a pipe to the `up -d` parent: one byte 'R' or 'F' */
-    int detached;             /* stderr goes to RUNDIR/supervisor.log once the dir exists */
+    int detached;             /* `up -d`: RUNDIR/supervisor.log gets a copy (run_log.h) */
     const char *qemu_user;    /* QEMU drops to this user (-runas), or NULL: runs as we do */
 };
 
