@@ -15,6 +15,7 @@
 static struct {
     char program[32];
     char vm[65];
+    pid_t qemu_pid; /* OCVM_PID_QEMU=, or 0: none */
     int max_level;
     bool journal;
     int journal_fd; /* connected once (log_journal_connect), or -1: a socket per line */
@@ -63,6 +64,11 @@ void log_set_vm(const char *vm)
     copy(log_state.vm, sizeof(log_state.vm), vm);
 }
 
+void log_set_qemu_pid(pid_t pid)
+{
+    log_state.qemu_pid = pid > 0 ? pid : 0;
+}
+
 void log_set_max_level(int level)
 {
     log_state.max_level = level;
@@ -106,9 +112,12 @@ void log_journal_connect(void)
 static int journal_send(int level, const char *stage, const char *line)
 {
     char *text = NULL;
+    char pid[32] = "";
+    if (log_state.qemu_pid > 0)
+        snprintf(pid, sizeof(pid), "OCVM_PID_QEMU=%d\n", (int)log_state.qemu_pid);
     int n = asprintf(&text,
-                     "PRIORITY=%d\nSYSLOG_IDENTIFIER=%s\nMESSAGE=%s\nOCVM_VM=%s\nOCVM_STAGE=%s\n",
-                     level, log_state.program, line, log_state.vm, stage ? stage : "");
+                     "PRIORITY=%d\nSYSLOG_IDENTIFIER=%s\nMESSAGE=%s\nOCVM_VM=%s\nOCVM_STAGE=%s\n%s",
+                     level, log_state.program, line, log_state.vm, stage ? stage : "", pid);
     if (n < 0)
         return -ENOMEM;
     int r = 0;

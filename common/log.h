@@ -1,15 +1,17 @@
 /* log: the one logger of ocvm, ocvm-guest and the vsock backend. A line reads
  * "PROGRAM: [VM: ][STAGE: ]message" on stderr; when stderr is the journal (systemd's
  * JOURNAL_STREAM names it) the same line goes to the journal natively, with PRIORITY,
- * SYSLOG_IDENTIFIER, OCVM_VM and OCVM_STAGE fields. Lines above the maximum level are dropped; a
- * struct log_ratelimit bounds a line that may repeat and counts what it held back. The program
- * name, VM and level are process-wide (set once at start): a logger is the one place where that
- * is the nature of the thing. No libsystemd: the static ocvm-guest uses it too. */
+ * SYSLOG_IDENTIFIER, OCVM_VM and OCVM_STAGE fields (and OCVM_PID_QEMU while a QEMU runs). Lines
+ * above the maximum level are dropped; a struct log_ratelimit bounds a line that may repeat and
+ * counts what it held back. The program name, VM, QEMU pid and level are process-wide (set once at
+ * start): a logger is the one place where that is the nature of the thing. No libsystemd: the
+ * static ocvm-guest uses it too. */
 #pragma once
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <syslog.h>
 
 /* PROGRAM prefixes every line and is the journal's SYSLOG_IDENTIFIER ("ocvm", "ocvm-guest").
@@ -18,6 +20,9 @@
 void log_setup(const char *program);
 /* The VM every later line is about (NULL: none); copied. */
 void log_set_vm(const char *vm);
+/* The QEMU (its pid) every later journal line is about, as OCVM_PID_QEMU=; 0: none (the field is
+ * left out). Not on stderr: the line a user reads stays the same. */
+void log_set_qemu_pid(pid_t pid);
 void log_set_max_level(int level);
 int log_get_max_level(void);
 /* For tests: the journal's native socket (default /run/systemd/journal/socket). */

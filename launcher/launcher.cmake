@@ -11,14 +11,18 @@ add_library(ocvm_launcher STATIC
   launcher/state.c
   launcher/qmp.c
   launcher/supervisor.c
+  launcher/run_log.c
+  launcher/console_watch.c
   launcher/notify.c
   launcher/health.c
   launcher/liveness.c
   launcher/guest_notify.c
   launcher/vsock_host.c
+  launcher/socket_activation.c
   launcher/backend_child.c
   launcher/child_lines.c
   launcher/virtiofsd.c
+  launcher/privileges.c
   launcher/qemu_reaper.c
   launcher/qemu_proc.c
   launcher/qemu_exec.c

@@ -2,6 +2,7 @@
 
 #include "common/cleanup.h"
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
@@ -14,6 +15,14 @@ void notify_ready(const char *status)
 void notify_status(const char *status)
 {
     sd_notifyf(0, "STATUS=%s", status);
+}
+
+void notify_progress(const char *status, bool starting)
+{
+    if (starting)
+        sd_notifyf(0, "STATUS=%s\nEXTEND_TIMEOUT_USEC=%" PRIu64, status, NOTIFY_EXTEND_USEC);
+    else
+        notify_status(status);
 }
 
 void notify_stopping(void)

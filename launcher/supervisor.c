@@ -1,6 +1,7 @@
 #include "launcher/supervisor.h"
 
 #include "launcher/child_lines.h"
+#include "launcher/console_watch.h"
 #include "launcher/health.h"
 #include "launcher/liveness.h"
 #include "common/cleanup.h"
@@ -11,6 +12,7 @@
 #include "launcher/qemu_argv.h"
 #include "launcher/qemu_exec.h"
 #include "launcher/qmp.h"
+#include "launcher/run_log.h"
 #include "launcher/runtime_dir.h"
 #include "launcher/secrets.h"
 #include "launcher/state.h"
@@ -19,6 +21,7 @@
 #include "launcher/vm_lookup.h"
 #include "launcher/qemu_reaper.h"
 #include "launcher/net_plan.h"
+#include "launcher/privileges.h"
 #include "netsetup/netsetup.h"
 #include "policy/rules.h"
 
@@ -71,7 +74,7 @@ struct supervisor {
     struct virtiofsd_set fsd; /* one virtiofsd per virtiofs share, per QEMU run */
     sd_event_source *reaper;  /* with machine.user: stops QEMU if we die (see qemu_reaper.h) */
     int reaper_fd;
-    int caller_stderr_fd; /* up -d: the caller's stderr, until it has its verdict */
+    struct run_log *log; /* copies stderr to the kept log and the caller (see run_log.h) */
     bool net_up;
     struct health_wait *wait;        /* probing the gateway after the guest's READY */
     struct health_probe *probe;      /* after ready: the liveness probe in flight, or NULL */
@@ -80,7 +83,8 @@ struct supervisor {
     sd_event_source *watchdog_timer; /* feeds systemd's watchdog while healthy, or NULL */
     uint64_t watchdog_usec;          /* WatchdogSec= as systemd passed it; 0: none */
     sd_event_source *stats_timer;
-    sd_event_source *rundir_timer; /* remakes a runtime directory removed under us */
+    sd_event_source *rundir_timer;       /* remakes a runtime directory removed under us */
+    struct console_watch *console_watch; /* says when console.log cannot grow */
     bool guest_ready;
     bool state_failing;  /* the last state.json write failed (said once per failing streak) */
     bool rundir_failing; /* the runtime directory is gone and could not be made again */
@@ -142,7 +146,7 @@ static int stage(struct supervisor *s, const char *name)
         st->ms = ms;
     }
     log_msg(LOG_INFO, NULL, "[%6.3fs] %s", (double)ms / 1000.0, name);
-    notify_status(name);
+    notify_progress(name, !s->announced_ready); /* with EXTEND_TIMEOUT_USEC= until ready */
     return save_state(s);
 }
 
@@ -150,22 +154,13 @@ static void tell_parent(struct supervisor *s, char status)
 {
     if (s->o->ready_fd < 0)
         return;
-    /* `up -d` that failed: the caller gets what we logged (from supervisor.log, which goes
-     * with the runtime directory), so it can say why. Our children never held its stderr: they
-     * would keep a `$(ocvm up -d)` waiting for as long as they live. */
-    if (s->caller_stderr_fd >= 0) {
-        fflush(stderr);
-        _cleanup_free_ char *log = runtime_dir_file(&s->rd, RUNTIME_SUPERVISOR_LOG);
-        int in = status == 'F' && log ? open(log, O_RDONLY | O_CLOEXEC) : -1;
-        char buf[4096];
-        ssize_t n;
-        while (in >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
-            (void)!write(s->caller_stderr_fd, buf, (size_t)n);
-        if (in >= 0)
-            close(in);
-        close(s->caller_stderr_fd);
-        s->caller_stderr_fd = -1;
-    }
+    /* `up -d`: the caller has had our lines as they came (through its pipe); it gets the last
+     * ones, then its pipe ends. Our children never held it: they would keep a `$(ocvm up -d)`
+     * waiting for as long as they live. */
+    if (status == 'F' && run_log_kept_path(s->log))
+        log_msg(LOG_ERR, NULL, "the log of this run is kept in %s", run_log_kept_path(s->log));
+    fflush(stderr);
+    run_log_detach_caller(s->log);
     (void)!write(s->o->ready_fd, &status, 1);
     close(s->o->ready_fd);
     ((struct supervisor_options *)s->o)->ready_fd = -1;
@@ -397,6 +392,7 @@ static void stop_probing(struct supervisor *s)
 {
     health_wait_free(TAKE_PTR(s->wait));
     s->guest_ready = false;
+    vsock_host_guest_down(s->vsock); /* a socket-activated listener holds its clients again */
 }
 
 static void on_guest_notify(const struct guest_notify_msg *m, void *userdata)
@@ -404,6 +400,11 @@ static void on_guest_notify(const struct guest_notify_msg *m, void *userdata)
     struct supervisor *s = userdata;
     if (*m->status)
         log_msg(LOG_INFO, "guest", "%s", m->status);
+    if (*m->status && s->phase == PHASE_STARTING) { /* the boot's progress, for systemd too */
+        char line[160];
+        snprintf(line, sizeof(line), "guest: %s", m->status);
+        notify_progress(line, !s->announced_ready);
+    }
     if (*m->stage && s->phase == PHASE_STARTING && s->qemu_pid > 0 && !s->guest_ready) {
         char name[80];
         snprintf(name, sizeof(name), "guest: %s", m->stage);
@@ -468,10 +469,16 @@ static void schedule_probe(struct supervisor *s)
 
 /* Healthy enough to feed systemd's watchdog: QEMU runs, the user backend's child runs (when
  * there is one), and the VM is not degraded. A boot in progress counts: timeouts.ready_s bounds
- * it. */
+ * it; so does the back-off before a restart, which is ocvm healing the VM (restart.max_restarts
+ * bounds it; restart.backoff_max_ms may exceed WatchdogSec=). A degraded VM whose config says
+ * never to restart it (gateway.probe_restart_after 0) is not restarted by systemd either: the
+ * watchdog then follows QEMU and the backend alone. */
 static bool watchdog_may_feed(const struct supervisor *s)
 {
-    if (s->qemu_pid <= 0 || s->phase == PHASE_DEGRADED || s->live.degraded)
+    if (s->phase == PHASE_RESTARTING && s->qemu_pid <= 0)
+        return true;
+    if (s->qemu_pid <= 0 ||
+        ((s->phase == PHASE_DEGRADED || s->live.degraded) && s->live.restart_after != 0))
         return false;
     if (s->vsock && s->o->vsock == VSOCK_BACKEND_USER) {
         struct vsock_host_stats st;
@@ -668,6 +675,7 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata)
         child_lines_flush(&s->err);
         s->err_src = sd_event_source_disable_unref(s->err_src);
     }
+    log_set_qemu_pid(0); /* after its last words, which are about it */
     if (s->phase == PHASE_STOPPING) {
         log_msg(LOG_INFO, NULL, "QEMU %s; stopped", how);
         finish(s, s->exit_code);
@@ -805,6 +813,7 @@ static int spawn_qemu(struct supervisor *s)
         qemu_exec(&a, err_write);
     argv_done(&a);
     s->qemu_pid = pid;
+    log_set_qemu_pid(pid); /* OCVM_PID_QEMU= in the journal */
     s->state.qemu_started_at_us = clock_usec(CLOCK_REALTIME);
     if (s->phase != PHASE_STOPPING)
         s->phase = PHASE_STARTING;
@@ -814,6 +823,7 @@ static int spawn_qemu(struct supervisor *s)
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         s->qemu_pid = 0;
+        log_set_qemu_pid(0);
         return r;
     }
     sd_event_source_set_io_fd_own(s->err_src, true);
@@ -926,13 +936,15 @@ static int prepare(struct supervisor *s)
         log_msg(LOG_ERR, NULL, "runtime directory: %s", strerror(-r));
         return r;
     }
-    if (s->o->detached) { /* the caller's stderr is kept aside (CLOEXEC) for tell_parent() */
+    { /* our stderr (before any child has it): to the caller, kept, and for `up -d` in
+       * RUNDIR/supervisor.log */
         _cleanup_free_ char *log = runtime_dir_file(&s->rd, RUNTIME_SUPERVISOR_LOG);
-        int fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
-        if (fd >= 0) {
-            s->caller_stderr_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-            dup2(fd, STDERR_FILENO);
-            close(fd);
+        _cleanup_free_ char *error = NULL;
+        if (!log)
+            return -ENOMEM;
+        if ((r = run_log_open(s->c->name, s->o->detached ? log : NULL, &s->log, &error)) < 0) {
+            log_msg(LOG_ERR, NULL, "%s", error ? error : strerror(-r));
+            return r;
         }
     }
     s->state_path = runtime_dir_file(&s->rd, RUNTIME_STATE);
@@ -967,12 +979,13 @@ static int prepare(struct supervisor *s)
         (r = sd_event_add_signal(s->event, NULL, SIGUSR1, on_signal, s)) < 0)
         return r;
     /* a QEMU a killed supervisor left would hold the TAP, the sockets and the guest's disks */
-    if ((r = vm_stop_orphans(name, s->rd.path)) < 0)
+    if ((r = vm_stop_orphans(s->c, s->rd.path)) < 0)
         return r;
     if ((r = prepare_network(s)) < 0)
         return r;
     if ((r = sd_event_add_time_relative(s->event, &s->rundir_timer, CLOCK_MONOTONIC,
-                                        RUNDIR_CHECK_S * 1000000u, 0, on_rundir_timer, s)) < 0)
+                                        RUNDIR_CHECK_S * 1000000u, 0, on_rundir_timer, s)) < 0 ||
+        (r = console_watch_new(s->event, s->rd.path, &s->console_watch)) < 0)
         return r;
     _cleanup_free_ char *secrets_error = NULL; /* names paths, never a secret */
     if (secrets_planned(s->c) &&
@@ -1031,9 +1044,15 @@ static void teardown(struct supervisor *s)
     sd_event_source_disable_unref(s->watchdog_timer);
     sd_event_source_disable_unref(s->stats_timer);
     sd_event_source_disable_unref(s->rundir_timer);
+    console_watch_free(s->console_watch);
     vsock_host_free(s->vsock);
     if (s->net_up)
         netsetup_down(&s->net);
+    if (s->rd.path && secrets_planned(s->c)) { /* QEMU's user's: we may not enter it any more */
+        _cleanup_free_ char *dir = runtime_dir_file(&s->rd, RUNTIME_SECRETS);
+        if (dir && privileges_empty_dir_as_owner(dir) < 0)
+            log_msg(LOG_WARNING, "secrets", "could not empty %s as its owner", dir);
+    }
     sd_event_source_disable_unref(s->child);
     sd_event_source_disable_unref(s->err_src);
     sd_event_source_disable_unref(s->timer);
@@ -1056,7 +1075,6 @@ int supervisor_run(const struct vm_config *c, const struct supervisor_options *o
                            .rd = {.lock_fd = -1},
                            .qmp_listen_fd = -1,
                            .reaper_fd = -1,
-                           .caller_stderr_fd = -1,
                            .err = {.line = on_qemu_line},
                            .console_listen_fd = -1,
                            .boot_t0 = o->t0_usec,
@@ -1064,6 +1082,8 @@ int supervisor_run(const struct vm_config *c, const struct supervisor_options *o
     log_set_vm(c->name);
     s.err.userdata = &s;
     int r = prepare(&s);
+    if (r == 0) /* all that needs root is made: the first QEMU runs as a restart would */
+        r = privileges_supervisor_drop(c, o->qemu_user);
     if (r == 0) {
         r = spawn_qemu(&s);
         if (r < 0 && !s.state_failing) /* else save_state() said why */
@@ -1080,5 +1100,8 @@ int supervisor_run(const struct vm_config *c, const struct supervisor_options *o
     }
     tell_parent(&s, r == 0 && s.announced_ready ? 'R' : 'F');
     teardown(&s);
+    if (r != 0 && run_log_kept_path(s.log) && !s.o->detached) /* tell_parent() said it */
+        log_msg(LOG_ERR, NULL, "the log of this run is kept in %s", run_log_kept_path(s.log));
+    run_log_close(s.log);
     return r == 0 ? 0 : 1;
 }

@@ -1,8 +1,10 @@
 # Tests of launcher/.
-foreach(suite qmp runtime_dir state liveness guest_notify)
+foreach(suite qmp runtime_dir state liveness guest_notify socket_activation)
   ocvm_unit_suite(${suite} ocvm_launcher ocvm_test_golden)
 endforeach()
 ocvm_unit_suite(qemu_proc ocvm_launcher ocvm_test_golden)
+ocvm_unit_suite(privileges ocvm_launcher)
+ocvm_unit_suite(run_log ocvm_launcher)
 foreach(suite qemu_argv net_plan secrets libvirt_xml)
   ocvm_unit_suite(${suite} ocvm_launcher ocvm_test_vm ocvm_test_golden)
 endforeach()

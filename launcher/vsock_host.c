@@ -2,7 +2,9 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "launcher/runtime_dir.h"
+#include "launcher/socket_activation.h"
 
 #include <errno.h>
 #include <string.h>
@@ -13,8 +15,31 @@ struct vsock_host {
     sd_event_source *relay_src;
     struct guest_notify *notify;
     struct endpoint gateway;
+    int gateway_fd; /* the listener systemd passed (socket activation), in the relay; or -1 */
     char *uds_path;
+    guest_notify_fn on_notify;
+    void *userdata;
 };
+
+/* A socket-activated gateway listener accepts only while the guest is up: from its READY to its
+ * QEMU's exit. Meanwhile clients wait in the backlog, as they did before ocvm started. */
+static void hold_gateway(struct vsock_host *h, bool hold)
+{
+    if (h->gateway_fd < 0)
+        return;
+    int r = relay_hold_listener(h->relay, h->gateway_fd, hold);
+    if (r < 0)
+        log_msg(LOG_WARNING, "relay", "%s the gateway listener %s:%u: %s",
+                hold ? "hold" : "release", h->gateway.host, h->gateway.port, strerror(-r));
+}
+
+static void on_guest_notify(const struct guest_notify_msg *m, void *userdata)
+{
+    struct vsock_host *h = userdata;
+    if (m->ready)
+        hold_gateway(h, false);
+    h->on_notify(m, h->userdata);
+}
 
 static int on_relay(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
@@ -87,13 +112,16 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, const struct vsock_ho
         free(h);
         return -ENOMEM;
     }
+    h->gateway_fd = -1;
+    h->on_notify = o->on_notify;
+    h->userdata = o->userdata;
     /* the child inherits the fd limit: raise it first */
     relay_raise_fd_limit();
     if (backend == VSOCK_BACKEND_USER && (r = start_backend(h, e, c, o, error)) < 0)
         goto fail;
     if ((r = host_listener(h, backend, GUEST_NOTIFY_PORT, &fd)) < 0)
         FAIL("listen for the guest's READY on port %u: %s", GUEST_NOTIFY_PORT, strerror(-r));
-    r = guest_notify_new(e, fd, o->on_notify, o->userdata, &h->notify);
+    r = guest_notify_new(e, fd, on_guest_notify, h, &h->notify);
     if (r < 0)
         FAIL("guest READY listener: %s", strerror(-r));
     /* a gateway client costs two fds here (its socket, the relay's to the backend or the
@@ -109,8 +137,20 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, const struct vsock_ho
     }
     struct endpoint target;
     guest_target(h, c, backend, c->gateway.guest_port, &target);
-    if ((r = relay_add_forward(h->relay, &h->gateway, &target)) < 0)
+    if ((r = socket_activation_take("gateway.host_listen", c->gateway.host_listen, &fd, error)) < 0)
+        goto fail;
+    if (r > 0) { /* held until the guest's READY (hold_gateway) */
+        if ((r = relay_add_forward_fd(h->relay, fd, &target)) < 0 ||
+            (r = relay_hold_listener(h->relay, fd, true)) < 0)
+            FAIL("gateway.host_listen %s (from systemd): %s", c->gateway.host_listen, strerror(-r));
+        h->gateway_fd = fd;
+        log_msg(LOG_INFO, "relay",
+                "gateway.host_listen %s: the socket systemd passed (fd %d); its clients wait in "
+                "the backlog until the guest is ready",
+                c->gateway.host_listen, fd);
+    } else if ((r = relay_add_forward(h->relay, &h->gateway, &target)) < 0) {
         FAIL("gateway.host_listen %s: %s", c->gateway.host_listen, strerror(-r));
+    }
     for (size_t i = 0; i < c->n_forwards; i++) {
         const struct vm_forward *f = &c->forwards[i];
         struct endpoint ep;
@@ -160,6 +200,11 @@ void vsock_host_get_stats(const struct vsock_host *h, struct vsock_host_stats *r
     relay_get_stats(h->relay, &ret->relay);
     if (h->backend)
         backend_child_get_status(h->backend, &ret->backend);
+}
+
+void vsock_host_guest_down(struct vsock_host *h)
+{
+    hold_gateway(h, true);
 }
 
 int vsock_host_start_backend(struct vsock_host *h)

@@ -1,9 +1,10 @@
 /* vsock_host: the host end of one VM's vsock path, on the supervisor's sd-event loop: the
  * gateway listener (gateway.host_listen, opened once and kept across VM restarts so clients get
- * an immediate reset while the VM is down, never a hang), the extra forwards, the listener for the
- * guest's READY (vmm.notify_socket), and, for the user backend, ocvm's vhost-user vsock device as
- * a sandboxed child process (launcher/backend_child.h). The relay engine runs on its own epoll
- * set, nested here as one IO source. */
+ * an immediate reset while the VM is down, never a hang; or, socket-activated, the one systemd
+ * passed, whose clients wait in its backlog while the guest is not up), the extra forwards, the
+ * listener for the guest's READY (vmm.notify_socket), and, for the user backend, ocvm's vhost-user
+ * vsock device as a sandboxed child process (launcher/backend_child.h). The relay engine runs on
+ * its own epoll set, nested here as one IO source. */
 #pragma once
 
 #include "launcher/backend_child.h"
@@ -29,7 +30,8 @@ struct vsock_host_options {
 
 struct vsock_host;
 
-/* Opens everything for C, and starts the user backend's child. On failure returns -errno and sets
+/* Opens everything for C (the gateway listener: the socket systemd passed, if it did; see
+ * socket_activation.h), and starts the user backend's child. On failure returns -errno and sets
  * *error to one line naming the object (caller frees). */
 int vsock_host_new(sd_event *e, const struct vm_config *c, const struct vsock_host_options *o,
                    struct vsock_host **ret, char **error);
@@ -37,6 +39,9 @@ void vsock_host_free(struct vsock_host *h);
 /* The user backend's child, spawned again if it died (each QEMU needs a live one to connect
  * to); 0 at once for the kernel backend. */
 int vsock_host_start_backend(struct vsock_host *h);
+/* The guest is gone (its QEMU exited): a socket-activated gateway listener holds its clients in
+ * the backlog again until the next guest's READY. */
+void vsock_host_guest_down(struct vsock_host *h);
 void vsock_host_get_stats(const struct vsock_host *h, struct vsock_host_stats *ret);
 /* The endpoint the health probe connects to (the gateway listener). */
 const struct endpoint *vsock_host_gateway(const struct vsock_host *h);

@@ -1,7 +1,7 @@
 # ocvm built with CMake from this tree (callPackage it; flake.nix and overlays.default do).
-#   guest = false: `ocvm` and the systemd units ocvm@.service, ocvm-check@.service and
-#                  ocvm-check@.timer in $out/lib/systemd/system (NixOS: systemd.packages), their
-#                  /usr/bin/ocvm pointed at $out/bin/ocvm.
+#   guest = false: `ocvm` and the systemd units ocvm@.service, ocvm-gateway@.socket,
+#                  ocvm-check@.service and ocvm-check@.timer in $out/lib/systemd/system (NixOS:
+#                  systemd.packages), their /usr/bin/ocvm pointed at $out/bin/ocvm.
 #   guest = true:  `ocvm-guest` alone, linked -static against glibc (the CMake target of the same
 #                  name, as scripts/build-guest builds it): it runs in any guest, NixOS or a
 #                  busybox initramfs. pkgsStatic (musl) is not used: CMake's configure step needs
@@ -84,13 +84,15 @@ let
 
     postInstall = lib.optionalString (!guest) ''
       units=$out/lib/systemd/system
-      for u in $units/ocvm@.service $units/ocvm-check@.service $units/ocvm-check@.timer; do
+      for u in $units/ocvm@.service $units/ocvm-gateway@.socket $units/ocvm-check@.service \
+        $units/ocvm-check@.timer; do
         [ -f "$u" ] || { echo "missing $u: CMakeLists.txt must install it"; exit 1; }
       done
       substituteInPlace $units/ocvm@.service $units/ocvm-check@.service \
         --replace-fail /usr/bin/ocvm $out/bin/ocvm
       install -Dm644 -t $out/share/doc/ocvm ../README.md ../docs/*.md
-      substituteInPlace $units/ocvm@.service $units/ocvm-check@.service $units/ocvm-check@.timer \
+      substituteInPlace $units/ocvm@.service $units/ocvm-gateway@.socket \
+        $units/ocvm-check@.service $units/ocvm-check@.timer \
         --replace-quiet /usr/share/doc/ocvm $out/share/doc/ocvm
     '';
 

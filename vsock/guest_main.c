@@ -4,6 +4,8 @@
  *   power-button            power the machine off when the ACPI power button is pressed
  * Add a verb: write `static int verb_NAME(int argc, char **argv)` and one line in `verbs[]`. */
 #include <dirent.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -22,6 +24,7 @@
 #include <sys/reboot.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -423,12 +426,20 @@ static void on_keeper_signal(int sig)
     keeper_stop = sig;
 }
 
-/* In a child: the relay on duplicates of the keeper's listeners, until it dies or is stopped. */
-static _Noreturn void relay_child(struct relay *kept)
+static void on_keeper_child(int sig)
+{
+    (void)sig; /* only wakes sigsuspend() */
+}
+
+/* In a child: the relay on duplicates of the keeper's listeners, until it dies or is stopped.
+ * OLD_MASK: the signal mask to run with (the keeper's blocks SIGTERM, SIGINT and SIGCHLD). */
+static _Noreturn void relay_child(struct relay *kept, const sigset_t *old_mask)
 {
     struct relay *r;
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    sigprocmask(SIG_SETMASK, old_mask, NULL);
     (void)prctl(PR_SET_NAME, RELAY_COMM);
     (void)prctl(PR_SET_PDEATHSIG, SIGTERM); /* it ends with its keeper */
     int e = relay_new_like(kept, &r);
@@ -449,25 +460,43 @@ static _Noreturn void relay_child(struct relay *kept)
  * SIGTERM or SIGINT stops the child and then the keeper. Returns the exit status. */
 static int relay_keep(struct relay *r)
 {
-    struct sigaction sa = {.sa_handler = on_keeper_signal}; /* no SA_RESTART: waitpid returns */
+    /* SIGTERM, SIGINT and SIGCHLD are blocked but while sigsuspend() waits: a stop that comes
+     * at any moment (during fork() too) is seen, and the child is always told. */
+    struct sigaction sa = {.sa_handler = on_keeper_signal}, sc = {.sa_handler = on_keeper_child};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGCHLD, &sc, NULL);
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &block, &old);
     for (unsigned started = 0; !keeper_stop; started++) {
         pid_t pid = fork();
         if (pid < 0) {
             log_error("relay", "fork: %s; trying again in %d ms", strerror(errno),
                       RELAY_RESPAWN_MS);
+            sigprocmask(SIG_SETMASK, &old, NULL);
             usleep(RELAY_RESPAWN_MS * 1000);
+            sigprocmask(SIG_BLOCK, &block, NULL);
             continue;
         }
         if (pid == 0)
-            relay_child(r);
+            relay_child(r, &old);
         if (started)
             log_notice("relay", "relay started again (pid %d)", (int)pid);
-        int status;
-        while (waitpid(pid, &status, 0) < 0)
-            if (errno == EINTR && keeper_stop)
+        int status = 0;
+        bool told = false;
+        pid_t w;
+        while ((w = waitpid(pid, &status, WNOHANG)) == 0 || (w < 0 && errno == EINTR)) {
+            if (keeper_stop && !told) {
                 (void)kill(pid, SIGTERM); /* then wait for it */
+                told = true;
+            }
+            if (w == 0)
+                sigsuspend(&old);
+        }
         if (keeper_stop)
             break;
         if (WIFSIGNALED(status))
@@ -480,9 +509,86 @@ static int relay_keep(struct relay *r)
                         "the relay (pid %d) exited with status %d; starting it again "
                         "in %d ms",
                         (int)pid, WEXITSTATUS(status), RELAY_RESPAWN_MS);
+        sigprocmask(SIG_SETMASK, &old, NULL);
         usleep(RELAY_RESPAWN_MS * 1000); /* a signal cuts it short; the loop then ends */
+        sigprocmask(SIG_BLOCK, &block, NULL);
     }
+    sigprocmask(SIG_SETMASK, &old, NULL);
     log_info("relay", "stopped (%s)", strsignal((int)keeper_stop));
+    return 0;
+}
+
+/* The user the relay runs as once its sockets are open (when started as root): nobody. */
+#define RELAY_DEFAULT_ID 65534u
+
+/* --user UID[:GID] (GID defaults to UID): numeric, as the guest's /etc/passwd is not ours. */
+static int parse_relay_user(const char *arg, uid_t *uid, gid_t *gid)
+{
+    const char *colon = strchr(arg, ':');
+    size_t ulen = colon ? (size_t)(colon - arg) : strlen(arg);
+    uint32_t u, g;
+    if (decimal_u32(arg, ulen, UINT32_MAX - 1, &u) < 0 ||
+        (colon && decimal_u32(colon + 1, strlen(colon + 1), UINT32_MAX - 1, &g) < 0)) {
+        log_error("relay", "--user \"%s\": expected UID[:GID], numbers", arg);
+        return -EINVAL;
+    }
+    if (u == 0 || (colon && g == 0)) {
+        log_error("relay", "--user \"%s\": the relay does not run as root (uid or gid 0)", arg);
+        return -EINVAL;
+    }
+    *uid = u;
+    *gid = colon ? g : u;
+    return 0;
+}
+
+/* Once every socket is open: as root, to UID:GID with no supplementary groups, no capability
+ * (the bounding set emptied first, while it may), no_new_privs; then proves root cannot come
+ * back. Not root: nothing to drop (an explicit --user must then be ours). In both the keeper and
+ * its relay child: the keeper only forks, waits and signals its own child. */
+static int relay_drop_privileges(uid_t uid, gid_t gid, bool explicit_user)
+{
+    if (geteuid() != 0) {
+        if (explicit_user && (geteuid() != uid || getegid() != gid)) {
+            log_error("relay", "--user %u:%u: only root can change to another user", (unsigned)uid,
+                      (unsigned)gid);
+            return -EPERM;
+        }
+        return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? negative_errno() : 0;
+    }
+    const char *step = "drop the bounding set";
+    int e = 0;
+    for (unsigned long cap = 0; e == 0 && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+            e = negative_errno();
+    if (e == 0 && (step = "setgroups", setgroups(0, NULL) < 0))
+        e = negative_errno();
+    if (e == 0 && (step = "setresgid", setresgid(gid, gid, gid) < 0))
+        e = negative_errno();
+    if (e == 0 && (step = "setresuid", setresuid(uid, uid, uid) < 0))
+        e = negative_errno();
+    if (e == 0 && (step = "PR_SET_NO_NEW_PRIVS", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0))
+        e = negative_errno();
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2];
+    if (e == 0) {
+        step = "verify";
+        if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
+            syscall(SYS_capget, &h, d) < 0)
+            e = negative_errno();
+        else if (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid ||
+                 d[0].permitted || d[1].permitted || d[0].effective || d[1].effective ||
+                 setuid(0) == 0 || setgid(0) == 0 || setgroups(0, NULL) == 0)
+            e = -EPERM; /* root is still within reach */
+    }
+    if (e < 0) {
+        log_error("relay", "drop to uid %u gid %u: %s: %s", (unsigned)uid, (unsigned)gid, step,
+                  strerror(-e));
+        return e;
+    }
+    log_info("relay", "running as uid %u gid %u, no capabilities, no_new_privs", (unsigned)uid,
+             (unsigned)gid);
     return 0;
 }
 
@@ -491,15 +597,32 @@ static int verb_relay(int argc, char **argv)
     /* --background: return once every listener is open (an init script then knows that a
      * READY=1 it sends next cannot reach the host before the relay listens), and keep the relay
      * running: a keeper process holds the listeners and starts it again when it dies */
-    bool background = argc > 1 && strcmp(argv[1], "--background") == 0;
-    if (background) {
+    bool background = false, explicit_user = false;
+    uid_t uid = RELAY_DEFAULT_ID;
+    gid_t gid = RELAY_DEFAULT_ID;
+    for (;;) {
+        if (argc > 1 && strcmp(argv[1], "--background") == 0)
+            background = true;
+        else if (argc > 2 && strcmp(argv[1], "--user") == 0) {
+            if (parse_relay_user(argv[2], &uid, &gid) < 0)
+                return 2;
+            explicit_user = true;
+            argv++;
+            argc--;
+        } else if (argc > 1 && strncmp(argv[1], "--user=", 7) == 0) {
+            if (parse_relay_user(argv[1] + 7, &uid, &gid) < 0)
+                return 2;
+            explicit_user = true;
+        } else
+            break;
         argv++;
         argc--;
     }
     if (argc % 2 == 0 || argc - 1 > 2 * RELAY_MAX) {
         fprintf(stderr,
-                "usage: ocvm-guest relay [--background] [LISTEN CONNECT ...]\n"
-                "  (none given: every ocvm.relay=LISTEN,CONNECT on the kernel command line)\n");
+                "usage: ocvm-guest relay [--background] [--user UID[:GID]] [LISTEN CONNECT ...]\n"
+                "  (none given: every ocvm.relay=LISTEN,CONNECT on the kernel command line;\n"
+                "  started as root it runs as --user, default 65534:65534, once it listens)\n");
         return 2;
     }
     /* a guest may be small: a quarter of the host relay's budget for growing rings */
@@ -537,6 +660,9 @@ static int verb_relay(int argc, char **argv)
     }
     if (e >= 0) {
         notify_service_manager();
+        e = relay_drop_privileges(uid, gid, explicit_user);
+    }
+    if (e >= 0) {
         e = background ? relay_keep(r) : relay_run(r);
     }
     relay_free(r);
@@ -544,7 +670,7 @@ static int verb_relay(int argc, char **argv)
 }
 
 static const struct verb verbs[] = {
-    {"relay", "[--background] [LISTEN CONNECT ...]",
+    {"relay", "[--background] [--user UID[:GID]] [LISTEN CONNECT ...]",
      "relay vsock <-> local TCP (default: ocvm.relay= pairs)", verb_relay},
     {"notify", "[VAR=VALUE ...]", "send sd_notify assignments (default READY=1) to the host",
      verb_notify},

@@ -43,6 +43,7 @@ struct forward {
     int fd;
     struct endpoint target;
     bool paused; /* out of fds: not watched until the relay's accept_resume_ms */
+    bool held;   /* relay_hold_listener: not watched until released; clients wait in the backlog */
     struct forward *next;
 };
 
@@ -415,6 +416,23 @@ int relay_add_forward_fd(struct relay *r, int fd, const struct endpoint *target)
     return 0;
 }
 
+int relay_hold_listener(struct relay *r, int fd, bool hold)
+{
+    struct forward *f = r->forwards;
+    while (f && f->fd != fd)
+        f = f->next;
+    if (!f)
+        return -EBADF;
+    if (f->held == hold)
+        return 0;
+    /* a paused listener is watched again by resume_listeners(), which leaves a held one be */
+    struct epoll_event ev = {.events = hold || f->paused ? 0 : EPOLLIN, .data.ptr = &f->tag};
+    if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, f->fd, &ev) < 0)
+        return negative_errno();
+    f->held = hold;
+    return 0;
+}
+
 int relay_add_forward(struct relay *r, const struct endpoint *listen, const struct endpoint *target)
 {
     int fd;
@@ -596,7 +614,7 @@ static void resume_listeners(struct relay *r)
     }
     for (struct forward *f = r->forwards; f; f = f->next) {
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &f->tag};
-        if (f->paused && epoll_ctl(r->epfd, EPOLL_CTL_MOD, f->fd, &ev) == 0)
+        if (f->paused && (f->held || epoll_ctl(r->epfd, EPOLL_CTL_MOD, f->fd, &ev) == 0))
             f->paused = false;
     }
 }
@@ -641,13 +659,16 @@ static void on_side(struct relay *r, struct side *s, uint32_t events)
         conn_kill(r, c, true);
         return;
     }
-    /* A side that hung up altogether while the relay still had a direction open towards it: the
-     * stream was cut, not finished. A Unix peer cannot send a reset: the hybrid vsock socket
-     * hangs up like this when the guest resets the connection (the backend closes it) or when the
-     * backend dies, where a half-close would leave the way back open. Passed on as a FIN, the
-     * cut would look like a complete reply; the other side gets a reset instead. */
+    /* The hybrid vsock socket hung up altogether while the relay still had a direction open
+     * towards it: the stream was cut, not finished. A Unix peer cannot send a reset, and the
+     * vsock backend hangs up like this only when the guest resets the connection or the backend
+     * dies (an orderly end comes as a half-close first). Passed on as a FIN, the cut would look
+     * like a complete reply: the client gets a reset (and not what the dead side left unread,
+     * which reading would pass on with the FIN). Another Unix peer that writes its reply and
+     * closes has ended as such services do: a clean end, read to the last byte by conn_pump. */
     const struct flow *towards = s == &c->target ? &c->up : &c->down;
-    if ((events & EPOLLHUP) && !towards->shut_done) {
+    if ((events & EPOLLHUP) && s == &c->target && c->fwd->target.kind == ENDPOINT_HYBRID &&
+        !towards->shut_done) {
         conn_kill(r, c, true);
         return;
     }

@@ -41,6 +41,10 @@ int relay_add_forward(struct relay *r, const struct endpoint *listen,
 /* The same with an already listening socket (socket activation, a listener kept across VM
  * restarts); the relay takes ownership of FD. */
 int relay_add_forward_fd(struct relay *r, int fd, const struct endpoint *target);
+/* Stops (HOLD) or starts again accepting on the listening socket FD of one of R's forwards: while
+ * held, its clients wait in the listen backlog instead of being accepted (and refused by a target
+ * that is not up yet). -EBADF if no forward listens on FD. */
+int relay_hold_listener(struct relay *r, int fd, bool hold);
 /* A new relay with R's options and a forward for each of R's, on a duplicate of its listening
  * socket; nothing else is shared (its own epoll set, no connections). For a process that keeps
  * the listeners open and runs the relay in a child it starts again when it dies. */

@@ -1,15 +1,17 @@
 #!/bin/bash
-# systemd/ocvm@.service, checked offline (PID 1 here is not systemd): `systemd-analyze verify`
-# says nothing about it, `systemd-analyze security --offline=true` scores the instance
+# systemd/ocvm@.service and systemd/ocvm-gateway@.socket, checked offline (PID 1 here is not
+# systemd): `systemd-analyze verify` says nothing about either, `systemd-analyze security --offline=true` scores the instance
 # ocvm@openclaw.service at most 4.0 ("OK") and reads each hardening directive as on, the lines
 # tests/boot/unit_sandbox.sh builds its sandbox from are the ones docs/systemd.md justifies, and
-# every directive has its comment. verify checks that ExecStart's binary exists, so both run on a
+# every directive has its comment; the socket's ListenStream= is gateway.host_listen's default and
+# its Service= the VM's instance. verify checks that ExecStart's binary exists, so both run on a
 # copy whose /usr/bin/ocvm (where packaging installs it) is BUILD_DIR/ocvm.
 # Usage: systemd_unit.sh BUILD_DIR   (ctest sets OCVM_SOURCE_DIR; OCVM_UNIT checks another file)
 set -uo pipefail
 build=$(realpath "${1:?usage: systemd_unit.sh BUILD_DIR}")
 src=${OCVM_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 unit=${OCVM_UNIT:-$src/systemd/ocvm@.service}
+socket_unit=${OCVM_SOCKET_UNIT:-$src/systemd/ocvm-gateway@.socket}
 max_exposure=4.0
 # shellcheck source=../support/check.sh
 . "$src/tests/support/check.sh"
@@ -42,6 +44,30 @@ out=$(cd "$tmp" && systemd-analyze verify "$inst" 2>&1)
 rc=$?
 [ $rc = 0 ] && ! grep -qF "ocvm@" <<<"$out"
 result "systemd-analyze verify: passes and says nothing about the unit" $? "exit $rc: $out"
+
+# The socket unit, beside the service it activates (verify loads Service= from the same
+# directory): nothing to say about either.
+sock="$tmp/ocvm-gateway@openclaw.socket"
+cp "$socket_unit" "$sock"
+out=$(cd "$tmp" && systemd-analyze verify "$sock" "$inst" 2>&1)
+rc=$?
+[ $rc = 0 ] && ! grep -qF "ocvm" <<<"$out"
+result "systemd-analyze verify: the socket unit passes, with its service" $? "exit $rc: $out"
+default_listen=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["gateway"]["host_listen"])' \
+    "$src/examples/openclaw.json")
+[ "$(sed -n 's/^ListenStream=//p' "$socket_unit")" = "$default_listen" ]
+result "the socket listens on gateway.host_listen's default, $default_listen, alone" $? \
+    "$(grep '^ListenStream=' "$socket_unit")"
+for l in 'Service=ocvm@%i.service' Accept=no FileDescriptorName=gateway; do
+    grep -qxF "$l" "$socket_unit"
+    result "socket: $l" $?
+done
+! grep -q '^FreeBind=yes' "$socket_unit"
+result "socket: no FreeBind=yes (an address that is missing fails at once)" $?
+bare=$(awk '/^\[/ { s = ($0 == "[Socket]"); prev = ""; next }
+    s && /^[A-Za-z]+=/ && prev !~ /^#/ { print FNR ": " $0 } { prev = $0 }' "$socket_unit")
+[ -z "$bare" ]
+result "every [Socket] directive has its comment" $? "$bare"
 
 report=$(cd "$tmp" && systemd-analyze security --offline=true "$inst" 2>&1)
 score=$(sed -n 's/.*Overall exposure level for ocvm@openclaw\.service: \([0-9.]*\) .*/\1/p' <<<"$report")

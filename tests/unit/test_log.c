@@ -34,6 +34,7 @@ static void setup(void)
     unsetenv("OCVM_LOG_LEVEL");
     log_setup("ocvm");
     log_set_vm(NULL);
+    log_set_qemu_pid(0);
     log_set_max_level(LOG_INFO);
 }
 
@@ -181,6 +182,59 @@ START_TEST(journal_gets_fields)
 }
 END_TEST
 
+/* While a QEMU runs, each journal entry names it (OCVM_PID_QEMU=); before and after, the field is
+ * left out, and the line on stderr never changes. */
+START_TEST(journal_names_the_qemu)
+{
+    char sock_path[700];
+    snprintf(sock_path, sizeof(sock_path), "%s/journal.sock", tmpdir);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, sock_path);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct stat st;
+    ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
+    char stream[64];
+    snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    setenv("JOURNAL_STREAM", stream, 1);
+    log_setup("ocvm");
+    log_set_journal_socket(sock_path);
+    log_set_vm("openclaw");
+    char buf[4096];
+    ssize_t n;
+
+    log_set_qemu_pid(4242);
+    log_info(NULL, "[%6.3fs] %s", 0.002, "QEMU started");
+    ck_assert_int_gt(n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT), 0);
+    buf[n] = 0;
+    ck_assert_str_eq(buf, "PRIORITY=6\nSYSLOG_IDENTIFIER=ocvm\n"
+                          "MESSAGE=ocvm: openclaw: [ 0.002s] QEMU started\n"
+                          "OCVM_VM=openclaw\nOCVM_STAGE=\nOCVM_PID_QEMU=4242\n");
+
+    log_set_qemu_pid(0); /* it exited */
+    log_warning(NULL, "QEMU exited with status 1; restart 1/5 in 500 ms");
+    ck_assert_int_gt(n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT), 0);
+    buf[n] = 0;
+    ck_assert_ptr_null(strstr(buf, "OCVM_PID_QEMU"));
+
+    log_set_qemu_pid(4243); /* the next one */
+    log_error("guest", "gone");
+    ck_assert_int_gt(n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT), 0);
+    buf[n] = 0;
+    ck_assert_ptr_nonnull(strstr(buf, "\nOCVM_STAGE=guest\nOCVM_PID_QEMU=4243\n"));
+    close(fd);
+
+    /* not the journal: stderr reads as it always did */
+    unsetenv("JOURNAL_STREAM");
+    log_setup("ocvm");
+    log_info(NULL, "ready");
+    _cleanup_free_ char *out = captured();
+    ck_assert_str_eq(out, "ocvm: openclaw: ready\n");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("log");
@@ -191,6 +245,7 @@ int main(void)
     tcase_add_test(tc, ratelimit_counts_what_it_held_back);
     tcase_add_test(tc, ratelimited_line_says_how_many);
     tcase_add_test(tc, journal_gets_fields);
+    tcase_add_test(tc, journal_names_the_qemu);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -682,16 +682,22 @@ END_TEST
  * backend closes it when the guest resets the connection or when the backend dies. A target that
  * hangs up altogether while the client still sends must reach a TCP client as a reset, never as
  * a clean end that makes a cut reply look complete; a target that half-closes, or that closes
- * after the client has finished, is a clean end. _i: 0 the target closes mid-reply (reset),
- * 1 it half-closes (clean EOF), 2 it closes after the client's own FIN (clean EOF). */
+ * after the client has finished, is a clean end. _i: 0 the hybrid target closes mid-reply
+ * (reset), 1 it half-closes (clean EOF), 2 it closes after the client's own FIN (clean EOF);
+ * 3 a plain Unix target (a service, not the vsock backend) writes its reply and closes: that is
+ * how such services end, and the client gets the whole reply and a clean EOF. */
 START_TEST(unix_target_hangup_resets_tcp_client)
 {
     char dir[] = "/tmp/ocvm-relay-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    struct endpoint target = {.kind = ENDPOINT_UNIX};
-    snprintf(target.path, sizeof(target.path), "%s/vsock.sock", dir);
+    bool hybrid = _i < 3;
+    struct endpoint listen_ep = {.kind = ENDPOINT_UNIX}, target;
+    snprintf(listen_ep.path, sizeof(listen_ep.path), "%s/vsock.sock", dir);
+    target = listen_ep;
+    if (hybrid)
+        target.kind = ENDPOINT_HYBRID, target.port = 18789;
     int lfd;
-    ck_assert_int_eq(endpoint_socket_listen(&target, &lfd), 0);
+    ck_assert_int_eq(endpoint_socket_listen(&listen_ep, &lfd), 0);
     struct running rt;
     struct relay_options o = {0};
     int fd = tcp_connect(relay_to(&rt, &o, &target));
@@ -702,6 +708,11 @@ START_TEST(unix_target_hangup_resets_tcp_client)
     ck_assert_int_eq(poll(&p, 1, 2000), 1);
     int t = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     char buf[64] = {0};
+    if (hybrid) { /* the backend's side of the handshake */
+        ck_assert_int_eq(read(t, buf, sizeof(buf)), 14);
+        ck_assert_int_eq(memcmp(buf, "CONNECT 18789\n", 14), 0);
+        ck_assert_int_eq(write(t, "OK 1\n", 5), 5);
+    }
     ck_assert_int_eq(read(t, buf, sizeof(buf)), 18); /* all read: close() itself sends no reset */
     if (_i == 2) {                                   /* the client's FIN has reached the target */
         p = (struct pollfd){.fd = t, .events = POLLIN};
@@ -776,6 +787,39 @@ START_TEST(out_of_fds_pauses_accept_then_recovers)
         close(fd[i]);
     }
     ck_assert_uint_eq(rt_stats(&rt).connect_failed, 0); /* nobody was turned away */
+    rt_free(&rt);
+    server_stop(&s);
+}
+END_TEST
+
+/* A held listener (relay_hold_listener: a socket-activated gateway while the guest is not up)
+ * accepts nobody: its client is neither served nor reset but waits in the backlog, and is served
+ * once the listener is released. */
+START_TEST(held_listener_keeps_clients_waiting)
+{
+    struct server s;
+    struct running rt;
+    struct relay_options o = {0};
+    struct endpoint t = tcp_ep(server_start(&s, SERVE_ECHO, 10));
+    uint16_t port;
+    int lfd = tcp_listener(&port);
+    ck_assert_int_eq(relay_new(&o, &rt.r), 0);
+    ck_assert_int_eq(relay_add_forward_fd(rt.r, lfd, &t), 0);
+    ck_assert_int_eq(relay_hold_listener(rt.r, lfd, true), 0);
+    ck_assert_int_eq(relay_hold_listener(rt.r, lfd + 100, true), -EBADF); /* no such listener */
+    rt_start(&rt);
+    int fd = tcp_connect(port);
+    ck_assert_int_eq(send(fd, "ping", 4, MSG_NOSIGNAL), 4);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_msg(poll(&p, 1, 500) == 0, "a held listener's client was answered or reset");
+    ck_assert_uint_eq(rt_stats(&rt).accepted, 0);
+    rt_pause(&rt);
+    ck_assert_int_eq(relay_hold_listener(rt.r, lfd, false), 0);
+    rt_start(&rt);
+    char buf[4];
+    ck_assert_msg(read(fd, buf, 4) == 4, "not served once released: %s", strerror(errno));
+    ck_assert(memcmp(buf, "ping", 4) == 0);
+    close(fd);
     rt_free(&rt);
     server_stop(&s);
 }
@@ -863,7 +907,7 @@ int main(void)
     tcase_add_test(t, half_close_keeps_the_other_direction);
     tcase_add_test(t, slow_reader_gets_back_pressure);
     tcase_add_test(t, target_down_resets_client_at_once);
-    tcase_add_loop_test(t, unix_target_hangup_resets_tcp_client, 0, 3);
+    tcase_add_loop_test(t, unix_target_hangup_resets_tcp_client, 0, 4);
     tcase_add_test(t, self_connection_is_seen);
     tcase_add_test(t, connection_limit_refuses_and_recovers);
     tcase_add_test(t, same_fds_after_10000_connections_and_abuse);
@@ -873,6 +917,7 @@ int main(void)
     tcase_add_test(t, unix_to_unix);
     tcase_add_test(t, ipv6_to_ipv6);
     tcase_add_test(t, out_of_fds_pauses_accept_then_recovers);
+    tcase_add_test(t, held_listener_keeps_clients_waiting);
     suite_add_tcase(s, t);
     return run_suite(s);
 }
