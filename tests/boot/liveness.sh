@@ -8,37 +8,15 @@
 #   systemd's watchdog (NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID = the supervisor): WATCHDOG=1
 #   arrives while healthy, stops while degraded (with STATUS=degraded: REASON), resumes after.
 set -uo pipefail
-if [ "$(id -u)" != 0 ]; then echo "skip: needs root (a network namespace of its own)"; exit 77; fi
-if [ -z "${OCVM_TEST_NETNS:-}" ]; then
-    command -v unshare >/dev/null || { echo "skip: no unshare"; exit 77; }
-    export OCVM_TEST_NETNS=1
-    exec unshare -n bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
-fi
-build=$(realpath "${1:?usage: liveness.sh BUILD_DIR}")
-ocvm="$build/ocvm"
-guest="$build/guest"
-command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 is not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
-command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
-[ -f "$guest/vmlinuz" ] || { echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77; }
-
-tmp=$(mktemp -d /tmp/ocvm-liveness-XXXXXX)
-export OCVM_RUNTIME_DIR="$tmp/run" OCVM_STATE_DIR="$tmp/state"
-name=livetest
-cfg="$tmp/$name.json"
-passed=0 failed=0
-ok() { echo "ok   $1 [${SECONDS}s]"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
+# shellcheck source=../support/boot.sh
+. "$(dirname "$0")/../support/boot.sh"
+boot_in_netns "$@"
+boot_setup "${1:-}" livetest python3 curl
 sup= listener=
-cleanup() {
+boot_cleanup_hook() {
     [ -n "$sup" ] && kill -9 "$sup" 2>/dev/null
     [ -n "$listener" ] && kill "$listener" 2>/dev/null
-    for p in $(pgrep -f -- "$tmp/" | grep -vx "$$"); do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
-wait_for() { local deadline=$((SECONDS + $1)); shift
-    while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.2; done; return 1; }
 field() { "$ocvm" status --json --config "$cfg" 2>/dev/null |
     python3 -c "import json,sys; print(json.load(sys.stdin)$1)" 2>/dev/null; }
 phase_is() { [ "$(field "['phase']")" = "$1" ]; }
@@ -167,5 +145,4 @@ wait "$sup" 2>/dev/null
 sup=
 [ ! -e "$OCVM_RUNTIME_DIR/$name" ] && ok "down: nothing left behind" || bad "left: $(ls "$OCVM_RUNTIME_DIR/$name" 2>&1)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+boot_finish

@@ -11,37 +11,15 @@
 #   a passed socket bound to another address than gateway.host_listen, or one more beside it, is
 #   refused with one error naming both addresses, before QEMU starts.
 set -uo pipefail
-if [ "$(id -u)" != 0 ]; then echo "skip: needs root (a network namespace of its own)"; exit 77; fi
-if [ -z "${OCVM_TEST_NETNS:-}" ]; then
-    command -v unshare >/dev/null || { echo "skip: no unshare"; exit 77; }
-    export OCVM_TEST_NETNS=1
-    exec unshare -n bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
-fi
-build=$(realpath "${1:?usage: socket_activation.sh BUILD_DIR}")
-ocvm="$build/ocvm"
-guest="$build/guest"
-command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 is not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
-command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
-[ -f "$guest/vmlinuz" ] || { echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77; }
-
-tmp=$(mktemp -d /tmp/ocvm-sockact-XXXXXX)
-export OCVM_RUNTIME_DIR="$tmp/run" OCVM_STATE_DIR="$tmp/state"
-name=sockacttest
-cfg="$tmp/$name.json"
-passed=0 failed=0
-ok() { echo "ok   $1 [${SECONDS}s]"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
+# shellcheck source=../support/boot.sh
+. "$(dirname "$0")/../support/boot.sh"
+boot_in_netns "$@"
+boot_setup "${1:-}" sockacttest python3 curl
 sup='' listener=''
-cleanup() {
+boot_cleanup_hook() {
     [ -n "$sup" ] && kill -9 "$sup" 2>/dev/null
     [ -n "$listener" ] && kill "$listener" 2>/dev/null
-    for p in $(pgrep -f -- "$tmp/" | grep -vx "$$"); do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
-wait_for() { local deadline=$((SECONDS + $1)); shift
-    while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.2; done; return 1; }
 now() { python3 -c 'import time; print("%.3f" % time.monotonic())'; }
 # two free ports (the namespace is the test's own: any would do, but not a fixed one)
 read -r port other < <(python3 -c '
@@ -214,5 +192,4 @@ sup=''
 [ ! -e "$OCVM_RUNTIME_DIR/$name" ] && ok "down: nothing left behind" ||
     bad "left: $(ls "$OCVM_RUNTIME_DIR/$name" 2>&1); down: $(cat "$tmp/down.log"); up: $(tail -5 "$tmp/up.log")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+boot_finish

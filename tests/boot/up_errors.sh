@@ -9,36 +9,15 @@
 #   - a foreground `ocvm up` that fails names the kept log too.
 # Runs in a network namespace of its own, with its own runtime, state and log directories.
 set -uo pipefail
-if [ "$(id -u)" != 0 ]; then echo "skip: needs root (a network namespace of its own)"; exit 77; fi
-if [ -z "${OCVM_TEST_NETNS:-}" ]; then
-    command -v unshare >/dev/null || { echo "skip: no unshare"; exit 77; }
-    export OCVM_TEST_NETNS=1
-    exec unshare -n bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
-fi
-build=$(realpath "${1:?usage: up_errors.sh BUILD_DIR}")
-ocvm="$build/ocvm"
-guest="$build/guest"
-command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 is not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
-[ -f "$guest/vmlinuz" ] || { echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77; }
-
-tmp=$(mktemp -d /tmp/ocvm-uperr-XXXXXX)
-export OCVM_RUNTIME_DIR="$tmp/run" OCVM_STATE_DIR="$tmp/state" OCVM_LOG_DIR="$tmp/log"
-name=uperrtest
-cfg="$tmp/$name.json"
+# shellcheck source=../support/boot.sh
+. "$(dirname "$0")/../support/boot.sh"
+boot_in_netns "$@"
+boot_setup "${1:-}" uperrtest python3
 kept="$OCVM_LOG_DIR/$name.log"
-passed=0 failed=0
-ok() { echo "ok   $1 [${SECONDS}s]"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
 holder=
-cleanup() {
+boot_cleanup_hook() {
     [ -n "$holder" ] && kill "$holder" 2>/dev/null
-    for p in $(pgrep -f -- "$tmp/" | grep -vx "$$"); do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
-wait_for() { local deadline=$((SECONDS + $1)); shift
-    while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.2; done; return 1; }
 
 write_config() { # EXTRA_MACHINE_KEYS READY_S
     cat >"$cfg" <<JSON
@@ -140,5 +119,4 @@ else
 fi
 wait_for 20 no_process_left || bad "left behind after down"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+boot_finish
