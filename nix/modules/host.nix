@@ -159,6 +159,17 @@ let
           default = true;
           description = "Start the VM at boot (ocvm-vms.target wants ocvm@${name}.service).";
         };
+        socketActivation = mkOption {
+          type = types.bool;
+          default = false;
+          description = ''
+            Listen on `gateway.host_listen` from boot with the packaged template
+            ocvm-gateway@.socket (an instance drop-in wanted by sockets.target, its ListenStream=
+            set to this VM's address): the port exists before the VM does, a client that
+            connects first waits in the backlog and starts the VM (ocvm@${name}.service), and
+            `ocvm up` takes the socket over (docs/systemd.md).
+          '';
+        };
         restartIfChanged = mkOption {
           type = types.bool;
           default = true;
@@ -652,6 +663,19 @@ in
           ];
         }
       ) enabledVMs;
+
+      # socket activation: the template's port reset, then this VM's gateway.host_listen
+      systemd.sockets = lib.mapAttrs' (
+        name: vm:
+        lib.nameValuePair "ocvm-gateway@${name}" {
+          overrideStrategy = "asDropin";
+          wantedBy = [ "sockets.target" ];
+          listenStreams = [
+            ""
+            ((rendered name vm).gateway.host_listen or "127.0.0.1:18789")
+          ];
+        }
+      ) (lib.filterAttrs (_: vm: vm.socketActivation) enabledVMs);
 
       systemd.timers = lib.mapAttrs' (
         name: vm:

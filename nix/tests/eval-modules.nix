@@ -165,6 +165,7 @@ in
       dropin = lines s.serviceConfig;
     }) (lib.filterAttrs (n: _: lib.hasPrefix "ocvm@" n) svc);
     timers = lib.mapAttrs (_: t: { inherit (t) overrideStrategy wantedBy; }) hc.systemd.timers;
+    sockets = lib.mapAttrs (_: t: { inherit (t) overrideStrategy wantedBy listenStreams; }) hc.systemd.sockets;
     caddy = {
       inherit (hc.services.caddy) enable;
       virtualHosts = lib.mapAttrs (_: v: v.extraConfig) hc.services.caddy.virtualHosts;

@@ -63,6 +63,13 @@ let
     imports = [ unit ];
     options.timerConfig = opt (types.attrsOf unitOption) { };
   };
+  socket = {
+    imports = [ unit ];
+    options = {
+      listenStreams = opt (types.listOf types.str) [ ];
+      socketConfig = opt (types.attrsOf unitOption) { };
+    };
+  };
   ports = opt (types.listOf types.port) [ ];
   ranges = opt (types.listOf (types.attrsOf types.port)) [ ];
   firewallRules = {
@@ -95,6 +102,7 @@ in
       systemd.services = opt (types.attrsOf (types.submodule service)) { };
       systemd.targets = opt (types.attrsOf (types.submodule unit)) { };
       systemd.timers = opt (types.attrsOf (types.submodule timer)) { };
+      systemd.sockets = opt (types.attrsOf (types.submodule socket)) { };
       users.users = opt (types.attrsOf (
         types.submodule {
           options = {

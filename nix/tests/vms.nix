@@ -30,6 +30,7 @@
   # every key of docs/config.md set (no unsafe_* waiver in force: each is false)
   full = {
     name = "full";
+    socketActivation = true;
     machine = {
       type = "q35";
       accel = "tcg";

@@ -200,6 +200,8 @@ fact "host: drop-ins follow the rendered config (TimeoutStopSec shutdown_s + 5, 
     'h["instances"]["ocvm@full"]["serviceConfig"] == {"TimeoutStopSec": "45s", "TimeoutStartSec": "660s", "ReadWritePaths": [json.loads(h["etc"]["ocvm/full.json"])["shares"][1]["source"]]} and h["instances"]["ocvm@openclaw"]["serviceConfig"] == {"TimeoutStopSec": "35s", "TimeoutStartSec": "960s"}'
 fact "host: ocvm-check@NAME.timer per VM, a drop-in wanted by timers.target" \
     'sorted(h["timers"]) == ["ocvm-check@full", "ocvm-check@openclaw", "ocvm-check@unsafe"] and all(t == {"overrideStrategy": "asDropin", "wantedBy": ["timers.target"]} for t in h["timers"].values())'
+fact "host: socket activation: an ocvm-gateway@NAME.socket drop-in, wanted by sockets.target, listening on the VM's host_listen" \
+    'h["sockets"] == {"ocvm-gateway@full": {"overrideStrategy": "asDropin", "wantedBy": ["sockets.target"], "listenStreams": ["", "127.0.0.1:18800"]}}'
 fact "host: the Caddy site localhost:8443 binds 127.0.0.1 and proxies to host_listen without forwarded headers" \
     'h["caddy"]["enable"] and all(l in h["caddy"]["virtualHosts"]["localhost:8443"].splitlines() for l in ["bind 127.0.0.1", "reverse_proxy 127.0.0.1:18789 {", "  header_up -X-Forwarded-For", "  header_up -X-Forwarded-Proto", "  header_up -X-Forwarded-Host", "  header_up -X-Real-IP", "  header_up -Forwarded"])'
 fact "host: Unbound on the bridge address, answering the subnet, logging queries and replies" \
