@@ -42,9 +42,9 @@ struct cli_args {
 };
 enum { CLI_DETACH = 1 << 0, CLI_JSON = 1 << 1, CLI_NAME_OPTIONAL = 1 << 2, CLI_FORCE = 1 << 3 };
 /* Parses the arguments of a verb that names a VM: NAME and/or --config FILE, plus -d/--detach,
- * --json and -f/--force when FLAGS allow them. Returns 1 to run the verb; 0 after printing its --help (with
- * the lines on NAME and --config every such verb shares), exit 0; -EINVAL after printing the one
- * usage error, exit 2. */
+ * --json and -f/--force when FLAGS allow them. Returns 1 to run the verb; 0 after printing its
+ * --help (with the lines on NAME and --config every such verb shares), exit 0; -EINVAL after
+ * printing the one usage error, exit 2. */
 int cli_parse(const struct cli_verb *v, int argc, char **argv, unsigned flags,
               struct cli_args *ret);
 

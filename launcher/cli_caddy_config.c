@@ -51,9 +51,8 @@ static int site_address(const struct vm_config *c, char *buf, size_t size, bool 
         return r;
     }
     *found = false;
-    json_t *origins = json_object_get(json_object_get(json_object_get(tree, "gateway"),
-                                                      "controlUi"),
-                                      "allowedOrigins");
+    json_t *origins = json_object_get(
+        json_object_get(json_object_get(tree, "gateway"), "controlUi"), "allowedOrigins");
     size_t i;
     json_t *o;
     json_array_foreach(origins, i, o)

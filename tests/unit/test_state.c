@@ -119,7 +119,9 @@ END_TEST
 START_TEST(test_untrusted_text_is_written)
 {
     struct vm_state w = sample(), r;
-    snprintf(w.last_exit, sizeof(w.last_exit), "QEMU: Connexion refus\xe9" "e\x1b[0m \xc3");
+    snprintf(w.last_exit, sizeof(w.last_exit),
+             "QEMU: Connexion refus\xe9"
+             "e\x1b[0m \xc3");
     snprintf(w.health.last_error, sizeof(w.health.last_error), "caf\xc3\xa9 \xed\xa0\x80");
     snprintf(w.vsock_backend.last_exit, sizeof(w.vsock_backend.last_exit), "\xff\xfe");
     ck_assert_int_eq(state_write(path, &w), 0);
