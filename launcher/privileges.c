@@ -67,16 +67,15 @@ uint64_t privileges_supervisor_set(const struct privileges_needs *n)
 {
     uint64_t set = 0;
     if (n->network)
-        set |= PRIVILEGES_CAP(CAP_NET_ADMIN);
+        set |= CAPS_BIT(CAP_NET_ADMIN);
     if (n->other_user)
-        set |= PRIVILEGES_CAP(CAP_SETUID) | PRIVILEGES_CAP(CAP_SETGID) |
-               PRIVILEGES_CAP(CAP_SETPCAP) | PRIVILEGES_CAP(CAP_KILL);
+        set |= CAPS_BIT(CAP_SETUID) | CAPS_BIT(CAP_SETGID) | CAPS_BIT(CAP_SETPCAP) |
+               CAPS_BIT(CAP_KILL);
     if (n->root_virtiofsd)
-        set |= PRIVILEGES_CAP(CAP_SYS_ADMIN) | PRIVILEGES_CAP(CAP_CHOWN) |
-               PRIVILEGES_CAP(CAP_DAC_OVERRIDE) | PRIVILEGES_CAP(CAP_FOWNER) |
-               PRIVILEGES_CAP(CAP_FSETID) | PRIVILEGES_CAP(CAP_MKNOD) |
-               PRIVILEGES_CAP(CAP_SETFCAP) | PRIVILEGES_CAP(CAP_SETUID) |
-               PRIVILEGES_CAP(CAP_SETGID) | PRIVILEGES_CAP(CAP_SETPCAP) | PRIVILEGES_CAP(CAP_KILL);
+        set |= CAPS_BIT(CAP_SYS_ADMIN) | CAPS_BIT(CAP_CHOWN) | CAPS_BIT(CAP_DAC_OVERRIDE) |
+               CAPS_BIT(CAP_FOWNER) | CAPS_BIT(CAP_FSETID) | CAPS_BIT(CAP_MKNOD) |
+               CAPS_BIT(CAP_SETFCAP) | CAPS_BIT(CAP_SETUID) | CAPS_BIT(CAP_SETGID) |
+               CAPS_BIT(CAP_SETPCAP) | CAPS_BIT(CAP_KILL);
     return set;
 }
 
@@ -89,7 +88,7 @@ int privileges_format(uint64_t set, char **ret)
         return -ENOMEM;
     bool first = true;
     for (unsigned c = 0; c < 64; c++) {
-        if (!(set & PRIVILEGES_CAP(c)))
+        if (!(set & CAPS_BIT(c)))
             continue;
         if (c < ELEMENTSOF(cap_names))
             fprintf(f, "%s%s", first ? "" : ",", cap_names[c]);
@@ -107,37 +106,13 @@ int privileges_format(uint64_t set, char **ret)
     return 0;
 }
 
-static int capget_self(struct __user_cap_data_struct d[2])
-{
-    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
-    return syscall(SYS_capget, &h, d) < 0 ? negative_errno() : 0;
-}
-
-static uint64_t join(uint32_t lo, uint32_t hi)
-{
-    return (uint64_t)lo | (uint64_t)hi << 32;
-}
-
 int privileges_effective(uint64_t *ret)
 {
-    struct __user_cap_data_struct d[2];
-    int r = capget_self(d);
+    struct caps c;
+    int r = caps_get(&c);
     if (r < 0)
         return r;
-    *ret = join(d[0].effective, d[1].effective);
-    return 0;
-}
-
-/* Drops every capability outside KEEP from the bounding set (needs CAP_SETPCAP, still held). */
-static int drop_bounding(uint64_t keep)
-{
-    for (unsigned long cap = 0; cap < 64; cap++) {
-        int has = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
-        if (has < 0)
-            return 0; /* EINVAL: past the last capability this kernel knows */
-        if (has && !(keep & PRIVILEGES_CAP(cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
-            return negative_errno();
-    }
+    *ret = c.effective;
     return 0;
 }
 
@@ -152,27 +127,22 @@ static int drop_bounding(uint64_t keep)
 
 int privileges_drop(uint64_t set, uint64_t *ret_kept, const char **ret_step)
 {
-    struct __user_cap_data_struct d[2];
-    STEP("capget", capget_self(d));
-    uint64_t keep = set & join(d[0].permitted, d[1].permitted);
+    struct caps c;
+    STEP("capget", caps_get(&c));
+    uint64_t keep = set & c.permitted;
     /* Without CAP_SETPCAP the bounding set stays as it is: no_new_privs below still keeps an
      * exec from gaining anything beyond the permitted set. */
-    if (d[CAP_TO_INDEX(CAP_SETPCAP)].effective & CAP_TO_MASK(CAP_SETPCAP))
-        STEP("drop the bounding set", drop_bounding(keep));
+    if (c.effective & CAPS_BIT(CAP_SETPCAP))
+        STEP("drop the bounding set", caps_drop_bounding(keep));
     STEP("clear the ambient set",
          prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL
              ? negative_errno()
              : 0);
-    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
-    struct __user_cap_data_struct n[2] = {
-        {.effective = (uint32_t)keep, .permitted = (uint32_t)keep},
-        {.effective = (uint32_t)(keep >> 32), .permitted = (uint32_t)(keep >> 32)}};
-    STEP("capset", syscall(SYS_capset, &h, n) < 0 ? negative_errno() : 0);
+    STEP("capset", caps_set(&(struct caps){.effective = keep, .permitted = keep}));
     STEP("PR_SET_NO_NEW_PRIVS", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? negative_errno() : 0);
     /* what the kernel says now, not what we asked for */
-    STEP("capget", capget_self(d));
-    if (join(d[0].effective, d[1].effective) != keep ||
-        join(d[0].permitted, d[1].permitted) != keep || d[0].inheritable || d[1].inheritable) {
+    STEP("capget", caps_get(&c));
+    if (c.effective != keep || c.permitted != keep || c.inheritable) {
         *ret_step = "verify the capability sets";
         return -EPERM;
     }

@@ -7,12 +7,11 @@
  * docs/policy.md ("Privileges") says why each capability stays. */
 #pragma once
 
+#include "common/caps.h"
 #include "config/vm_config.h"
 
 #include <stdbool.h>
 #include <stdint.h>
-
-#define PRIVILEGES_CAP(c) (UINT64_C(1) << (c))
 
 /* What the running VM still does that needs a capability. */
 struct privileges_needs {

@@ -2,6 +2,7 @@
 #include "vsock/backend_sandbox.h"
 
 #include "common/cleanup.h"
+#include "common/caps.h"
 #include "common/error.h"
 
 #include <errno.h>
@@ -92,38 +93,15 @@ static int install_filter(const struct backend_sandbox *sb)
     return r;
 }
 
-static int capget_self(struct __user_cap_data_struct data[2])
-{
-    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
-    return syscall(SYS_capget, &h, data) < 0 ? negative_errno() : 0;
-}
-
 /* The bounding set, when this process may change it (CAP_SETPCAP); else it holds nothing there
  * it could use: no capability in its other sets, and no new privileges. */
 static int drop_bounding_set(void)
 {
-    struct __user_cap_data_struct d[2];
-    int r = capget_self(d);
+    struct caps c;
+    int r = caps_get(&c);
     if (r < 0)
         return r;
-    if (!(d[CAP_TO_INDEX(CAP_SETPCAP)].effective & CAP_TO_MASK(CAP_SETPCAP)))
-        return 0;
-    for (unsigned long cap = 0;; cap++) {
-        int has = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
-        if (has < 0)
-            return 0; /* EINVAL: past the last capability this kernel knows */
-        if (has && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
-            return negative_errno();
-    }
-}
-
-static int clear_capabilities(void)
-{
-    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
-    struct __user_cap_data_struct d[2] = {{0}};
-    if (syscall(SYS_capset, &h, d) < 0)
-        return negative_errno();
-    return 0;
+    return c.effective & CAPS_BIT(CAP_SETPCAP) ? caps_drop_bounding(0) : 0;
 }
 
 static int change_user(uid_t uid, gid_t gid)
@@ -163,7 +141,7 @@ int backend_sandbox_enter(const struct backend_sandbox *sb, const char **ret_ste
              : 0);
     if (pw)
         STEP("change user", change_user(pw->pw_uid, pw->pw_gid));
-    STEP("clear the capabilities", clear_capabilities());
+    STEP("clear the capabilities", caps_set(&(struct caps){0}));
     /* a change of user clears the parent-death signal: set it again, and catch a parent that
      * died in between */
     if (pdeathsig) {

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/caps.h"
 #include "common/error.h"
 #include "common/parse.h"
 #include "common/clock.h"
@@ -556,10 +557,7 @@ static int relay_drop_privileges(uid_t uid, gid_t gid, bool explicit_user)
         return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? negative_errno() : 0;
     }
     const char *step = "drop the bounding set";
-    int e = 0;
-    for (unsigned long cap = 0; e == 0 && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
-            e = negative_errno();
+    int e = caps_drop_bounding(0);
     if (e == 0 && (step = "setgroups", setgroups(0, NULL) < 0))
         e = negative_errno();
     if (e == 0 && (step = "setresgid", setresgid(gid, gid, gid) < 0))
@@ -570,16 +568,16 @@ static int relay_drop_privileges(uid_t uid, gid_t gid, bool explicit_user)
         e = negative_errno();
     uid_t ru, eu, su;
     gid_t rg, eg, sg;
-    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
-    struct __user_cap_data_struct d[2];
+    struct caps c;
     if (e == 0) {
         step = "verify";
-        if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
-            syscall(SYS_capget, &h, d) < 0)
+        if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
             e = negative_errno();
-        else if (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid ||
-                 d[0].permitted || d[1].permitted || d[0].effective || d[1].effective ||
-                 setuid(0) == 0 || setgid(0) == 0 || setgroups(0, NULL) == 0)
+        if (e == 0)
+            e = caps_get(&c);
+        if (e == 0 && (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid ||
+                       c.permitted || c.effective || setuid(0) == 0 || setgid(0) == 0 ||
+                       setgroups(0, NULL) == 0))
             e = -EPERM; /* root is still within reach */
     }
     if (e < 0) {

@@ -130,16 +130,16 @@ START_TEST(ratelimited_line_says_how_many)
 }
 END_TEST
 
-/* With stderr the journal's stream, a line is one native datagram with ocvm's fields. */
-START_TEST(journal_gets_fields)
+/* A datagram socket at TMPDIR/journal.sock standing in for the journal (its path into SA),
+ * stderr made the journal's stream (JOURNAL_STREAM), and the logger set up for VM "openclaw"
+ * with that socket: returns the socket. */
+static int journal_listen(struct sockaddr_un *sa)
 {
-    char sock_path[700];
-    snprintf(sock_path, sizeof(sock_path), "%s/journal.sock", tmpdir);
+    *sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+    snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/journal.sock", tmpdir);
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    strcpy(sa.sun_path, sock_path);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
     struct stat st;
     ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
     char stream[64];
@@ -147,8 +147,17 @@ START_TEST(journal_gets_fields)
              (unsigned long long)st.st_ino);
     setenv("JOURNAL_STREAM", stream, 1);
     log_setup("ocvm");
-    log_set_journal_socket(sock_path);
+    log_set_journal_socket(sa->sun_path);
     log_set_vm("openclaw");
+    return fd;
+}
+
+/* With stderr the journal's stream, a line is one native datagram with ocvm's fields. */
+START_TEST(journal_gets_fields)
+{
+    struct sockaddr_un sa;
+    int fd = journal_listen(&sa);
+    const char *sock_path = sa.sun_path;
     log_warning("netsetup", "uplink %s is down", "eth0");
 
     char buf[4096];
@@ -186,22 +195,8 @@ END_TEST
  * left out, and the line on stderr never changes. */
 START_TEST(journal_names_the_qemu)
 {
-    char sock_path[700];
-    snprintf(sock_path, sizeof(sock_path), "%s/journal.sock", tmpdir);
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    strcpy(sa.sun_path, sock_path);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    struct stat st;
-    ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
-    char stream[64];
-    snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)st.st_dev,
-             (unsigned long long)st.st_ino);
-    setenv("JOURNAL_STREAM", stream, 1);
-    log_setup("ocvm");
-    log_set_journal_socket(sock_path);
-    log_set_vm("openclaw");
+    struct sockaddr_un sa;
+    int fd = journal_listen(&sa);
     char buf[4096];
     ssize_t n;
 

@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CAP PRIVILEGES_CAP
+#define CAP CAPS_BIT
 
 START_TEST(test_set_follows_needs)
 {
