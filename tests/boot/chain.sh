@@ -7,35 +7,12 @@
 #   while QEMU is down (killed), a client gets a prompt error, not a hang; it comes back;
 #   `ocvm down` stops QEMU in time and leaves no process, socket, TAP, nft table or runtime file.
 set -uo pipefail
-if [ "$(id -u)" != 0 ]; then echo "skip: needs root (network namespace, TAP, nft)"; exit 77; fi
-if [ -z "${OCVM_TEST_NETNS:-}" ]; then
-    command -v unshare >/dev/null || { echo "skip: no unshare"; exit 77; }
-    export OCVM_TEST_NETNS=1
-    exec unshare -n bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
-fi
-build=$(realpath "${1:?usage: chain.sh BUILD_DIR}")
-ocvm="$build/ocvm"
-guest="$build/guest"
-command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 is not installed"; exit 77; }
-[ -f "$guest/vmlinuz" ] || { echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77; }
-
-tmp=$(mktemp -d /tmp/ocvm-chain-XXXXXX)
-export OCVM_RUNTIME_DIR="$tmp/run"
-name=chaintest
-rundir="$OCVM_RUNTIME_DIR/$name"
-cfg="$tmp/$name.json"
-passed=0 failed=0
-ok() { echo "ok   $1 [${SECONDS}s]"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
-# Our own leftovers, if a check failed: processes whose command line names our temp dir
-# (QEMU's console log, virtiofsd's source), stopped by pid.
-leftovers() { pgrep -f -- "$tmp/" | grep -vx "$$" || true; }
-cleanup() {
-    for p in $(leftovers); do kill -9 "$p" 2>/dev/null; done
-    [ -f "$rundir/state.json" ] && "$ocvm" down --config "$cfg" >/dev/null 2>&1
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+# shellcheck source=../support/boot.sh
+. "$(dirname "$0")/../support/boot.sh"
+boot_in_netns "$@"
+boot_setup "${1:-}" chaintest
+# a supervisor killed at exit leaves its network: down undoes it
+boot_cleanup_hook() { [ -f "$rundir/state.json" ] && "$ocvm" down --config "$cfg" >/dev/null 2>&1; }
 
 # An uplink for NAT inside this namespace only: a veth pair with a default route into it.
 ip link add up0 type veth peer name up0peer && ip addr add 10.250.77.1/24 dev up0 &&
@@ -57,8 +34,6 @@ cat >"$cfg" <<JSON
 }
 JSON
 status_field() { "$ocvm" status --json --config "$cfg" | python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-wait_for() { local deadline=$((SECONDS + $1)); shift
-    while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.3; done; return 1; }
 
 start=$SECONDS
 if out=$("$ocvm" up -d --config "$cfg" 2>&1); then ok "up -d: ready through the whole chain in $((SECONDS - start)) s"
@@ -167,7 +142,6 @@ supervisor=$(status_field "['supervisor_pid']"); qemu=$(status_field "['qemu_pid
 t0=$SECONDS
 "$ocvm" down --config "$cfg" >/dev/null 2>&1 && ok "down in $((SECONDS - t0)) s" || bad "down failed"
 [ $((SECONDS - t0)) -le 25 ] || bad "down took longer than shutdown_s"
-alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 alive "$qemu" || alive "$supervisor" && bad "a process survived down" || ok "no QEMU or supervisor left"
 [ ! -e "$rundir" ] && ok "no runtime file or socket left" || { bad "left in $rundir:"; ls -la "$rundir"; }
 ip link show vm-openclaw >/dev/null 2>&1 && bad "TAP left behind" || ok "TAP removed"
@@ -201,5 +175,4 @@ left=$(leftovers)
 [ -z "$left" ] && ok "no process of this test is left running" ||
     bad "processes left running: $(ps -o pid=,args= -p "$(tr '\n' ',' <<<"$left" | sed 's/,$//')" | cut -c1-100)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+boot_finish

@@ -6,38 +6,16 @@
 # how much it grew meanwhile. The runtime directory is a small tmpfs in a private mount namespace;
 # the kept log (OCVM_LOG_DIR) is elsewhere, so the supervisor's lines are not lost with it.
 set -uo pipefail
-if [ "$(id -u)" != 0 ]; then echo "skip: needs root (namespaces, tmpfs)"; exit 77; fi
-if [ -z "${OCVM_TEST_NS:-}" ]; then
-    command -v unshare >/dev/null || { echo "skip: no unshare"; exit 77; }
-    export OCVM_TEST_NS=1
-    exec unshare -n -m bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
-fi
-build=$(realpath "${1:?usage: console_full.sh BUILD_DIR}")
-ocvm="$build/ocvm"
-guest="$build/guest"
-command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 is not installed"; exit 77; }
-[ -f "$guest/vmlinuz" ] || { echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77; }
-
-tmp=$(mktemp -d /tmp/ocvm-confull-XXXXXX)
-mkdir -p "$tmp/run"
+# shellcheck source=../support/boot.sh
+. "$(dirname "$0")/../support/boot.sh"
+boot_in_netns --mount "$@"
+boot_setup "${1:-}" confulltest
+mkdir -p "$OCVM_RUNTIME_DIR"
 mount --make-rprivate / 2>/dev/null
-mount -t tmpfs -o size=512k,mode=0711 ocvm-confull "$tmp/run" || { echo "skip: cannot mount a tmpfs"; exit 77; }
-export OCVM_RUNTIME_DIR="$tmp/run" OCVM_STATE_DIR="$tmp/state" OCVM_LOG_DIR="$tmp/log"
-name=confulltest
-rundir="$OCVM_RUNTIME_DIR/$name"
-cfg="$tmp/$name.json"
+mount -t tmpfs -o size=512k,mode=0711 ocvm-confull "$OCVM_RUNTIME_DIR" ||
+    { echo "skip: cannot mount a tmpfs"; exit 77; }
 kept="$OCVM_LOG_DIR/$name.log"
-passed=0 failed=0
-ok() { echo "ok   $1 [${SECONDS}s]"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
-cleanup() {
-    for p in $(pgrep -f -- "$tmp/" | grep -vx "$$"); do kill -9 "$p" 2>/dev/null; done
-    umount "$tmp/run" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-wait_for() { local deadline=$((SECONDS + $1)); shift
-    while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.2; done; return 1; }
+boot_cleanup_hook() { umount "$OCVM_RUNTIME_DIR" 2>/dev/null; }
 console() { (sleep 1; printf '%s\n' "$@"; sleep 4; printf '\035') |
     timeout 30 "$ocvm" console --config "$cfg" 2>&1 | tr -d '\r'; }
 
@@ -83,7 +61,6 @@ wait_for 5 grep -q "back-42-$$" "$rundir/console.log" && ok "console.log grows a
     bad "console.log does not grow again"
 
 out=$("$ocvm" down --config "$cfg" 2>&1) || bad "down: $out"
-nothing_left() { [ -z "$(pgrep -f -- "$tmp/" | grep -vx "$$")" ]; }
+nothing_left() { [ -z "$(leftovers)" ]; }
 wait_for 15 nothing_left && ok "down: nothing left" || bad "processes left: $(pgrep -af -- "$tmp/")"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+boot_finish

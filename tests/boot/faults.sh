@@ -14,36 +14,11 @@
 #     error, and nothing is left: no QEMU, no runtime directory.
 # Everything runs in a network namespace of its own, with its own runtime dir and VM name.
 set -uo pipefail
-if [ "$(id -u)" != 0 ]; then echo "skip: needs root (namespaces, tmpfs)"; exit 77; fi
-if [ -z "${OCVM_TEST_NETNS:-}" ]; then
-    command -v unshare >/dev/null || { echo "skip: no unshare"; exit 77; }
-    export OCVM_TEST_NETNS=1
-    exec unshare -n bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
-fi
-build=$(realpath "${1:?usage: faults.sh BUILD_DIR}")
-ocvm="$build/ocvm"
-guest="$build/guest"
-command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 is not installed"; exit 77; }
-[ -f "$guest/vmlinuz" ] || { echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77; }
-
-tmp=$(mktemp -d /tmp/ocvm-faults-XXXXXX)
-export OCVM_RUNTIME_DIR="$tmp/run" OCVM_STATE_DIR="$tmp/state"
-name=faulttest
-rundir="$OCVM_RUNTIME_DIR/$name"
-cfg="$tmp/$name.json"
-passed=0 failed=0
-ok() { echo "ok   $1 [${SECONDS}s]"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
-leftovers() { pgrep -f -- "$tmp/" | grep -vx "$$" || true; }
-cleanup() {
-    for p in $(leftovers); do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done
-    umount "$tmp/full" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
-wait_for() { local deadline=$((SECONDS + $1)); shift
-    while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.2; done; return 1; }
+# shellcheck source=../support/boot.sh
+. "$(dirname "$0")/../support/boot.sh"
+boot_in_netns "$@"
+boot_setup "${1:-}" faulttest
+boot_cleanup_hook() { umount "$tmp/full" 2>/dev/null; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 # the pids of this test's QEMUs: by their runtime directory on the command line
 qemus() { pgrep -f -- "logfile=$rundir/console.log" || true; }
@@ -225,5 +200,4 @@ for size in 12k 16k; do
         bad "runtime dir left: $out"
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+boot_finish

@@ -6,28 +6,11 @@
 # (text and JSON), `ocvm cmdline`, `ocvm check`, the console log. A secret others can read is
 # refused before anything starts (OCVM-P012), naming its path. `down` removes the staged copies.
 set -uo pipefail
-build=$(realpath "${1:?usage: secrets.sh BUILD_DIR}")
-ocvm="$build/ocvm"
-guest="$build/guest"
-command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 is not installed"; exit 77; }
+# shellcheck source=../support/boot.sh
+. "$(dirname "$0")/../support/boot.sh"
+boot_setup "${1:-}" secretstest
 [ -x /usr/lib/qemu/virtiofsd ] || { echo "skip: no /usr/lib/qemu/virtiofsd"; exit 77; }
-[ -f "$guest/vmlinuz" ] || { echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77; }
-
-tmp=$(mktemp -d /tmp/ocvm-secrets-XXXXXX)
-export OCVM_RUNTIME_DIR="$tmp/run" OCVM_STATE_DIR="$tmp/state"
-name=secretstest
-rundir="$OCVM_RUNTIME_DIR/$name"
-cfg="$tmp/$name.json"
-passed=0 failed=0
-ok() { echo "ok   $1 [${SECONDS}s]"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
-leftovers() { pgrep -f -- "$tmp/" | grep -vx "$$" || true; }
-cleanup() {
-    [ -f "$rundir/state.json" ] && "$ocvm" down --config "$cfg" >/dev/null 2>&1
-    for p in $(leftovers); do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+boot_cleanup_hook() { [ -f "$rundir/state.json" ] && "$ocvm" down --config "$cfg" >/dev/null 2>&1; }
 
 port=$((20000 + RANDOM % 10000))
 key="sk-test-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -140,5 +123,4 @@ fi
 
 left=$(leftovers)
 [ -z "$left" ] && ok "no process of this test is left running" || bad "left running: $left"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+boot_finish

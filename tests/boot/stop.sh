@@ -4,29 +4,10 @@
 # a second SIGTERM (a second Ctrl-C, a second `ocvm down`) hurries to QMP quit at once instead of
 # waiting out shutdown_s; nothing is left behind.
 set -uo pipefail
-build=$(realpath "${1:?usage: stop.sh BUILD_DIR}")
-ocvm="$build/ocvm"
-guest="$build/guest"
-command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 is not installed"; exit 77; }
-[ -f "$guest/vmlinuz" ] || { echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77; }
-
-tmp=$(mktemp -d /tmp/ocvm-stop-XXXXXX)
-export OCVM_RUNTIME_DIR="$tmp/run" OCVM_STATE_DIR="$tmp/state"
-name=stoptest
-cfg="$tmp/$name.json"
-passed=0 failed=0
-ok() { echo "ok   $1 [${SECONDS}s]"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
+# shellcheck source=../support/boot.sh
+. "$(dirname "$0")/../support/boot.sh"
+boot_setup "${1:-}" stoptest
 sup=
-cleanup() {
-    [ -n "$sup" ] && kill -9 "$sup" 2>/dev/null
-    for p in $(pgrep -f -- "$tmp/" | grep -vx "$$"); do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
-wait_for() { local deadline=$((SECONDS + $1)); shift
-    while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.2; done; return 1; }
 
 # The guest is made deaf to ACPI (its power-button watcher is stopped from the console), so a
 # graceful stop would wait the whole shutdown_s: as during an early boot, or with a hung guest.
@@ -73,5 +54,4 @@ grep -q "received Terminated again: hurrying the stop" "$tmp/up.log" && ok "and 
 ! alive "$qemu" && [ ! -e "$OCVM_RUNTIME_DIR/$name" ] && ok "QEMU and the runtime directory are gone" ||
     bad "left behind: QEMU alive=$(alive "$qemu" && echo yes || echo no), $(ls "$OCVM_RUNTIME_DIR" 2>&1)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+boot_finish

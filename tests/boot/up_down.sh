@@ -4,33 +4,11 @@
 # init, the console works, a QEMU that is killed is restarted, and `down` powers the guest off
 # and leaves no process, socket or runtime file behind.
 set -uo pipefail
-build=$(realpath "${1:?usage: up_down.sh BUILD_DIR}")
-ocvm="$build/ocvm"
-guest="$build/guest"
-if ! command -v qemu-system-x86_64 >/dev/null; then
-    echo "skip: qemu-system-x86_64 is not installed"; exit 77
-fi
-if [ ! -f "$guest/vmlinuz" ] || [ ! -f "$guest/initrd.img" ]; then
-    echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77
-fi
-tmp=$(mktemp -d /tmp/ocvm-boot-XXXXXX)
-export OCVM_RUNTIME_DIR="$tmp/run"
-rundir="$OCVM_RUNTIME_DIR/boottest"
-cfg="$tmp/boottest.json"
-passed=0 failed=0
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
-# Our own leftovers, if a check failed: processes whose command line names our temp dir
-# (QEMU's console log, virtiofsd's source), stopped by pid.
-leftovers() { pgrep -f -- "$tmp/" | grep -vx "$$" || true; }
-cleanup() {
-    for p in $(leftovers); do kill -9 "$p" 2>/dev/null; done
-    if [ -f "$rundir/state.json" ]; then
-        "$ocvm" down --config "$cfg" >/dev/null 2>&1
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+# shellcheck source=../support/boot.sh
+. "$(dirname "$0")/../support/boot.sh"
+boot_setup "${1:-}" boottest
+[ -f "$guest/initrd.img" ] || { echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77; }
+boot_cleanup_hook() { [ -f "$rundir/state.json" ] && "$ocvm" down --config "$cfg" >/dev/null 2>&1; }
 
 mkdir -p "$tmp/share" && echo "from-the-host-$$" >"$tmp/share/hello.txt"
 cat >"$cfg" <<JSON
@@ -48,11 +26,6 @@ cat >"$cfg" <<JSON
 JSON
 
 json() { "$ocvm" status --json --config "$cfg" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
-wait_for() { # SECONDS COMMAND...: true once COMMAND succeeds
-    local deadline=$((SECONDS + $1)); shift
-    while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.2; done
-    return 1
-}
 
 # systemd's side of Type=notify: a datagram socket that records what ocvm sends it
 python3 - "$tmp/notify.sock" "$tmp/notify.log" <<'PY' &
@@ -127,9 +100,6 @@ supervisor=$(json "['supervisor_pid']"); qemu=$(json "['qemu_pid']")
 start=$SECONDS
 if out=$("$ocvm" down --config "$cfg" 2>&1); then ok "down ($((SECONDS - start)) s)"; else bad "down: $out"; fi
 [ $((SECONDS - start)) -le 25 ] || bad "down took longer than shutdown_s + grace"
-alive() { # a zombie waiting for its reaper is not alive
-    [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
-}
 if alive "$qemu" || alive "$supervisor"; then
     bad "a process survived down (qemu $qemu, supervisor $supervisor)"
 else
@@ -147,5 +117,4 @@ left=$(leftovers)
 [ -z "$left" ] && ok "no process of this test is left running" ||
     bad "processes left running: $(ps -o pid=,args= -p "$(tr '\n' ',' <<<"$left" | sed 's/,$//')" | cut -c1-100)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+boot_finish

@@ -1,21 +1,28 @@
 # Sourced by the boot tests (tests/boot/*.sh): what each does before its own checks.
 #
 #   . "$(dirname "$0")/../support/boot.sh"
-#   boot_in_netns "$@"                       # optional: a network namespace of its own
+#   boot_in_netns [--mount] "$@"             # optional: a network (and mount) namespace
 #   boot_setup "${1:-}" NAME [TOOL...]       # ocvm, the demo guest, $tmp and the VM's dirs
-#   boot_cleanup_hook() { ...; }             # optional: run first when the script exits
+#   boot_cleanup_hook() { ...; }             # optional: run at exit, once nothing of $tmp runs
 #   ...checks with ok/bad, wait_for, alive...
 #   boot_finish                              # the summary line and the exit status
 
-# boot_in_netns "$@": runs the calling script again (as root) in a network namespace of its own
-# with its loopback up, so that its ports cannot clash with another test's or the host's.
+# boot_in_netns [--mount] "$@": runs the calling script again (as root) in a network namespace
+# of its own with its loopback up, so that its ports cannot clash with another test's or the
+# host's; with --mount in a mount namespace of its own as well (for the tmpfs it mounts).
 # Exits 77 without root or unshare.
 boot_in_netns() {
-    [ "$(id -u)" = 0 ] || { echo "skip: needs root (a network namespace of its own)"; exit 77; }
+    local ns=-n
+    if [ "${1:-}" = --mount ]; then
+        ns="-n -m"
+        shift
+    fi
+    [ "$(id -u)" = 0 ] || { echo "skip: needs root (namespaces of its own)"; exit 77; }
     [ -z "${OCVM_TEST_NETNS:-}" ] || return 0
     command -v unshare >/dev/null || { echo "skip: no unshare"; exit 77; }
     export OCVM_TEST_NETNS=1
-    exec unshare -n bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
+    # shellcheck disable=SC2086
+    exec unshare $ns bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
 }
 
 # boot_setup BUILD_DIR NAME [TOOL...]: $ocvm and the demo guest $guest of BUILD_DIR (exit 77
@@ -45,12 +52,19 @@ boot_setup() {
 ok() { echo "ok   $1 [${SECONDS}s]"; passed=$((passed + 1)); }
 bad() { echo "FAIL $1"; failed=$((failed + 1)); }
 
-# On exit: the script's boot_cleanup_hook, then whatever still runs from $tmp (QEMU, a
-# supervisor, a listener: found by their command lines naming $tmp, killed by pid), then $tmp.
+# What still runs from $tmp: QEMU, a supervisor, virtiofsd (their command lines name $tmp).
+leftovers() { pgrep -f -- "$tmp/" | grep -vx "$$" || true; }
+
+# On exit: whatever still runs from $tmp, killed by pid (woken first, in case a test stopped
+# it), then the script's boot_cleanup_hook (an `ocvm down` to undo a network, an umount), then
+# $tmp.
 boot_cleanup() {
-    if declare -F boot_cleanup_hook >/dev/null; then boot_cleanup_hook; fi
     local p
-    for p in $(pgrep -f -- "$tmp/" | grep -vx "$$"); do kill -9 "$p" 2>/dev/null; done
+    for p in $(leftovers); do
+        kill -CONT "$p" 2>/dev/null
+        kill -9 "$p" 2>/dev/null
+    done
+    if declare -F boot_cleanup_hook >/dev/null; then boot_cleanup_hook; fi
     rm -rf "$tmp"
 }
 
