@@ -4,6 +4,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "launcher/virtiofsd.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -71,11 +72,10 @@ uint64_t privileges_supervisor_set(const struct privileges_needs *n)
     if (n->other_user)
         set |= CAPS_BIT(CAP_SETUID) | CAPS_BIT(CAP_SETGID) | CAPS_BIT(CAP_SETPCAP) |
                CAPS_BIT(CAP_KILL);
-    if (n->root_virtiofsd)
-        set |= CAPS_BIT(CAP_SYS_ADMIN) | CAPS_BIT(CAP_CHOWN) | CAPS_BIT(CAP_DAC_OVERRIDE) |
-               CAPS_BIT(CAP_FOWNER) | CAPS_BIT(CAP_FSETID) | CAPS_BIT(CAP_MKNOD) |
-               CAPS_BIT(CAP_SETFCAP) | CAPS_BIT(CAP_SETUID) | CAPS_BIT(CAP_SETGID) |
-               CAPS_BIT(CAP_SETPCAP) | CAPS_BIT(CAP_KILL);
+    if (n->virtiofsd_ro)
+        set |= virtiofsd_user_caps(true);
+    if (n->virtiofsd_rw)
+        set |= virtiofsd_user_caps(false);
     return set;
 }
 
@@ -203,7 +203,10 @@ int privileges_supervisor_drop(const struct vm_config *c, const char *qemu_user)
     }
     struct privileges_needs n = {.network = c->network != NULL, .other_user = true};
     for (size_t i = 0; i < c->n_shares; i++)
-        n.root_virtiofsd |= c->shares[i].proto == SHARE_VIRTIOFS;
+        if (c->shares[i].proto == SHARE_VIRTIOFS) {
+            n.virtiofsd_ro |= c->shares[i].read_only;
+            n.virtiofsd_rw |= !c->shares[i].read_only;
+        }
     uint64_t kept;
     const char *step = "";
     int r = privileges_drop(privileges_supervisor_set(&n), &kept, &step);

@@ -15,14 +15,15 @@
 
 /* What the running VM still does that needs a capability. */
 struct privileges_needs {
-    bool network;        /* a TAP network to undo at exit: CAP_NET_ADMIN */
-    bool other_user;     /* children that change user (QEMU -runas, the backend): CAP_SETUID,
-                            CAP_SETGID, CAP_SETPCAP (they drop their bounding set), CAP_KILL (to
-                            signal them once they run as that user) */
-    bool root_virtiofsd; /* virtiofsd runs as root, sandboxed in namespaces it makes (and ocvm's
-                            read-only bind mount before it): CAP_SYS_ADMIN and the capabilities
-                            it serves files with (CHOWN DAC_OVERRIDE FOWNER FSETID MKNOD
-                            SETFCAP) */
+    bool network;      /* a TAP network to undo at exit: CAP_NET_ADMIN */
+    bool other_user;   /* children that change user (QEMU -runas, the backend): CAP_SETUID,
+                          CAP_SETGID, CAP_SETPCAP (they drop their bounding set), CAP_KILL (to
+                          signal them once they run as that user) */
+    bool virtiofsd_ro; /* a read-only virtiofs share: its daemon, started before each QEMU as
+                          the VM's user, gets CAP_SYS_CHROOT (its chroot sandbox) and
+                          CAP_SETPCAP (it empties its bounding set) */
+    bool virtiofsd_rw; /* a read-write one: also what it serves files as their owners with
+                          (CHOWN DAC_OVERRIDE FOWNER FSETID; SETUID SETGID are kept anyway) */
 };
 
 /* The capabilities the supervisor keeps for NEEDS (pure). */

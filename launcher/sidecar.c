@@ -168,7 +168,7 @@ static int start_virtiofsd(struct sidecar *s)
 {
     stop_virtiofsd(s);
     _cleanup_free_ char *error = NULL;
-    int r = virtiofsd_start(s->c, s->rd.path, &s->fsd, &error);
+    int r = virtiofsd_start(s->c, s->rd.path, s->user, &s->fsd, &error);
     if (r < 0) {
         log_error(NULL, "%s", error ? error : strerror(-r));
         return r;

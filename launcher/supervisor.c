@@ -796,7 +796,7 @@ static int spawn_qemu(struct supervisor *s)
     s->guest_powered_off = false;
     s->stop = STOP_NONE;
     _cleanup_free_ char *fs_error = NULL;
-    r = virtiofsd_start(s->c, s->rd.path, &s->fsd, &fs_error);
+    r = virtiofsd_start(s->c, s->rd.path, s->o->qemu_user, &s->fsd, &fs_error);
     if (r < 0) {
         log_msg(LOG_ERR, NULL, "%s", fs_error ? fs_error : strerror(-r));
         argv_done(&a);

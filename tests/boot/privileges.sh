@@ -2,10 +2,12 @@
 # Who holds what once `ocvm up` runs (docs/policy.md, "Privileges"), with the demo guest, its TAP
 # network and the user vsock backend, in a network namespace of its own:
 #   the supervisor: uid 0, no_new_privs, and exactly the capabilities it keeps (CAP_NET_ADMIN,
-#   CAP_KILL, CAP_SETUID, CAP_SETGID, CAP_SETPCAP, plus virtiofsd's while virtiofsd runs as root)
+#   CAP_KILL, CAP_SETUID, CAP_SETGID, CAP_SETPCAP, CAP_SYS_CHROOT for virtiofsd's chroot)
 #   in its effective, permitted and bounding sets, none inheritable or ambient;
 #   QEMU and the vsock backend: QEMU's user (not 0), NoNewPrivs 1, Seccomp 2, CapEff 0;
-#   virtiofsd (the secrets share): what docs/policy.md says of it, and the guest reads the share;
+#   virtiofsd (the secrets share): one process, uid ocvm, no capability, NoNewPrivs 1, seccomp
+#   (its own filter and ocvm's against writes), chroot(2)ed into the share; the guest reads the
+#   share, and cannot change it even once its mount is made read-write;
 #   with those capabilities a killed QEMU is started again (as root, then -runas), the gateway
 #   answers again, and `ocvm down` still tears the network down (TAP, bridge, nft table) and
 #   removes the runtime directory, the staged secrets included.
@@ -69,11 +71,9 @@ wait_for() {
 field() { awk -v k="$2:" '$1 == k { $1 = ""; sub(/^ +/, ""); print }' "/proc/$1/status"; }
 show() { grep -E '^(Name|Uid|NoNewPrivs|Seccomp|CapInh|CapPrm|CapEff|CapBnd|CapAmb):' "/proc/$1/status" | tr '\t' ' ' | paste -sd' '; }
 healthy() { curl -s -m 10 "http://127.0.0.1:18789/health" | grep -q '"peer":"127.0.0.1"'; }
-# CAP_KILL 5, CAP_SETGID 6, CAP_SETUID 7, CAP_SETPCAP 8, CAP_NET_ADMIN 12
-keep=$(printf '%016x' $(((1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 12))))
-# while virtiofsd runs as root it needs (and so the supervisor keeps): CAP_CHOWN 0,
-# CAP_DAC_OVERRIDE 1, CAP_FOWNER 3, CAP_FSETID 4, CAP_SYS_ADMIN 21, CAP_MKNOD 27, CAP_SETFCAP 31
-fsd_caps=$(((1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 21) | (1 << 27) | (1 << 31)))
+# CAP_KILL 5, CAP_SETGID 6, CAP_SETUID 7, CAP_SETPCAP 8, CAP_NET_ADMIN 12, and for virtiofsd's
+# chroot (the secrets share is read-only) CAP_SYS_CHROOT 18
+keep=$(printf '%016x' $(((1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 12) | (1 << 18))))
 ocvm_uid=$(id -u ocvm)
 
 start=$SECONDS
@@ -88,8 +88,6 @@ backend=$(json "['vsock_backend']['pid']")
 fsds=$(pgrep -P "$supervisor" -x virtiofsd || true)
 [ -n "$fsds" ]
 result "virtiofsd serves the secrets share (pid $(echo $fsds))" $?
-fsd_uid=$(field "$(echo "$fsds" | head -1)" Uid | awk '{print $1}')
-[ "$fsd_uid" = 0 ] && keep=$(printf '%016x' $((0x$keep | fsd_caps)))
 
 # the supervisor: exactly what it keeps
 echo "     supervisor: $(show "$supervisor")"
@@ -99,7 +97,7 @@ echo "     supervisor: $(show "$supervisor")"
 result "the supervisor keeps CapEff = CapPrm = CapBnd = $keep, nothing inheritable or ambient" $? "$(show "$supervisor")"
 [ "$(field "$supervisor" NoNewPrivs)" = 1 ] && [ "$(field "$supervisor" Uid | awk '{print $1}')" = 0 ]
 result "the supervisor: uid 0, NoNewPrivs 1" $?
-grep -Eq "privileges: the supervisor keeps ([a-z_]+,)*cap_kill,cap_setgid,cap_setuid,cap_setpcap,cap_net_admin[a-z_,]* \(uid 0, no_new_privs\)" "$rundir/supervisor.log"
+grep -q "privileges: the supervisor keeps cap_kill,cap_setgid,cap_setuid,cap_setpcap,cap_net_admin,cap_sys_chroot (uid 0, no_new_privs)" "$rundir/supervisor.log"
 result "its log says what it keeps" $? "$(grep privileges "$rundir/supervisor.log")"
 
 # QEMU and the backend: another uid, no_new_privs, seccomp, no capability
@@ -116,25 +114,18 @@ echo "     backend: $(show "$backend")"
 unprivileged "$backend"
 result "the vsock backend: uid ocvm, NoNewPrivs 1, Seccomp 2, CapEff 0" $? "$(show "$backend")"
 
-# virtiofsd: as docs/policy.md says. Each is two processes: the one ocvm started waits for its
-# child, which serves the share from its own pid, mount and net namespaces, seccomp-filtered.
+# virtiofsd: one process as ocvm, chroot(2)ed into the staged secrets, under its own seccomp
+# filter and ocvm's against writes, with nothing left of the CAP_SYS_CHROOT and CAP_SETPCAP it
+# was started with
 for p in $fsds; do
-    echo "     virtiofsd: $(show "$p")"
-    [ "$(field "$p" CapEff)" = 0000000000000000 ] && [ "$(field "$p" NoNewPrivs)" = 1 ]
-    result "virtiofsd's first process (pid $p) holds no capability, NoNewPrivs 1" $? "$(show "$p")"
-    w=$(pgrep -P "$p" | head -1)
-    echo "     virtiofsd worker: $(show "$w")"
-    if [ "$fsd_uid" = 0 ]; then
-        # the secrets share is read-only: CAP_DAC_OVERRIDE 1, CAP_FOWNER 3, CAP_SETGID 6,
-        # CAP_SETUID 7 only (modcaps takes chown, fsetid, mknod and setfcap away)
-        [ -n "$w" ] && [ "$(field "$w" Seccomp)" = 2 ] && [ "$(field "$w" NoNewPrivs)" = 1 ] &&
-            [ "$(field "$w" CapEff)" = 00000000000000ca ] && [ "$(field "$w" CapBnd)" = 0000000000000000 ]
-        result "virtiofsd's worker (pid $w, root, read-only share): Seccomp 2, NoNewPrivs 1, CapEff ca (dac_override fowner setgid setuid)" $? "$(show "$w")"
-    else
-        [ -n "$w" ] && [ "$(field "$w" Uid | awk '{print $1}')" = "$ocvm_uid" ] &&
-            [ "$(field "$w" Seccomp)" = 2 ] && [ "$(field "$w" NoNewPrivs)" = 1 ]
-        result "virtiofsd's worker (pid $w): uid ocvm on the host, Seccomp 2, NoNewPrivs 1" $? "$(show "$w")"
-    fi
+    echo "     virtiofsd: $(show "$p") Seccomp_filters: $(field "$p" Seccomp_filters) root: $(readlink "/proc/$p/root")"
+    unprivileged "$p" && [ "$(field "$p" CapBnd)" = 0000000000000000 ] &&
+        [ "$(field "$p" CapAmb)" = 0000000000000000 ] && [ "$(field "$p" Seccomp_filters)" = 2 ]
+    result "virtiofsd (pid $p): uid ocvm, NoNewPrivs 1, Seccomp 2 with 2 filters, no capability in any set" $? "$(show "$p")"
+    [ "$(readlink "/proc/$p/root")" = "$rundir/secrets" ]
+    result "virtiofsd's root is the share: $rundir/secrets" $? "$(readlink "/proc/$p/root")"
+    [ -z "$(pgrep -P "$p")" ]
+    result "virtiofsd has no child process" $? "$(pgrep -P "$p")"
 done
 
 healthy
@@ -144,6 +135,22 @@ console_out=$( (sleep 1; printf 'wc -c /run/shares/ocvm-secrets/gateway.token\n'
     timeout 10 "$ocvm" console --config "$cfg" 2>&1)
 grep -Eq '^ *[0-9]+ /run/shares/ocvm-secrets/gateway.token' <<<"$console_out"
 result "the guest reads the secrets share" $? "$console_out"
+# and cannot change it, even with its mount made read-write: the host refuses (EROFS)
+token_before=$(stat -c '%s %Y' "$rundir/secrets/gateway.token")
+console_out=$( (sleep 1
+    printf 'mount -o remount,rw /run/shares/ocvm-secrets; echo remount=$?\n'
+    printf 'echo x >>/run/shares/ocvm-secrets/gateway.token; echo append=$?\n'
+    printf 'echo x >/run/shares/ocvm-secrets/new; echo create=$?\n'
+    printf 'rm -f /run/shares/ocvm-secrets/gateway.token; echo remove=$?\n'
+    printf 'mkdir /run/shares/ocvm-secrets/d; echo mkdir=$?\n'
+    sleep 4) | timeout 12 "$ocvm" console --config "$cfg" 2>&1)
+grep -q 'remount=0' <<<"$console_out" && grep -q 'append=1' <<<"$console_out" &&
+    grep -q 'create=1' <<<"$console_out" && grep -q 'remove=1' <<<"$console_out" &&
+    grep -q 'mkdir=1' <<<"$console_out" && grep -q 'Read-only file system' <<<"$console_out"
+result "the guest remounts the share read-write, but appending, creating, removing and mkdir fail: Read-only file system" $? "$console_out"
+[ "$(stat -c '%s %Y' "$rundir/secrets/gateway.token")" = "$token_before" ] && [ ! -e "$rundir/secrets/new" ] &&
+    [ ! -e "$rundir/secrets/d" ]
+result "the staged secrets are unchanged on the host" $? "$(ls -la "$rundir/secrets")"
 
 out=$("$ocvm" check --config "$cfg" 2>&1)
 result "ocvm check: clean" $? "$out"

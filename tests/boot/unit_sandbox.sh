@@ -18,7 +18,7 @@
 # unit's, and `down` leaves nothing:
 #   demo     examples/demo.json as it is (its guest taken from BUILD_DIR/guest)
 #   share    the demo with a read-only virtiofs share and machine.user nobody: virtiofsd's
-#            namespaces and mounts, QEMU's -runas; a killed supervisor still takes QEMU along
+#            chroot as that user, QEMU's -runas; a killed supervisor still takes QEMU along
 #   net      the demo with a network: bridge, TAP, nft table, IPv4 forwarding
 # The whole test runs in a network namespace of its own (tests/support/own_netns.sh).
 set -uo pipefail
@@ -123,7 +123,9 @@ for family in values("RestrictAddressFamilies") if "socket" in allowed else []:
 # from a filter and gets ENOSYS, so that libc falls back to clone(), as under systemd
 NS = {"cgroup": 0x02000000, "ipc": 0x08000000, "mnt": 0x00020000, "net": 0x40000000,
       "pid": 0x20000000, "user": 0x10000000, "uts": 0x04000000}
-kept = [NS[n] for n in values("RestrictNamespaces")]
+# "yes" keeps none, "no" all, otherwise the list of those kept
+words = values("RestrictNamespaces")
+kept = [] if words == ["yes"] else list(NS.values()) if words == ["no"] else [NS[n] for n in words]
 denied = sum(NS.values()) & ~sum(kept)
 for name in ("unshare", "clone"):
     if name in allowed:
@@ -260,8 +262,11 @@ if boot share "$tmp/share.json"; then
     qemu=$(json "$tmp/share.json" "['qemu_pid']")
     [ "$(awk '/^Uid:/ { print $2 }' "/proc/$qemu/status")" = 65534 ]
     result "share: QEMU dropped to nobody (-runas)" $? "$(grep ^Uid: "/proc/$qemu/status")"
-    pgrep -f -- "source=$tmp/share" >/dev/null
-    result "share: virtiofsd runs" $?
+    # its source is an fd (/proc/self/fd/4/.): found by the root it chrooted into
+    fsd=$(for p in $(pgrep -x virtiofsd); do
+        [ "$(readlink "/proc/$p/root")" = "$tmp/share" ] && echo "$p"; done)
+    [ -n "$fsd" ] && [ "$(awk '/^Uid:/ { print $2 }' "/proc/$fsd/status")" = 65534 ]
+    result "share: virtiofsd runs as nobody, chrooted into the share" $? "pid ${fsd:-none}"
     wait_for 60 grep -q "ocvm-guest: ready" "$OCVM_RUNTIME_DIR/share/console.log"
     out=$( (sleep 1; printf 'cat /run/shares/data/hello.txt\n'; sleep 3; printf '\035') |
         timeout 20 "$ocvm" console --config "$tmp/share.json" 2>&1)

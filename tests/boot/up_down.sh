@@ -10,7 +10,7 @@ boot_setup "${1:-}" boottest
 [ -f "$guest/initrd.img" ] || { echo "skip: no demo guest in $guest (scripts/build-guest makes it)"; exit 77; }
 boot_cleanup_hook() { [ -f "$rundir/state.json" ] && "$ocvm" down --config "$cfg" >/dev/null 2>&1; }
 
-mkdir -p "$tmp/share" && echo "from-the-host-$$" >"$tmp/share/hello.txt"
+mkdir -p "$tmp/share" "$tmp/rw" && echo "from-the-host-$$" >"$tmp/share/hello.txt"
 cat >"$cfg" <<JSON
 {
   "name": "boottest",
@@ -19,7 +19,8 @@ cat >"$cfg" <<JSON
             "cmdline": "console=ttyS0 panic=-1 quiet" },
   "vsock": null,
   "network": null,
-  "shares": [ { "tag": "data", "source": "$tmp/share", "proto": "virtiofs", "read_only": true } ],
+  "shares": [ { "tag": "data", "source": "$tmp/share", "proto": "virtiofs", "read_only": true },
+              { "tag": "rw", "source": "$tmp/rw", "proto": "virtiofs", "read_only": false } ],
   "restart": { "max_restarts": 2, "backoff_initial_ms": 200 },
   "timeouts": { "ready_s": 120, "shutdown_s": 20 }
 }
@@ -72,7 +73,9 @@ fi
 
 marker="console-works-$$"
 console_out=$( (sleep 1; printf 'echo %s\n' "$marker"; printf 'cat /run/shares/data/hello.txt\n'
-    printf 'touch /run/shares/data/new || echo write-refused\n'; sleep 3; printf '\035') |
+    printf 'touch /run/shares/data/new || echo write-refused\n'
+    printf 'echo guest-wrote >/run/shares/rw/out.txt && mkdir /run/shares/rw/dir && chown 1234:1234 /run/shares/rw/dir && echo rw-ok\n'
+    sleep 3; printf '\035') |
     timeout 20 "$ocvm" console --config "$cfg" 2>&1)
 grep -q "$marker" <<<"$console_out" && ok "ocvm console reaches the guest shell" ||
     bad "console did not echo the marker: $console_out"
@@ -81,6 +84,11 @@ grep -q "from-the-host-$$" <<<"$console_out" && ok "the virtiofs share is mounte
     bad "share content not seen in the guest: $console_out"
 grep -q "write-refused" <<<"$console_out" && [ ! -e "$tmp/share/new" ] &&
     ok "a read_only share refuses writes" || bad "the guest could write to a read_only share"
+# a read-write share's daemon (uid ocvm) creates files as the guest's uid and gid, chowns
+grep -q "rw-ok" <<<"$console_out" && [ "$(cat "$tmp/rw/out.txt" 2>/dev/null)" = guest-wrote ] &&
+    [ "$(stat -c %u:%g "$tmp/rw/out.txt")" = 0:0 ] && [ "$(stat -c %u:%g "$tmp/rw/dir")" = 1234:1234 ] &&
+    ok "a read-write share: the guest's root writes a file (root's on the host) and chowns a directory" ||
+    bad "read-write share: $console_out $(ls -lan "$tmp/rw")"
 pgrep -x virtiofsd >/dev/null && ok "virtiofsd runs beside QEMU" || bad "no virtiofsd"
 
 qemu1=$(json "['qemu_pid']")

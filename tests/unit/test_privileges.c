@@ -22,20 +22,24 @@ START_TEST(test_set_follows_needs)
 {
     struct privileges_needs none = {0}, net = {.network = true},
                             user = {.other_user = true, .network = true},
-                            fsd = {.root_virtiofsd = true};
+                            ro = {.virtiofsd_ro = true}, rw = {.virtiofsd_rw = true};
     ck_assert_uint_eq(privileges_supervisor_set(&none), 0);
     ck_assert_uint_eq(privileges_supervisor_set(&net), CAP(CAP_NET_ADMIN));
     ck_assert_uint_eq(privileges_supervisor_set(&user), CAP(CAP_NET_ADMIN) | CAP(CAP_KILL) |
                                                             CAP(CAP_SETUID) | CAP(CAP_SETGID) |
                                                             CAP(CAP_SETPCAP));
-    uint64_t f = privileges_supervisor_set(&fsd);
-    ck_assert(f & CAP(CAP_SYS_ADMIN));
-    ck_assert(f & CAP(CAP_DAC_OVERRIDE));
+    /* a read-only share's virtiofsd: its chroot, and emptying its bounding set after it */
+    ck_assert_uint_eq(privileges_supervisor_set(&ro), CAP(CAP_SYS_CHROOT) | CAP(CAP_SETPCAP));
+    uint64_t f = privileges_supervisor_set(&rw);
+    ck_assert_uint_eq(f, CAP(CAP_SYS_CHROOT) | CAP(CAP_SETPCAP) | CAP(CAP_CHOWN) |
+                             CAP(CAP_DAC_OVERRIDE) | CAP(CAP_FOWNER) | CAP(CAP_FSETID) |
+                             CAP(CAP_SETUID) | CAP(CAP_SETGID));
     /* never what nothing here needs */
     uint64_t all = f | privileges_supervisor_set(&user);
     ck_assert(!(all & (CAP(CAP_SYS_MODULE) | CAP(CAP_SYS_RAWIO) | CAP(CAP_SYS_PTRACE) |
                        CAP(CAP_NET_RAW) | CAP(CAP_BPF) | CAP(CAP_DAC_READ_SEARCH) |
-                       CAP(CAP_SYS_BOOT) | CAP(CAP_NET_BIND_SERVICE))));
+                       CAP(CAP_SYS_BOOT) | CAP(CAP_NET_BIND_SERVICE) | CAP(CAP_SYS_ADMIN) |
+                       CAP(CAP_MKNOD) | CAP(CAP_SETFCAP))));
 }
 END_TEST
 
