@@ -8,6 +8,7 @@
 #   virtiofsd (the secrets share): one process, uid ocvm, no capability, NoNewPrivs 1, seccomp
 #   (its own filter and ocvm's against writes), chroot(2)ed into the share; the guest reads the
 #   share, and cannot change it even once its mount is made read-write;
+#   in the guest, the guest relay (keeper and relay): uid 65534, NoNewPrivs 1, no capability;
 #   with those capabilities a killed QEMU is started again (as root, then -runas), the gateway
 #   answers again, and `ocvm down` still tears the network down (TAP, bridge, nft table) and
 #   removes the runtime directory, the staged secrets included.
@@ -151,6 +152,18 @@ result "the guest remounts the share read-write, but appending, creating, removi
 [ "$(stat -c '%s %Y' "$rundir/secrets/gateway.token")" = "$token_before" ] && [ ! -e "$rundir/secrets/new" ] &&
     [ ! -e "$rundir/secrets/d" ]
 result "the staged secrets are unchanged on the host" $? "$(ls -la "$rundir/secrets")"
+
+# inside the guest: the relay (its keeper and the relay itself) dropped to nobody once its
+# sockets were open (docs/policy.md, "The guest relay")
+console_out=$( (sleep 1
+    printf 'for p in /proc/[0-9]*; do case "$(tr "\\0" " " <$p/cmdline)" in *ocvm-guest?relay*) '
+    printf 'echo "RELAY $(grep -E "^(Uid|CapEff|CapBnd|NoNewPrivs):" $p/status | tr -s "\\t\\n" "  ")";; esac; done\n'
+    sleep 3) | timeout 10 "$ocvm" console --config "$cfg" 2>&1)
+relay_lines=$(grep -a '^RELAY Uid:' <<<"$console_out" | tr -d '\r')
+[ "$(grep -c . <<<"$relay_lines")" = 2 ] &&
+    ! grep -v 'Uid: 65534 65534 65534 65534 .*NoNewPrivs: 1 ' <<<"$relay_lines" | grep -q . &&
+    ! grep -vE 'CapEff: 0{16} CapBnd: 0{16} ' <<<"$relay_lines" | grep -q .
+result "in the guest: ocvm-guest relay, keeper and relay, uid 65534, NoNewPrivs 1, no capability, empty bounding set" $? "$console_out"
 
 out=$("$ocvm" check --config "$cfg" 2>&1)
 result "ocvm check: clean" $? "$out"
