@@ -98,7 +98,8 @@ static int check_live(const struct vm_config *c, const char *dir, struct finding
                              .runtime_dir = dir,
                              .private_files = private_files(),
                              .qemu_pid = st.qemu_pid,
-                             .backend_pid = st.vsock_backend.pid};
+                             .backend_pid = st.vsock_backend.pid,
+                             .supervisor_pid = st.supervisor_pid};
     struct audit_report ar;
     _cleanup_free_ char *error = NULL;
     r = audit_run(&in, &ar, &error);

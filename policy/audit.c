@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
@@ -347,6 +349,32 @@ static void check_boot_files(struct auditor *a)
     }
 }
 
+/* What /proc/PID/status says of a process's sandbox; uid -1: gone. */
+struct proc_sandbox {
+    long uid, nnp, seccomp;
+    unsigned long long capeff;
+};
+
+static struct proc_sandbox read_sandbox(pid_t pid)
+{
+    struct proc_sandbox p = {.uid = -1, .nnp = -1, .seccomp = -1};
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    while (f && fgets(line, sizeof(line), f)) {
+        long v;
+        if (sscanf(line, "Uid: %*d %ld", &v) == 1)
+            p.uid = v;
+        else if (sscanf(line, "NoNewPrivs: %ld", &v) == 1)
+            p.nnp = v;
+        else if (sscanf(line, "Seccomp: %ld", &v) == 1)
+            p.seccomp = v;
+        else
+            (void)sscanf(line, "CapEff: %llx", &p.capeff);
+    }
+    return p;
+}
+
 /* L007: the vsock backend, which parses what the guest writes, runs without root, without any
  * capability, with no_new_privs and its seccomp filter (vsock/backend_sandbox.h). */
 static void check_backend(struct auditor *a)
@@ -354,22 +382,9 @@ static void check_backend(struct auditor *a)
     pid_t pid = a->in->backend_pid;
     if (pid <= 0)
         return;
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    long uid = -1, nnp = -1, seccomp = -1;
-    unsigned long long capeff = 0;
-    while (f && fgets(line, sizeof(line), f)) {
-        long v;
-        if (sscanf(line, "Uid: %*d %ld", &v) == 1)
-            uid = v;
-        else if (sscanf(line, "NoNewPrivs: %ld", &v) == 1)
-            nnp = v;
-        else if (sscanf(line, "Seccomp: %ld", &v) == 1)
-            seccomp = v;
-        else
-            (void)sscanf(line, "CapEff: %llx", &capeff);
-    }
+    struct proc_sandbox p = read_sandbox(pid);
+    long uid = p.uid, nnp = p.nnp, seccomp = p.seccomp;
+    unsigned long long capeff = p.capeff;
     if (uid < 0)
         return; /* gone (being restarted): nothing to say */
     if (uid == 0 && geteuid() == 0 && !a->in->c->machine.unsafe_qemu_as_root)
@@ -380,6 +395,63 @@ static void check_backend(struct auditor *a)
             "the vsock backend (pid %d) is not sandboxed (CapEff %llx, NoNewPrivs %ld, Seccomp "
             "%ld; want 0, 1, 2): it parses what the guest writes; fix: restart the VM",
             (int)pid, capeff, nnp, seccomp);
+}
+
+/* What a read-write share's virtiofsd may keep (launcher/virtiofsd.c, virtiofsd_user_caps()
+ * once sandboxed): CHOWN DAC_OVERRIDE FOWNER FSETID SETGID SETUID; a read-only one keeps none. */
+#define VIRTIOFSD_MAX_CAPS                                                                         \
+    ((1ULL << CAP_CHOWN) | (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_FOWNER) |                     \
+     (1ULL << CAP_FSETID) | (1ULL << CAP_SETGID) | (1ULL << CAP_SETUID))
+
+/* L008: each virtiofsd the supervisor runs, which parses what the guest sends over FUSE, runs
+ * as machine.user (not root, unless waived), with no_new_privs, a seccomp filter, no capability
+ * beyond what serving files takes, and chroot(2)ed away from the host's root. */
+static void check_one_virtiofsd(struct auditor *a, pid_t pid)
+{
+    struct proc_sandbox p = read_sandbox(pid);
+    long uid = p.uid, nnp = p.nnp, seccomp = p.seccomp;
+    unsigned long long capeff = p.capeff;
+    if (uid < 0)
+        return; /* gone: nothing to say */
+    if (uid == 0 && geteuid() == 0 && !a->in->c->machine.unsafe_qemu_as_root)
+        add(a, "OCVM-L008", "virtiofsd (pid %d) runs as root; fix: restart the VM", (int)pid);
+    if ((capeff & ~VIRTIOFSD_MAX_CAPS) || nnp != 1 || seccomp != 2)
+        add(a, "OCVM-L008",
+            "virtiofsd (pid %d) is not sandboxed (CapEff %llx, NoNewPrivs %ld, Seccomp %ld; "
+            "want at most %llx, 1, 2): it parses what the guest sends; fix: restart the VM",
+            (int)pid, capeff, nnp, seccomp, (unsigned long long)VIRTIOFSD_MAX_CAPS);
+    char path[64], root[PATH_MAX];
+    snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
+    ssize_t n = readlink(path, root, sizeof(root) - 1);
+    if (n == 1 && root[0] == '/') /* unreadable (no CAP_SYS_PTRACE): not a finding */
+        add(a, "OCVM-L008",
+            "virtiofsd (pid %d) sees the host's whole filesystem (its root is /, not the "
+            "share); fix: restart the VM",
+            (int)pid);
+}
+
+static void check_virtiofsd(struct auditor *a)
+{
+    pid_t parent = a->in->supervisor_pid;
+    if (parent <= 0)
+        return;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[300], comm[64] = "";
+        int pid = 0, ppid = 0;
+        if (sscanf(e->d_name, "%d", &pid) != 1 || pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        /* "PID (COMM) STATE PPID": virtiofsd's comm holds no space or parenthesis */
+        if (f && fscanf(f, "%*d (%63[^)]) %*c %d", comm, &ppid) == 2 && ppid == parent &&
+            strcmp(comm, "virtiofsd") == 0)
+            check_one_virtiofsd(a, pid);
+    }
+    closedir(d);
 }
 
 int audit_run(const struct audit_input *in, struct audit_report *ret, char **error)
@@ -394,6 +466,7 @@ int audit_run(const struct audit_input *in, struct audit_report *ret, char **err
     check_qemu(&a);
     check_boot_files(&a);
     check_backend(&a);
+    check_virtiofsd(&a);
     if (a.error) {
         audit_report_done(ret);
         if (!*error)

@@ -1,8 +1,9 @@
 /* audit: `ocvm check` against the live system, for what the static rules cannot see: the VM's
  * network and nft table as netsetup left them, who listens on the gateway's and the forwards'
  * host ports, the runtime directory's modes, whether the gateway port answers on the guest's TAP
- * address, and QEMU's user and seccomp mode. Each finding has a stable id (OCVM-L001 ...) and a
- * fix hint. Reads /proc, stats files, and makes one TCP probe that is expected to fail. */
+ * address, QEMU's user and seccomp mode, the vsock backend's and virtiofsd's sandboxes. Each
+ * finding has a stable id (OCVM-L001 ...) and a fix hint. Reads /proc, stats files, and makes one
+ * TCP probe that is expected to fail. */
 #pragma once
 
 #include "config/vm_config.h"
@@ -18,6 +19,7 @@ struct audit_input {
     const char *const *private_files; /* files in it that must be the owner's alone (NULL-ended) */
     pid_t qemu_pid;                   /* the running QEMU, 0: none */
     pid_t backend_pid;                /* the user vsock backend's child, 0: none */
+    pid_t supervisor_pid;             /* whose virtiofsd children are audited, 0: none */
     unsigned probe_timeout_ms;        /* for the TAP probe; 0: 1000 */
 };
 

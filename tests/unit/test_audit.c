@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <pwd.h>
@@ -259,6 +260,71 @@ START_TEST(backend_not_sandboxed)
 }
 END_TEST
 
+/* A child of this process named NAME, waiting on a pipe; its pid (the write end in *HOLD). */
+static pid_t named_child(const char *name, int *hold)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(p[1]);
+        prctl(PR_SET_NAME, name);
+        char b;
+        (void)!read(p[0], &b, 1);
+        _exit(0);
+    }
+    close(p[0]);
+    *hold = p[1];
+    /* wait until the child has renamed itself */
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    for (int i = 0; i < 200 && strncmp(comm, name, strlen(name)) != 0; i++) {
+        FILE *f = fopen(path, "re");
+        if (f) {
+            (void)!fgets(comm, sizeof(comm), f);
+            fclose(f);
+        }
+        usleep(5000);
+    }
+    return pid;
+}
+
+/* A child of the "supervisor" (this process) named virtiofsd, unsandboxed, at the host's root;
+ * another child under another name is not looked at. */
+START_TEST(virtiofsd_not_sandboxed)
+{
+    struct vm_config *c = vm_fixture_load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}}");
+    int hold_other, hold_fsd;
+    pid_t other = named_child("not-virtiofsd", &hold_other);
+    struct audit_input in = {.c = c, .supervisor_pid = getpid()};
+    struct audit_report r;
+    run(&in, &r);
+    ck_assert_uint_eq(r.n, 0);
+    audit_report_done(&r);
+    pid_t fsd = named_child("virtiofsd", &hold_fsd);
+    run(&in, &r);
+    size_t want = (geteuid() == 0) + 2;
+    ck_assert_uint_eq(r.n, want);
+    char pidstr[32];
+    snprintf(pidstr, sizeof(pidstr), "(pid %d)", (int)fsd);
+    for (size_t i = 0; i < r.n; i++) {
+        ck_assert_str_eq(r.findings[i].id, "OCVM-L008");
+        ck_assert_ptr_nonnull(strstr(r.findings[i].line, pidstr));
+    }
+    if (geteuid() == 0)
+        ck_assert_ptr_nonnull(strstr(r.findings[0].line, "runs as root"));
+    ck_assert_ptr_nonnull(strstr(r.findings[want - 2].line, "NoNewPrivs 0, Seccomp 0"));
+    ck_assert_ptr_nonnull(strstr(r.findings[want - 1].line, "its root is /, not the share"));
+    audit_report_done(&r);
+    close(hold_fsd);
+    close(hold_other);
+    waitpid(fsd, NULL, 0);
+    waitpid(other, NULL, 0);
+    vm_config_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("audit");
@@ -270,6 +336,7 @@ int main(void)
     tcase_add_test(tc, qemu_user_and_seccomp);
     tcase_add_test(tc, boot_files_writable_by_qemu_user);
     tcase_add_test(tc, backend_not_sandboxed);
+    tcase_add_test(tc, virtiofsd_not_sandboxed);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
