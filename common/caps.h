@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 
+#include <grp.h>
 #include <linux/capability.h>
 #include <stdint.h>
 #include <sys/prctl.h>
@@ -43,6 +44,18 @@ static inline int caps_set(const struct caps *c)
                                            .permitted = (uint32_t)(c->permitted >> 32),
                                            .inheritable = (uint32_t)(c->inheritable >> 32)}};
     return syscall(SYS_capset, &h, d) < 0 ? negative_errno() : 0;
+}
+
+/* Becomes UID and GID, real, effective and saved, with no supplementary group (needs CAP_SETUID
+ * and CAP_SETGID), and checks that it did. */
+static inline int caps_change_user(uid_t uid, gid_t gid)
+{
+    if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+        return negative_errno();
+    uid_t ru, eu, su;
+    if (getresuid(&ru, &eu, &su) < 0 || ru != uid || eu != uid || su != uid)
+        return -EPERM;
+    return 0;
 }
 
 /* Drops every capability outside KEEP from the bounding set (needs CAP_SETPCAP). */

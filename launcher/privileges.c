@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/capability.h>
 #include <stdio.h>
 #include <string.h>
@@ -154,7 +153,7 @@ int privileges_drop(uint64_t set, uint64_t *ret_kept, const char **ret_step)
  * path as that user, its parent being root's 0700 runtime directory), unlink what it holds. */
 static _Noreturn void empty_as(int pfd, uid_t uid, gid_t gid)
 {
-    if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+    if (caps_change_user(uid, gid) < 0)
         _exit(1);
     int fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <pwd.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -97,9 +96,10 @@ static int become(uid_t uid, gid_t gid, uint64_t keep)
     if (prctl(PR_SET_SECUREBITS,
               SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NOROOT |
                   SECBIT_NOROOT_LOCKED,
-              0, 0, 0) < 0 ||
-        setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+              0, 0, 0) < 0)
         return negative_errno();
+    if ((r = caps_change_user(uid, gid)) < 0)
+        return r;
     if ((r = caps_set(&(struct caps){.effective = keep, .permitted = keep, .inheritable = keep})) <
         0)
         return r;

@@ -349,52 +349,50 @@ static void check_boot_files(struct auditor *a)
     }
 }
 
-/* What /proc/PID/status says of a process's sandbox; uid -1: gone. */
-struct proc_sandbox {
-    long uid, nnp, seccomp;
-    unsigned long long capeff;
-};
-
-static struct proc_sandbox read_sandbox(pid_t pid)
+/* PID (WHAT, a process that parses what the guest writes) runs without root (unless waived),
+ * with no_new_privs, a seccomp filter and no capability outside MAX_CAPS: finding ID otherwise.
+ * False when it is gone (being restarted): nothing to say. */
+static bool check_sandboxed(struct auditor *a, const char *id, const char *what, pid_t pid,
+                            unsigned long long max_caps)
 {
-    struct proc_sandbox p = {.uid = -1, .nnp = -1, .seccomp = -1};
     char path[64], line[256];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
     _cleanup_fclose_ FILE *f = fopen(path, "re");
+    long uid = -1, nnp = -1, seccomp = -1;
+    unsigned long long capeff = 0;
     while (f && fgets(line, sizeof(line), f)) {
         long v;
         if (sscanf(line, "Uid: %*d %ld", &v) == 1)
-            p.uid = v;
+            uid = v;
         else if (sscanf(line, "NoNewPrivs: %ld", &v) == 1)
-            p.nnp = v;
+            nnp = v;
         else if (sscanf(line, "Seccomp: %ld", &v) == 1)
-            p.seccomp = v;
+            seccomp = v;
         else
-            (void)sscanf(line, "CapEff: %llx", &p.capeff);
+            (void)sscanf(line, "CapEff: %llx", &capeff);
     }
-    return p;
+    if (uid < 0)
+        return false;
+    if (uid == 0 && geteuid() == 0 && !a->in->c->machine.unsafe_qemu_as_root)
+        add(a, id, "%s (pid %d) runs as root; fix: restart the VM", what, (int)pid);
+    if ((capeff & ~max_caps) || nnp != 1 || seccomp != 2) {
+        char caps[32] = "0";
+        if (max_caps)
+            snprintf(caps, sizeof(caps), "at most %llx", max_caps);
+        add(a, id,
+            "%s (pid %d) is not sandboxed (CapEff %llx, NoNewPrivs %ld, Seccomp %ld; want %s, "
+            "1, 2): it parses what the guest writes; fix: restart the VM",
+            what, (int)pid, capeff, nnp, seccomp, caps);
+    }
+    return true;
 }
 
-/* L007: the vsock backend, which parses what the guest writes, runs without root, without any
- * capability, with no_new_privs and its seccomp filter (vsock/backend_sandbox.h). */
+/* L007: the vsock backend runs without root, without any capability, with no_new_privs and its
+ * seccomp filter (vsock/backend_sandbox.h). */
 static void check_backend(struct auditor *a)
 {
-    pid_t pid = a->in->backend_pid;
-    if (pid <= 0)
-        return;
-    struct proc_sandbox p = read_sandbox(pid);
-    long uid = p.uid, nnp = p.nnp, seccomp = p.seccomp;
-    unsigned long long capeff = p.capeff;
-    if (uid < 0)
-        return; /* gone (being restarted): nothing to say */
-    if (uid == 0 && geteuid() == 0 && !a->in->c->machine.unsafe_qemu_as_root)
-        add(a, "OCVM-L007", "the vsock backend (pid %d) runs as root; fix: restart the VM",
-            (int)pid);
-    if (capeff || nnp != 1 || seccomp != 2)
-        add(a, "OCVM-L007",
-            "the vsock backend (pid %d) is not sandboxed (CapEff %llx, NoNewPrivs %ld, Seccomp "
-            "%ld; want 0, 1, 2): it parses what the guest writes; fix: restart the VM",
-            (int)pid, capeff, nnp, seccomp);
+    if (a->in->backend_pid > 0)
+        check_sandboxed(a, "OCVM-L007", "the vsock backend", a->in->backend_pid, 0);
 }
 
 /* What a read-write share's virtiofsd may keep (launcher/virtiofsd.c, virtiofsd_user_caps()
@@ -403,23 +401,13 @@ static void check_backend(struct auditor *a)
     ((1ULL << CAP_CHOWN) | (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_FOWNER) |                     \
      (1ULL << CAP_FSETID) | (1ULL << CAP_SETGID) | (1ULL << CAP_SETUID))
 
-/* L008: each virtiofsd the supervisor runs, which parses what the guest sends over FUSE, runs
- * as machine.user (not root, unless waived), with no_new_privs, a seccomp filter, no capability
- * beyond what serving files takes, and chroot(2)ed away from the host's root. */
+/* L008: each virtiofsd the supervisor runs (it parses what the guest sends over FUSE) is
+ * sandboxed as the backend is, with no capability beyond what serving files takes, and
+ * chroot(2)ed away from the host's root. */
 static void check_one_virtiofsd(struct auditor *a, pid_t pid)
 {
-    struct proc_sandbox p = read_sandbox(pid);
-    long uid = p.uid, nnp = p.nnp, seccomp = p.seccomp;
-    unsigned long long capeff = p.capeff;
-    if (uid < 0)
-        return; /* gone: nothing to say */
-    if (uid == 0 && geteuid() == 0 && !a->in->c->machine.unsafe_qemu_as_root)
-        add(a, "OCVM-L008", "virtiofsd (pid %d) runs as root; fix: restart the VM", (int)pid);
-    if ((capeff & ~VIRTIOFSD_MAX_CAPS) || nnp != 1 || seccomp != 2)
-        add(a, "OCVM-L008",
-            "virtiofsd (pid %d) is not sandboxed (CapEff %llx, NoNewPrivs %ld, Seccomp %ld; "
-            "want at most %llx, 1, 2): it parses what the guest sends; fix: restart the VM",
-            (int)pid, capeff, nnp, seccomp, (unsigned long long)VIRTIOFSD_MAX_CAPS);
+    if (!check_sandboxed(a, "OCVM-L008", "virtiofsd", pid, VIRTIOFSD_MAX_CAPS))
+        return;
     char path[64], root[PATH_MAX];
     snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
     ssize_t n = readlink(path, root, sizeof(root) - 1);

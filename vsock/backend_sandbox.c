@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
 #include <seccomp.h>
@@ -104,16 +103,6 @@ static int drop_bounding_set(void)
     return c.effective & CAPS_BIT(CAP_SETPCAP) ? caps_drop_bounding(0) : 0;
 }
 
-static int change_user(uid_t uid, gid_t gid)
-{
-    if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
-        return negative_errno();
-    uid_t ru, eu, su;
-    if (getresuid(&ru, &eu, &su) < 0 || ru != uid || eu != uid || su != uid)
-        return -EPERM;
-    return 0;
-}
-
 #define STEP(what, expr)                                                                           \
     do {                                                                                           \
         int r_ = (expr);                                                                           \
@@ -140,7 +129,7 @@ int backend_sandbox_enter(const struct backend_sandbox *sb, const char **ret_ste
              ? negative_errno()
              : 0);
     if (pw)
-        STEP("change user", change_user(pw->pw_uid, pw->pw_gid));
+        STEP("change user", caps_change_user(pw->pw_uid, pw->pw_gid));
     STEP("clear the capabilities", caps_set(&(struct caps){0}));
     /* a change of user clears the parent-death signal: set it again, and catch a parent that
      * died in between */
