@@ -3,6 +3,8 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
+#include <string.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,4 +24,24 @@ static inline int decimal_u32(const char *s, size_t len, uint32_t max, uint32_t 
         return -ERANGE;
     *ret = (uint32_t)v;
     return 0;
+}
+
+/* An inherited file descriptor named on a command line: decimal, no leading zero, 3 or more
+ * (0-2 are stdio). */
+static inline int parse_inherited_fd(const char *s, size_t len, int *ret)
+{
+    uint32_t v;
+    if (len == 0 || (s[0] == '0' && len > 1) || decimal_u32(s, len, INT32_MAX, &v) < 0 || v < 3)
+        return -EINVAL;
+    *ret = (int)v;
+    return 0;
+}
+
+/* A VM name as the config allows it, as a child process is handed it (for its log lines): 1-64
+ * of [A-Za-z0-9_.-]. */
+static inline bool is_vm_name(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 64 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }

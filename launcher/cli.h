@@ -22,7 +22,8 @@ struct cli_verb {
 
 extern const struct cli_verb cli_verb_up, cli_verb_down, cli_verb_status, cli_verb_console,
     cli_verb_cmdline, cli_verb_check, cli_verb_relay, cli_verb_dns_config, cli_verb_vsock_backend,
-    cli_verb_libvirt_xml, cli_verb_libvirt, cli_verb_attach, cli_verb_caddy_config;
+    cli_verb_relay_child, cli_verb_libvirt_xml, cli_verb_libvirt, cli_verb_attach,
+    cli_verb_caddy_config;
 
 /* getopt_long() with what every verb shares. Set optind = 0 before the first call. OPTSTRING
  * starts with ":h" and OPTS holds {"help", no_argument, NULL, 'h'}. Options may come before or

@@ -99,6 +99,7 @@ static int check_live(const struct vm_config *c, const char *dir, struct finding
                              .private_files = private_files(),
                              .qemu_pid = st.qemu_pid,
                              .backend_pid = st.vsock_backend.pid,
+                             .relay_pid = st.host_relay.pid,
                              .supervisor_pid = st.supervisor_pid};
     struct audit_report ar;
     _cleanup_free_ char *error = NULL;

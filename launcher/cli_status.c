@@ -44,13 +44,13 @@ static void print_network(const char *dir)
            ns.uplink, ns.table_applied ? "applied" : "not applied");
 }
 
-/* The user vsock backend's child process. */
-static void print_backend(const struct vm_backend_state *b)
+/* A child process of the supervisor: the user vsock backend, the host relay. */
+static void print_child(const char *what, const struct vm_child_state *b, const char *when)
 {
     if (b->pid > 0)
-        printf("  vsock backend: pid %d", (int)b->pid);
+        printf("  %s: pid %d", what, (int)b->pid);
     else
-        printf("  vsock backend: not running (it starts again with QEMU)");
+        printf("  %s: not running (%s)", what, when);
     printf(", restarts %u%s%s\n", b->restarts, *b->last_exit ? ", last exit: " : "", b->last_exit);
 }
 
@@ -84,19 +84,23 @@ static int show_one(const char *name, const char *config_path, bool as_json, jso
         json_t *backend = json_pack("{s:i,s:I,s:s}", "pid", (int)st.vsock_backend.pid, "restarts",
                                     (json_int_t)st.vsock_backend.restarts, "last_exit",
                                     st.vsock_backend.last_exit);
+        json_t *host_relay =
+            json_pack("{s:i,s:I,s:s}", "pid", (int)st.host_relay.pid, "restarts",
+                      (json_int_t)st.host_relay.restarts, "last_exit", st.host_relay.last_exit);
         json_t *health = json_pack("{s:I,s:s}", "failures", (json_int_t)st.health.failures,
                                    "last_error", st.health.last_error);
-        json_t *o = running
-                        ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o,s:o,s:o,"
-                                    "s:o}",
-                                    "name", name, "running", 1, "phase", st.phase, "supervisor_pid",
-                                    (int)st.supervisor_pid, "qemu_pid", (int)st.qemu_pid,
-                                    "uptime_s", (json_int_t)up_s, "restarts", (int)st.restarts,
-                                    "accel", st.accel, "vsock", st.vsock, "stages", stages,
-                                    "last_exit", st.last_exit, "runtime_dir", dir, "relay", relay,
-                                    "unsafe", unsafe, "vsock_backend", backend, "health", health)
-                        : json_pack("{s:s,s:b,s:s,s:o}", "name", name, "running", 0, "phase",
-                                    "stopped", "stages", stages);
+        json_t *o =
+            running
+                ? json_pack("{s:s,s:b,s:s,s:i,s:i,s:I,s:i,s:s,s:s,s:o,s:s,s:s,s:o,s:o,s:o,"
+                            "s:o,s:o}",
+                            "name", name, "running", 1, "phase", st.phase, "supervisor_pid",
+                            (int)st.supervisor_pid, "qemu_pid", (int)st.qemu_pid, "uptime_s",
+                            (json_int_t)up_s, "restarts", (int)st.restarts, "accel", st.accel,
+                            "vsock", st.vsock, "stages", stages, "last_exit", st.last_exit,
+                            "runtime_dir", dir, "relay", relay, "unsafe", unsafe, "vsock_backend",
+                            backend, "host_relay", host_relay, "health", health)
+                : json_pack("{s:s,s:b,s:s,s:o}", "name", name, "running", 0, "phase", "stopped",
+                            "stages", stages);
         if (o && running) /* how the VM was found: state.json, or the lock without it */
             json_object_set_new(o, "found_by", json_string(l.have_state ? "state.json" : "lock"));
         if (o && *l.why)
@@ -112,6 +116,7 @@ static int show_one(const char *name, const char *config_path, bool as_json, jso
             json_decref(relay);
             json_decref(unsafe);
             json_decref(backend);
+            json_decref(host_relay);
             json_decref(health);
         }
         json_array_append_new(json_list, o);
@@ -148,8 +153,10 @@ static int show_one(const char *name, const char *config_path, bool as_json, jso
                (unsigned long long)st.relay.open, (unsigned long long)st.relay.accepted,
                (unsigned long long)st.relay.bytes_to_guest,
                (unsigned long long)st.relay.bytes_to_host, (unsigned long long)st.relay.errors);
+    if (strcmp(st.vsock, "none") != 0)
+        print_child("relay process", &st.host_relay, "it starts again within a second");
     if (strcmp(st.vsock, "user") == 0)
-        print_backend(&st.vsock_backend);
+        print_child("vsock backend", &st.vsock_backend, "it starts again with QEMU");
     print_network(dir);
     for (unsigned i = 0; i < st.n_unsafe; i++)
         printf("%s%s", i ? ", " : "  UNSAFE (safety rules waived): ", st.unsafe[i]);

@@ -20,6 +20,8 @@ add_library(ocvm_launcher STATIC
   launcher/vsock_host.c
   launcher/socket_activation.c
   launcher/backend_child.c
+  launcher/child_proc.c
+  launcher/relay_child.c
   launcher/child_lines.c
   launcher/virtiofsd.c
   launcher/privileges.c
@@ -40,6 +42,7 @@ target_link_libraries(ocvm_launcher PUBLIC ocvm_policy ocvm_config ocvm_netsetup
 add_executable(ocvm launcher/main.c launcher/cli.c launcher/cli_up.c launcher/cli_down.c
   launcher/cli_status.c launcher/cli_console.c launcher/cli_cmdline.c launcher/cli_check.c launcher/cli_relay.c
   launcher/cli_dns_config.c launcher/cli_caddy_config.c launcher/cli_vsock_backend.c
+  launcher/cli_relay_child.c
   launcher/cli_libvirt.c
   launcher/cli_attach.c)
 target_link_libraries(ocvm PRIVATE ocvm_launcher)

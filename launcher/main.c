@@ -11,8 +11,8 @@
 static const struct cli_verb *const verbs[] = {
     &cli_verb_up,           &cli_verb_down,          &cli_verb_status,      &cli_verb_console,
     &cli_verb_cmdline,      &cli_verb_check,         &cli_verb_relay,       &cli_verb_dns_config,
-    &cli_verb_caddy_config, &cli_verb_vsock_backend, &cli_verb_libvirt_xml, &cli_verb_libvirt,
-    &cli_verb_attach,
+    &cli_verb_caddy_config, &cli_verb_vsock_backend, &cli_verb_relay_child, &cli_verb_libvirt_xml,
+    &cli_verb_libvirt,      &cli_verb_attach,
 };
 
 static void usage(FILE *f)

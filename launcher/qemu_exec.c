@@ -1,5 +1,7 @@
 #include "launcher/qemu_exec.h"
 
+#include "launcher/child_proc.h"
+
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "launcher/runtime_dir.h"
@@ -16,12 +18,7 @@
 
 _Noreturn void qemu_exec(const struct argv *a, int err_fd)
 {
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    for (int sig = 1; sig < NSIG; sig++)
-        signal(sig, SIG_DFL);
-    setsid();
+    child_proc_reset_signals();
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     /* Move the fds to high numbers first so that no target number overwrites a source. */

@@ -68,20 +68,8 @@ int sidecar_host_facts(const struct vm_config *c, struct host_facts *ret)
 static void save_state(struct sidecar *s, const char *phase)
 {
     snprintf(s->state.phase, sizeof(s->state.phase), "%s", phase);
-    if (s->vsock) {
-        struct vsock_host_stats st;
-        vsock_host_get_stats(s->vsock, &st);
-        s->state.relay = (struct vm_relay_figures){
-            .open = st.relay.open,
-            .accepted = st.relay.accepted,
-            .bytes_to_guest = st.relay.bytes_to_target,
-            .bytes_to_host = st.relay.bytes_to_client,
-            .errors = st.relay.connect_failed + st.relay.timeouts + st.relay.refused_limit};
-        s->state.vsock_backend.pid = st.backend.pid;
-        s->state.vsock_backend.restarts = st.backend.restarts;
-        snprintf(s->state.vsock_backend.last_exit, sizeof(s->state.vsock_backend.last_exit), "%s",
-                 st.backend.last_exit);
-    }
+    if (s->vsock)
+        vsock_host_fill_state(s->vsock, &s->state);
     int r = state_write(s->state_path, &s->state);
     if (r < 0)
         log_warning(NULL, "write %s: %s", s->state_path, strerror(-r));

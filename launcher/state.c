@@ -82,6 +82,12 @@ static json_t *text_string(const char *text)
     return json_stringn(copy, k);
 }
 
+static json_t *child_json(const struct vm_child_state *c)
+{
+    return json_pack("{s:i,s:I,s:o}", "pid", (int)c->pid, "restarts", (json_int_t)c->restarts,
+                     "last_exit", text_string(c->last_exit));
+}
+
 int state_write(const char *path, const struct vm_state *s)
 {
     json_t *stages = json_array();
@@ -95,18 +101,16 @@ int state_write(const char *path, const struct vm_state *s)
     json_t *unsafe = json_array();
     for (unsigned i = 0; unsafe && i < s->n_unsafe; i++)
         json_array_append_new(unsafe, text_string(s->unsafe[i]));
-    json_t *backend = json_pack("{s:i,s:I,s:o}", "pid", (int)s->vsock_backend.pid, "restarts",
-                                (json_int_t)s->vsock_backend.restarts, "last_exit",
-                                text_string(s->vsock_backend.last_exit));
+    json_t *backend = child_json(&s->vsock_backend), *host_relay = child_json(&s->host_relay);
     json_t *health = json_pack("{s:I,s:o}", "failures", (json_int_t)s->health.failures,
                                "last_error", text_string(s->health.last_error));
-    json_t *o = json_pack("{s:s,s:i,s:i,s:I,s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "phase",
-                          s->phase, "supervisor_pid", (int)s->supervisor_pid, "qemu_pid",
-                          (int)s->qemu_pid, "started_at_us", (json_int_t)s->started_at_us,
-                          "qemu_started_at_us", (json_int_t)s->qemu_started_at_us, "restarts",
-                          (json_int_t)s->restarts, "accel", s->accel, "vsock", s->vsock, "stages",
-                          stages, "last_exit", text_string(s->last_exit), "relay", relay, "unsafe",
-                          unsafe, "vsock_backend", backend, "health", health);
+    json_t *o = json_pack(
+        "{s:s,s:i,s:i,s:I,s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "phase", s->phase,
+        "supervisor_pid", (int)s->supervisor_pid, "qemu_pid", (int)s->qemu_pid, "started_at_us",
+        (json_int_t)s->started_at_us, "qemu_started_at_us", (json_int_t)s->qemu_started_at_us,
+        "restarts", (json_int_t)s->restarts, "accel", s->accel, "vsock", s->vsock, "stages", stages,
+        "last_exit", text_string(s->last_exit), "relay", relay, "unsafe", unsafe, "vsock_backend",
+        backend, "host_relay", host_relay, "health", health);
     _cleanup_free_ char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL, *tmp = NULL;
     json_decref(o);
     if (!text || asprintf(&tmp, "%s.tmp", path) < 0)
@@ -148,7 +152,7 @@ int state_read(const char *path, struct vm_state *ret)
 {
     json_error_t err;
     json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &err), *stages = NULL, *unsafe = NULL,
-           *health = NULL;
+           *health = NULL, *host_relay = NULL;
     json_int_t rl[5], bpid, brestarts, hfailures = 0;
     const char *blast, *hlast = "";
     if (!o)
@@ -160,21 +164,28 @@ int state_read(const char *path, struct vm_state *ret)
     int r = json_unpack_ex(
         o, &err, JSON_STRICT,
         "{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:{s:I,s:I,s:s},"
-        "s?o}",
+        "s?o,s?o}",
         "phase", &phase, "supervisor_pid", &spid, "qemu_pid", &qpid, "started_at_us", &started,
         "qemu_started_at_us", &qstarted, "restarts", &restarts, "accel", &accel, "vsock", &vsock,
         "stages", &stages, "last_exit", &last_exit, "relay", "open", &rl[0], "accepted", &rl[1],
         "bytes_to_guest", &rl[2], "bytes_to_host", &rl[3], "errors", &rl[4], "unsafe", &unsafe,
-        "vsock_backend", "pid", &bpid, "restarts", &brestarts, "last_exit", &blast, "health",
-        &health);
+        "vsock_backend", "pid", &bpid, "restarts", &brestarts, "last_exit", &blast, "host_relay",
+        &host_relay, "health", &health);
     /* "health" came with the probes after ready: a supervisor started before has none */
     if (r == 0 && health)
         r = json_unpack_ex(health, &err, JSON_STRICT, "{s:I,s:s}", "failures", &hfailures,
                            "last_error", &hlast);
+    /* "host_relay" came with the relay's own process: a supervisor started before has none */
+    json_int_t hrpid = 0, hrrestarts = 0;
+    const char *hrlast = "";
+    if (r == 0 && host_relay)
+        r = json_unpack_ex(host_relay, &err, JSON_STRICT, "{s:I,s:I,s:s}", "pid", &hrpid,
+                           "restarts", &hrrestarts, "last_exit", &hrlast);
     if (r < 0 || !json_is_array(stages) || !json_is_array(unsafe) ||
         json_array_size(unsafe) > STATE_MAX_UNSAFE || spid < 0 || spid > INT32_MAX || qpid < 0 ||
         qpid > INT32_MAX || restarts < 0 || restarts > UINT32_MAX || started < 0 || qstarted < 0 ||
-        bpid < 0 || bpid > INT32_MAX || brestarts < 0 || brestarts > UINT32_MAX || hfailures < 0 ||
+        bpid < 0 || bpid > INT32_MAX || brestarts < 0 || brestarts > UINT32_MAX || hrpid < 0 ||
+        hrpid > INT32_MAX || hrrestarts < 0 || hrrestarts > UINT32_MAX || hfailures < 0 ||
         hfailures > UINT32_MAX) {
         json_decref(o);
         return -EINVAL;
@@ -193,6 +204,9 @@ int state_read(const char *path, struct vm_state *ret)
     s.vsock_backend.pid = (pid_t)bpid;
     s.vsock_backend.restarts = (unsigned)brestarts;
     copy_str(s.vsock_backend.last_exit, sizeof(s.vsock_backend.last_exit), blast);
+    s.host_relay.pid = (pid_t)hrpid;
+    s.host_relay.restarts = (unsigned)hrrestarts;
+    copy_str(s.host_relay.last_exit, sizeof(s.host_relay.last_exit), hrlast);
     s.health.failures = (unsigned)hfailures;
     copy_str(s.health.last_error, sizeof(s.health.last_error), hlast);
     s.supervisor_pid = (pid_t)spid;

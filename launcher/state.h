@@ -25,11 +25,12 @@ struct vm_state {
     struct vm_relay_figures {
         uint64_t open, accepted, bytes_to_guest, bytes_to_host, errors;
     } relay; /* the host relay; all zero without vsock */
-    struct vm_backend_state {
+    struct vm_child_state {
         pid_t pid;          /* 0: none runs (kernel backend, no vsock, or between restarts) */
         unsigned restarts;  /* started again after it died */
         char last_exit[96]; /* how the last one ended, or "" */
     } vsock_backend;        /* the user vsock backend's child process */
+    struct vm_child_state host_relay;  /* the host relay's child process (launcher/relay_child.h) */
     char unsafe[STATE_MAX_UNSAFE][48]; /* the config's unsafe_* keys in use (policy/rules.h) */
     unsigned n_unsafe;
     struct vm_health {

@@ -106,14 +106,8 @@ static int save_state(struct supervisor *s)
     snprintf(s->state.phase, sizeof(s->state.phase), "%s", phase_table[s->phase]);
     s->state.qemu_pid = s->qemu_pid;
     s->state.restarts = s->restarts;
-    if (s->vsock) { /* the user backend's child */
-        struct vsock_host_stats st;
-        vsock_host_get_stats(s->vsock, &st);
-        s->state.vsock_backend.pid = st.backend.pid;
-        s->state.vsock_backend.restarts = st.backend.restarts;
-        snprintf(s->state.vsock_backend.last_exit, sizeof(s->state.vsock_backend.last_exit), "%s",
-                 st.backend.last_exit);
-    }
+    if (s->vsock) /* the relay's figures, the backend's and the relay's processes */
+        vsock_host_fill_state(s->vsock, &s->state);
     int r = state_write(s->state_path, &s->state);
     bool was_failing = s->state_failing;
     s->state_failing = r < 0;
@@ -169,7 +163,9 @@ static void tell_parent(struct supervisor *s, char status)
 static void finish(struct supervisor *s, int code)
 {
     s->exit_code = code;
-    tell_parent(s, code == 0 && s->announced_ready ? 'R' : 'F');
+    if (code == 0 && s->announced_ready)
+        tell_parent(s, 'R');
+    /* a failure is told after teardown(): `up -d` returns with nothing of the VM left behind */
     sd_event_exit(s->event, code);
 }
 
@@ -580,23 +576,13 @@ static void start_liveness(struct supervisor *s)
     schedule_probe(s);
 }
 
-/* Relay figures go to state.json for `ocvm status`, at most once a second and only on change. */
+/* Relay figures and the relay's process go to state.json for `ocvm status`, at most once a
+ * second and only on change. */
 static int on_stats_timer(sd_event_source *src, uint64_t usec, void *userdata)
 {
     struct supervisor *s = userdata;
-    struct vsock_host_stats st;
-    vsock_host_get_stats(s->vsock, &st);
-    struct vm_relay_figures f = {
-        .open = st.relay.open,
-        .accepted = st.relay.accepted,
-        .bytes_to_guest = st.relay.bytes_to_target,
-        .bytes_to_host = st.relay.bytes_to_client,
-        .errors = st.relay.connect_failed + st.relay.timeouts + st.relay.refused_limit,
-    };
-    if (memcmp(&f, &s->state.relay, sizeof(f)) != 0) {
-        s->state.relay = f;
+    if (vsock_host_fill_state(s->vsock, &s->state))
         save_state(s);
-    }
     sd_event_source_set_time_relative(src, 1000000u);
     sd_event_source_set_enabled(src, SD_EVENT_ONESHOT); /* a fired one-shot timer is disabled */
     return 0;
@@ -1098,8 +1084,12 @@ int supervisor_run(const struct vm_config *c, const struct supervisor_options *o
     } else {
         r = 1;
     }
-    tell_parent(&s, r == 0 && s.announced_ready ? 'R' : 'F');
+    bool ok = r == 0 && s.announced_ready;
+    if (ok)
+        tell_parent(&s, 'R');
     teardown(&s);
+    if (!ok) /* its runtime directory, network and children are gone now */
+        tell_parent(&s, 'F');
     if (r != 0 && run_log_kept_path(s.log) && !s.o->detached) /* tell_parent() said it */
         log_msg(LOG_ERR, NULL, "the log of this run is kept in %s", run_log_kept_path(s.log));
     run_log_close(s.log);

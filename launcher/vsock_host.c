@@ -8,14 +8,14 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 struct vsock_host {
     struct backend_child *backend; /* user backend, or NULL */
-    struct relay *relay;
-    sd_event_source *relay_src;
+    struct relay_child *relay;     /* the host relay, a sandboxed child */
     struct guest_notify *notify;
     struct endpoint gateway;
-    int gateway_fd; /* the listener systemd passed (socket activation), in the relay; or -1 */
+    int gateway_fd; /* the listener systemd passed (socket activation), the relay's; or -1 */
     char *uds_path;
     guest_notify_fn on_notify;
     void *userdata;
@@ -27,7 +27,7 @@ static void hold_gateway(struct vsock_host *h, bool hold)
 {
     if (h->gateway_fd < 0)
         return;
-    int r = relay_hold_listener(h->relay, h->gateway_fd, hold);
+    int r = relay_child_hold(h->relay, h->gateway_fd, hold);
     if (r < 0)
         log_msg(LOG_WARNING, "relay", "%s the gateway listener %s:%u: %s",
                 hold ? "hold" : "release", h->gateway.host, h->gateway.port, strerror(-r));
@@ -39,12 +39,6 @@ static void on_guest_notify(const struct guest_notify_msg *m, void *userdata)
     if (m->ready)
         hold_gateway(h, false);
     h->on_notify(m, h->userdata);
-}
-
-static int on_relay(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-    relay_dispatch(userdata, 0);
-    return 0;
 }
 
 /* Where host-initiated connections to guest PORT go, for this backend. */
@@ -74,6 +68,15 @@ static int host_listener(const struct vsock_host *h, enum vsock_backend backend,
     struct endpoint e = {
         .kind = ENDPOINT_VSOCK, .cid = ENDPOINT_VSOCK_CID_ANY, .port = (uint16_t)port};
     return endpoint_socket_listen(&e, ret_fd);
+}
+
+/* A listener on LISTEN (tcp or unix) for the relay, whose clients go to TARGET. */
+static int add_forward(struct vsock_host *h, const struct endpoint *listen,
+                       const struct endpoint *target)
+{
+    int fd;
+    int r = endpoint_socket_listen(listen, &fd);
+    return r < 0 ? r : relay_child_add_forward(h->relay, fd, target);
 }
 
 #define FAIL(...)                                                                                  \
@@ -124,10 +127,11 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, const struct vsock_ho
     r = guest_notify_new(e, fd, on_guest_notify, h, &h->notify);
     if (r < 0)
         FAIL("guest READY listener: %s", strerror(-r));
-    /* a gateway client costs two fds here (its socket, the relay's to the backend or the
+    /* a gateway client costs two fds in the relay (its socket, the one to the backend or the
      * kernel's vsock): the relay's default */
-    struct relay_options ro = {.log_stage = "relay"};
-    if ((r = relay_new(&ro, &h->relay)) < 0)
+    /* the relay opens no file: without a VM user (QEMU as root, unsafe) it is nobody */
+    const char *relay_user = o->backend_user ? o->backend_user : geteuid() == 0 ? "nobody" : NULL;
+    if ((r = relay_child_new(e, c->name, relay_user, &h->relay)) < 0)
         FAIL("relay: %s", strerror(-r));
     h->gateway.kind = ENDPOINT_TCP;
     if (endpoint_parse_hostport(c->gateway.host_listen, h->gateway.host, &h->gateway.port, &why) <
@@ -140,15 +144,15 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, const struct vsock_ho
     if ((r = socket_activation_take("gateway.host_listen", c->gateway.host_listen, &fd, error)) < 0)
         goto fail;
     if (r > 0) { /* held until the guest's READY (hold_gateway) */
-        if ((r = relay_add_forward_fd(h->relay, fd, &target)) < 0 ||
-            (r = relay_hold_listener(h->relay, fd, true)) < 0)
+        if ((r = relay_child_add_forward(h->relay, fd, &target)) < 0 ||
+            (r = relay_child_hold(h->relay, fd, true)) < 0)
             FAIL("gateway.host_listen %s (from systemd): %s", c->gateway.host_listen, strerror(-r));
         h->gateway_fd = fd;
         log_msg(LOG_INFO, "relay",
                 "gateway.host_listen %s: the socket systemd passed (fd %d); its clients wait in "
                 "the backlog until the guest is ready",
                 c->gateway.host_listen, fd);
-    } else if ((r = relay_add_forward(h->relay, &h->gateway, &target)) < 0) {
+    } else if ((r = add_forward(h, &h->gateway, &target)) < 0) {
         FAIL("gateway.host_listen %s: %s", c->gateway.host_listen, strerror(-r));
     }
     for (size_t i = 0; i < c->n_forwards; i++) {
@@ -160,7 +164,7 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, const struct vsock_ho
                 FAIL("forwards[%zu].listen \"%s\": %s", i, f->listen, why);
             }
             guest_target(h, c, backend, f->guest_port, &target);
-            if ((r = relay_add_forward(h->relay, &ep, &target)) < 0)
+            if ((r = add_forward(h, &ep, &target)) < 0)
                 FAIL("forwards[%zu].listen %s: %s", i, f->listen, strerror(-r));
         } else {
             if (endpoint_parse(f->connect, &ep, &why) < 0) {
@@ -168,13 +172,12 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, const struct vsock_ho
                 FAIL("forwards[%zu].connect \"%s\": %s", i, f->connect, why);
             }
             if ((r = host_listener(h, backend, f->guest_port, &fd)) < 0 ||
-                (r = relay_add_forward_fd(h->relay, fd, &ep)) < 0)
+                (r = relay_child_add_forward(h->relay, fd, &ep)) < 0)
                 FAIL("forwards[%zu]: listen for guest port %u: %s", i, f->guest_port, strerror(-r));
         }
     }
-    if ((r = sd_event_add_io(e, &h->relay_src, relay_fd(h->relay), EPOLLIN, on_relay, h->relay)) <
-        0)
-        FAIL("relay: %s", strerror(-r));
+    if ((r = relay_child_start(h->relay)) < 0)
+        FAIL("relay: start its process: %s", strerror(-r));
     *ret = h;
     return 0;
 fail:
@@ -186,8 +189,7 @@ void vsock_host_free(struct vsock_host *h)
 {
     if (!h)
         return;
-    sd_event_source_disable_unref(h->relay_src);
-    relay_free(h->relay);
+    relay_child_free(h->relay);
     guest_notify_free(h->notify);
     backend_child_free(h->backend);
     free(h->uds_path);
@@ -197,9 +199,36 @@ void vsock_host_free(struct vsock_host *h)
 void vsock_host_get_stats(const struct vsock_host *h, struct vsock_host_stats *ret)
 {
     *ret = (struct vsock_host_stats){0};
-    relay_get_stats(h->relay, &ret->relay);
+    relay_child_get_stats(h->relay, &ret->relay, &ret->relay_child);
     if (h->backend)
         backend_child_get_status(h->backend, &ret->backend);
+}
+
+static void fill_child(struct vm_child_state *dst, pid_t pid, unsigned restarts, const char *last)
+{
+    dst->pid = pid;
+    dst->restarts = restarts;
+    snprintf(dst->last_exit, sizeof(dst->last_exit), "%s", last);
+}
+
+bool vsock_host_fill_state(const struct vsock_host *h, struct vm_state *st)
+{
+    struct vsock_host_stats x;
+    vsock_host_get_stats(h, &x);
+    struct vm_relay_figures relay = st->relay;
+    struct vm_child_state backend = st->vsock_backend, host_relay = st->host_relay;
+    st->relay = (struct vm_relay_figures){
+        .open = x.relay.open,
+        .accepted = x.relay.accepted,
+        .bytes_to_guest = x.relay.bytes_to_target,
+        .bytes_to_host = x.relay.bytes_to_client,
+        .errors = x.relay.connect_failed + x.relay.timeouts + x.relay.refused_limit,
+    };
+    fill_child(&st->vsock_backend, x.backend.pid, x.backend.restarts, x.backend.last_exit);
+    fill_child(&st->host_relay, x.relay_child.pid, x.relay_child.restarts, x.relay_child.last_exit);
+    return memcmp(&relay, &st->relay, sizeof(relay)) != 0 ||
+           memcmp(&backend, &st->vsock_backend, sizeof(backend)) != 0 ||
+           memcmp(&host_relay, &st->host_relay, sizeof(host_relay)) != 0;
 }
 
 void vsock_host_guest_down(struct vsock_host *h)

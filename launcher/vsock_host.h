@@ -3,12 +3,15 @@
  * an immediate reset while the VM is down, never a hang; or, socket-activated, the one systemd
  * passed, whose clients wait in its backlog while the guest is not up), the extra forwards, the
  * listener for the guest's READY (vmm.notify_socket), and, for the user backend, ocvm's vhost-user
- * vsock device as a sandboxed child process (launcher/backend_child.h). The relay engine runs on
- * its own epoll set, nested here as one IO source. */
+ * vsock device as a sandboxed child process (launcher/backend_child.h). The listeners are opened
+ * here and kept; the relay that accepts on them runs in a sandboxed child of its own
+ * (launcher/relay_child.h). */
 #pragma once
 
 #include "launcher/backend_child.h"
 #include "launcher/guest_notify.h"
+#include "launcher/relay_child.h"
+#include "launcher/state.h"
 #include "config/vm_config.h"
 #include "vsock/relay.h"
 
@@ -16,6 +19,7 @@
 
 struct vsock_host_stats {
     struct relay_stats relay;
+    struct relay_child_status relay_child;
     struct backend_child_status backend; /* user backend only; all zero otherwise */
 };
 
@@ -43,5 +47,8 @@ int vsock_host_start_backend(struct vsock_host *h);
  * the backlog again until the next guest's READY. */
 void vsock_host_guest_down(struct vsock_host *h);
 void vsock_host_get_stats(const struct vsock_host *h, struct vsock_host_stats *ret);
+/* The relay's figures and the backend's and the relay's processes, into ST (for state.json).
+ * Returns true when any of them changed. */
+bool vsock_host_fill_state(const struct vsock_host *h, struct vm_state *st);
 /* The endpoint the health probe connects to (the gateway listener). */
 const struct endpoint *vsock_host_gateway(const struct vsock_host *h);

@@ -395,6 +395,15 @@ static void check_backend(struct auditor *a)
         check_sandboxed(a, "OCVM-L007", "the vsock backend", a->in->backend_pid, 0);
 }
 
+/* L009: the host relay (the gateway listener's clients, the guest's bytes) runs as the backend
+ * does: without root, any capability, with no_new_privs and its seccomp filter
+ * (launcher/relay_child.h). */
+static void check_relay(struct auditor *a)
+{
+    if (a->in->relay_pid > 0)
+        check_sandboxed(a, "OCVM-L009", "the host relay", a->in->relay_pid, 0);
+}
+
 /* What a read-write share's virtiofsd may keep (launcher/virtiofsd.c, virtiofsd_user_caps()
  * once sandboxed): CHOWN DAC_OVERRIDE FOWNER FSETID SETGID SETUID; a read-only one keeps none. */
 #define VIRTIOFSD_MAX_CAPS                                                                         \
@@ -454,6 +463,7 @@ int audit_run(const struct audit_input *in, struct audit_report *ret, char **err
     check_qemu(&a);
     check_boot_files(&a);
     check_backend(&a);
+    check_relay(&a);
     check_virtiofsd(&a);
     if (a.error) {
         audit_report_done(ret);

@@ -19,6 +19,7 @@ struct audit_input {
     const char *const *private_files; /* files in it that must be the owner's alone (NULL-ended) */
     pid_t qemu_pid;                   /* the running QEMU, 0: none */
     pid_t backend_pid;                /* the user vsock backend's child, 0: none */
+    pid_t relay_pid;                  /* the host relay's child, 0: none */
     pid_t supervisor_pid;             /* whose virtiofsd children are audited, 0: none */
     unsigned probe_timeout_ms;        /* for the TAP probe; 0: 1000 */
 };

@@ -71,28 +71,15 @@ static int parse_cid(const char *s, uint32_t *ret)
     return 0;
 }
 
-/* An inherited fd: decimal, 3 or more (0-2 are stdio). */
 static int parse_fd(const char *s, int *ret)
 {
-    uint32_t v;
-    if ((s[0] == '0' && s[1]) || decimal_u32(s, strlen(s), INT32_MAX, &v) < 0 || v < 3)
-        return -EINVAL;
-    *ret = (int)v;
-    return 0;
+    return parse_inherited_fd(s, strlen(s), ret);
 }
 
 static bool path_ok(const char *p)
 {
     struct sockaddr_un sa;
     return *p && strlen(p) < sizeof(sa.sun_path);
-}
-
-/* A VM name as the config allows it, for log lines: 1-64 of [A-Za-z0-9_.-]. */
-static bool vm_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    return n >= 1 && n <= 64 &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
 /* FD is an open socket of TYPE (AF_UNIX), listening when LISTENING. */
@@ -145,7 +132,7 @@ static int parse_option(int o, struct backend_args *a, bool *have_cid)
         a->user = optarg;
         return 0;
     case 'V':
-        if (!vm_name_ok(optarg))
+        if (!is_vm_name(optarg))
             return usage_error("--vm: '%s' is not a VM name", optarg);
         a->vm = optarg;
         return 0;
@@ -229,21 +216,8 @@ static int broker_connect(void *userdata, uint32_t port, int *ret_fd)
 /* Gives up what the device does not need (see backend_sandbox.h), before the loop runs. */
 static int sandbox(const struct backend_args *a)
 {
-    /* the journal's socket cannot be opened once sandboxed: connect it now, if it is used */
-    log_journal_connect();
     struct backend_sandbox sb = {.user = a->user, .connects_itself = a->connect_fd < 0};
-    const char *step = NULL;
-    int r = backend_sandbox_enter(&sb, &step);
-    if (r < 0) {
-        log_error(STAGE, "sandbox: %s: %s", step, strerror(-r));
-        return r;
-    }
-#ifdef OCVM_TEST_HOOKS
-    /* test builds only (tests/unit/test_backend_sandbox.c): a call outside the filter */
-    if (getenv("OCVM_TEST_FORBIDDEN_SYSCALL"))
-        (void)!open("/", O_RDONLY | O_CLOEXEC);
-#endif
-    return 0;
+    return backend_sandbox_enter_logged(&sb, STAGE);
 }
 
 int vsock_backend_main(int argc, char **argv)

@@ -4,6 +4,7 @@
 #include "common/cleanup.h"
 #include "common/caps.h"
 #include "common/error.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,8 @@
 #include <pwd.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -50,6 +53,53 @@ static const int allowed[] = {
 };
 static const int allowed_connecting[] = {SCMP_SYS(connect), SCMP_SYS(unlink)};
 
+/* The host relay (`ocvm relay-child`, vsock/relay_child_main.c), its listeners and its broker
+ * already open, found the same way (curl and a 64 MiB echo through the gateway forward, a
+ * guest->host forward, a client that hangs up mid-stream, SIGTERM). It connects nothing itself:
+ * every target socket comes from the broker (connect_broker.h), so it has no socket, connect or
+ * file call at all.
+ *   relay loop:      epoll_wait (epoll_pwait, epoll_pwait2), epoll_ctl, timerfd_settime, read
+ *                    (timerfd, signalfd), eventfd2 (the fd it keeps spare)
+ *   connections:     accept4, readv, sendmsg, recvfrom (the hybrid reply), sendto (the hybrid
+ *                    request), shutdown, close, getsockname and getpeername (a TCP target
+ *                    connected to itself), getsockopt (SOL_SOCKET SO_ERROR only), setsockopt
+ *                    (SOL_SOCKET SO_LINGER only)
+ *   connect broker:  sendto, poll, recvmsg
+ *   memory:          brk, mmap (no PROT_EXEC), munmap, mremap (rings)
+ *   signals:         rt_sigprocmask, signalfd4, rt_sigaction (relay_run's SIGTERM and SIGPIPE)
+ *   logging:         write (stderr), sendto (the journal, connected before)
+ *   always:          exit_group, restart_syscall, clock_gettime */
+static const int allowed_relay[] = {
+    SCMP_SYS(accept4),
+    SCMP_SYS(brk),
+    SCMP_SYS(clock_gettime),
+    SCMP_SYS(close),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(epoll_pwait),
+    SCMP_SYS(epoll_pwait2),
+    SCMP_SYS(epoll_wait),
+    SCMP_SYS(eventfd2),
+    SCMP_SYS(exit_group),
+    SCMP_SYS(getpeername),
+    SCMP_SYS(getsockname),
+    SCMP_SYS(mremap),
+    SCMP_SYS(munmap),
+    SCMP_SYS(poll),
+    SCMP_SYS(read),
+    SCMP_SYS(readv),
+    SCMP_SYS(recvfrom),
+    SCMP_SYS(recvmsg),
+    SCMP_SYS(restart_syscall),
+    SCMP_SYS(rt_sigaction),
+    SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(sendmsg),
+    SCMP_SYS(sendto),
+    SCMP_SYS(shutdown),
+    SCMP_SYS(signalfd4),
+    SCMP_SYS(timerfd_settime),
+    SCMP_SYS(write),
+};
+
 /* A development build with -DOCVM_SECCOMP_AUDIT logs a call outside the list (to the audit log,
  * SCMP_ACT_LOG) instead of dying on it: run it under strace -f to see what a change needs. */
 #ifdef OCVM_SECCOMP_AUDIT
@@ -64,8 +114,14 @@ static int install_filter(const struct backend_sandbox *sb)
     if (!ctx)
         return -ENOMEM;
     int r = 0;
-    for (size_t i = 0; r == 0 && i < ELEMENTSOF(allowed); i++)
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
+    const int *list = sb->relay ? allowed_relay : allowed;
+    size_t n = sb->relay ? ELEMENTSOF(allowed_relay) : ELEMENTSOF(allowed);
+    for (size_t i = 0; r == 0 && i < n; i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, list[i], 0);
+    /* a connect's outcome (SO_ERROR), no other socket option read */
+    if (r == 0 && sb->relay)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getsockopt), 2,
+                             SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET), SCMP_A2(SCMP_CMP_EQ, SO_ERROR));
     /* the file status flags (non-blocking), nothing else fcntl can do */
     if (r == 0)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
@@ -81,9 +137,10 @@ static int install_filter(const struct backend_sandbox *sb)
     if (r == 0)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
                              SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-    for (size_t i = 0; r == 0 && sb->connects_itself && i < ELEMENTSOF(allowed_connecting); i++)
+    bool connects = sb->connects_itself && !sb->relay;
+    for (size_t i = 0; r == 0 && connects && i < ELEMENTSOF(allowed_connecting); i++)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed_connecting[i], 0);
-    if (r == 0 && sb->connects_itself)
+    if (r == 0 && connects)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
     if (r == 0)
@@ -140,5 +197,22 @@ int backend_sandbox_enter(const struct backend_sandbox *sb, const char **ret_ste
     STEP("PR_SET_DUMPABLE", prctl(PR_SET_DUMPABLE, 0) < 0 ? negative_errno() : 0);
     STEP("PR_SET_NO_NEW_PRIVS", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? negative_errno() : 0);
     STEP("seccomp filter", install_filter(sb));
+    return 0;
+}
+
+int backend_sandbox_enter_logged(const struct backend_sandbox *sb, const char *stage)
+{
+    log_journal_connect();
+    const char *step = NULL;
+    int r = backend_sandbox_enter(sb, &step);
+    if (r < 0) {
+        log_error(stage, "sandbox: %s: %s", step, strerror(-r));
+        return r;
+    }
+#ifdef OCVM_TEST_HOOKS
+    /* test builds only (tests/unit/test_backend_sandbox.c, test_relay_child.c) */
+    if (getenv("OCVM_TEST_FORBIDDEN_SYSCALL"))
+        (void)!open("/", O_RDONLY | O_CLOEXEC);
+#endif
     return 0;
 }

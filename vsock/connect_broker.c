@@ -1,4 +1,4 @@
-/* Guest->host connections brokered for a sandboxed backend; see connect_broker.h. */
+/* Connections brokered for a sandboxed child; see connect_broker.h. */
 #include "vsock/connect_broker.h"
 
 #include "common/cleanup.h"
@@ -15,7 +15,7 @@
 enum { SERVE_BATCH = 64 };
 
 struct broker_request {
-    uint32_t seq, port;
+    uint32_t seq, key;
 };
 struct broker_reply {
     uint32_t seq;
@@ -48,11 +48,13 @@ static int recv_reply(int fd, struct broker_reply *ret, int *ret_fd)
         return negative_errno();
     if (n == 0)
         return -ECONNRESET;
+    if (m.msg_flags & MSG_CTRUNC) /* no fd free here: the socket is lost */
+        return n == sizeof(*ret) ? -EMFILE : -EBADMSG;
     struct cmsghdr *c = CMSG_FIRSTHDR(&m);
     if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
         c->cmsg_len == CMSG_LEN(sizeof(int)))
         memcpy(ret_fd, CMSG_DATA(c), sizeof(int));
-    if (n != sizeof(*ret) || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+    if (n != sizeof(*ret) || (m.msg_flags & MSG_TRUNC)) {
         if (*ret_fd >= 0)
             close(*ret_fd);
         *ret_fd = -1;
@@ -61,9 +63,9 @@ static int recv_reply(int fd, struct broker_reply *ret, int *ret_fd)
     return 0;
 }
 
-int connect_broker_ask(struct connect_broker_client *c, uint32_t port, int *ret_fd)
+int connect_broker_ask(struct connect_broker_client *c, uint32_t key, int *ret_fd)
 {
-    struct broker_request q = {.seq = ++c->seq, .port = port};
+    struct broker_request q = {.seq = ++c->seq, .key = key};
     int r = send_request(c->fd, &q);
     if (r < 0)
         return r;
@@ -81,7 +83,9 @@ int connect_broker_ask(struct connect_broker_client *c, uint32_t port, int *ret_
         struct broker_reply a;
         int fd;
         r = recv_reply(c->fd, &a, &fd);
-        if (r == -EAGAIN || r == -EBADMSG)
+        if (r == -EMFILE && a.seq == q.seq)
+            return r;
+        if (r == -EAGAIN || r == -EBADMSG || r == -EMFILE)
             continue;
         if (r < 0)
             return r;
@@ -123,7 +127,12 @@ static void send_reply(int fd, uint32_t seq, int error, int conn_fd)
     (void)sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-int connect_broker_serve(int fd, const char *uds_path)
+int connect_broker_hybrid_port(void *userdata, uint32_t key, int *ret_fd)
+{
+    return vsock_hybrid_connect(userdata, key, ret_fd);
+}
+
+int connect_broker_serve(int fd, connect_broker_fn fn, void *userdata)
 {
     for (unsigned i = 0; i < SERVE_BATCH; i++) {
         struct broker_request q;
@@ -140,7 +149,7 @@ int connect_broker_serve(int fd, const char *uds_path)
             continue;
         }
         _cleanup_close_ int conn = -1;
-        int r = vsock_hybrid_connect(uds_path, q.port, &conn);
+        int r = fn(userdata, q.key, &conn);
         send_reply(fd, q.seq, r < 0 ? r : 0, conn);
     }
     return 0;

@@ -1,10 +1,11 @@
-/* connect_broker: guest->host connections made for a sandboxed vsock backend by the process that
- * can reach the host's sockets (the supervisor, which owns the runtime directory). Over a
- * SOCK_SEQPACKET pair the backend asks for port P and waits, bounded, for the connected socket
- * (passed with SCM_RIGHTS) or an errno; the broker connects UDS_PATH_P and nothing else, the very
- * socket the backend would have connected itself. Requests are validated by size, file
- * descriptors sent to the broker are discarded, and a late reply is recognised by its sequence
- * number and dropped. */
+/* connect_broker: connections made for a sandboxed child (the vsock backend, the host relay) by
+ * the process that can reach the host's sockets (the supervisor, which owns the runtime
+ * directory). Over a SOCK_SEQPACKET pair the child asks for a number KEY and waits, bounded, for
+ * the socket (passed with SCM_RIGHTS) or an errno; what KEY names is the broker's to say and
+ * nothing else is ever connected (the backend: guest->host port P, UDS_PATH_P; the relay: its
+ * forward number K, that forward's target). Requests are validated by size, file descriptors
+ * sent to the broker are discarded, and a late reply is recognised by its sequence number and
+ * dropped. */
 #pragma once
 
 #include <stdint.h>
@@ -15,10 +16,14 @@ struct connect_broker_client {
     int timeout_ms;
 };
 
-/* Backend side: connects guest->host PORT through the broker; the socket in *ret_fd
- * (non-blocking, close-on-exec), or -errno (-ETIMEDOUT: no answer in time). */
-int connect_broker_ask(struct connect_broker_client *c, uint32_t port, int *ret_fd);
+/* Child side: asks for KEY's socket; it comes in *ret_fd (non-blocking, close-on-exec), or -errno
+ * (-ETIMEDOUT: no answer in time; -EMFILE: it came, but no fd was free to receive it). */
+int connect_broker_ask(struct connect_broker_client *c, uint32_t key, int *ret_fd);
 
-/* Broker side: answers the requests waiting on FD (non-blocking), at most a bounded number per
- * call. Returns 0, or -errno when FD is done for (-ECONNRESET: the backend went away). */
-int connect_broker_serve(int fd, const char *uds_path);
+/* Broker side: opens the socket KEY names into *ret_fd, or returns -errno. */
+typedef int (*connect_broker_fn)(void *userdata, uint32_t key, int *ret_fd);
+/* Answers the requests waiting on FD (non-blocking) with FN, at most a bounded number per call.
+ * Returns 0, or -errno when FD is done for (-ECONNRESET: the child went away). */
+int connect_broker_serve(int fd, connect_broker_fn fn, void *userdata);
+/* The backend's FN: guest->host port KEY, the hybrid listener USERDATA (UDS_PATH) _KEY. */
+int connect_broker_hybrid_port(void *userdata, uint32_t key, int *ret_fd);

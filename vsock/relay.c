@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -32,7 +33,7 @@ enum {
     MAX_EVENTS = 128
 };
 
-enum kind { KIND_LISTENER, KIND_SIDE, KIND_TIMER, KIND_SIGNAL };
+enum kind { KIND_LISTENER, KIND_SIDE, KIND_TIMER, KIND_SIGNAL, KIND_EXTRA };
 
 struct tag {
     enum kind kind;
@@ -56,6 +57,14 @@ struct flow {
     size_t queued; /* bytes in the ring or the pipe */
     int pr, pw;    /* pipe, with use_pipe */
     bool use_pipe, src_eof, shut_done;
+};
+
+/* relay_watch_fd */
+struct extra {
+    struct tag tag;
+    void (*fn)(void *userdata);
+    void *userdata;
+    struct extra *next;
 };
 
 struct conn;
@@ -88,10 +97,11 @@ struct conn_list {
 struct relay {
     struct relay_options o;
     int epfd, timerfd, sigfd;
-    int spare_fd; /* /dev/null, held so that an accepted client can still get its target socket
+    int spare_fd; /* an eventfd, held so that an accepted client can still get its target socket
                    * when the fd limit is reached (then accepting pauses) */
     struct tag timer_tag, signal_tag;
     struct forward *forwards;
+    struct extra *extras;
     struct conn_list connecting, open, dead;
     struct conn *ready;
     struct ring_pool pool;    /* the rings and pipes lent to flows */
@@ -355,7 +365,7 @@ int relay_new(const struct relay_options *o, struct relay **ret)
     r->timer_tag.kind = KIND_TIMER;
     r->signal_tag.kind = KIND_SIGNAL;
     r->sigfd = -1;
-    r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    r->spare_fd = eventfd(0, EFD_CLOEXEC); /* opens no file: allowed in a sandbox */
     r->epfd = epoll_create1(EPOLL_CLOEXEC);
     r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     int e = 0;
@@ -384,6 +394,10 @@ void relay_free(struct relay *r)
         next = f->next;
         close(f->fd);
         free(f);
+    }
+    for (struct extra *x = r->extras, *next; x; x = next) {
+        next = x->next;
+        free(x);
     }
     ring_pool_release(&r->pool);
     if (r->sigfd >= 0)
@@ -465,6 +479,21 @@ int relay_new_like(const struct relay *r, struct relay **ret)
     return 0;
 }
 
+int relay_watch_fd(struct relay *r, int fd, void (*fn)(void *userdata), void *userdata)
+{
+    struct extra *x = calloc(1, sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    *x = (struct extra){.tag = {KIND_EXTRA}, .fn = fn, .userdata = userdata, .next = r->extras};
+    int e = watch(r, fd, EPOLLIN, &x->tag);
+    if (e < 0) {
+        free(x);
+        return e;
+    }
+    r->extras = x;
+    return 0;
+}
+
 int relay_fd(const struct relay *r)
 {
     return r->epfd;
@@ -474,6 +503,30 @@ void relay_get_stats(const struct relay *r, struct relay_stats *ret)
 {
     *ret = r->stats;
     ret->ring_bytes = r->pool.ring_bytes;
+}
+
+/* A sequence count: odd while the counters change; a reader that saw it change reads again. */
+static void publish_stats(struct relay *r)
+{
+    struct relay_stats_page *p = r->o.publish;
+    uint32_t seq = __atomic_load_n(&p->seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->seq, seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    relay_get_stats(r, &p->stats);
+    __atomic_store_n(&p->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+void relay_stats_page_read(const struct relay_stats_page *p, struct relay_stats *ret)
+{
+    for (unsigned tries = 0;; tries++) {
+        uint32_t seq = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+        *ret = p->stats;
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (!(seq & 1) && __atomic_load_n(&p->seq, __ATOMIC_RELAXED) == seq)
+            return;
+        if (tries > 1000) /* a writer that died mid-write: its last figures, as they are */
+            return;
+    }
 }
 
 static void conn_open(struct relay *r, struct conn *c)
@@ -544,6 +597,15 @@ static void conn_connected(struct relay *r, struct conn *c)
 
 static void pause_listener(struct relay *r, struct forward *f, int err);
 
+static int target_connect(struct relay *r, const struct forward *f, int *ret_fd, bool *in_progress)
+{
+    if (!r->o.connect)
+        return endpoint_socket_connect(&f->target, ret_fd, in_progress);
+    /* connected or not yet: the first EPOLLOUT (at once if it is) settles it */
+    *in_progress = true;
+    return r->o.connect(r->o.connect_userdata, &f->target, ret_fd);
+}
+
 static void accept_one(struct relay *r, struct forward *f, int cfd)
 {
     if (r->stats.open >= r->o.max_connections) {
@@ -571,12 +633,12 @@ static void accept_one(struct relay *r, struct forward *f, int cfd)
     r->stats.open++;
     list_append(&r->connecting, c);
     bool in_progress;
-    int e = endpoint_socket_connect(&f->target, &c->target.fd, &in_progress);
+    int e = target_connect(r, f, &c->target.fd, &in_progress);
     if ((e == -EMFILE || e == -ENFILE) && r->spare_fd >= 0) {
         /* the client is in: give it the spare fd's place, and accept no more for now */
         close(r->spare_fd);
         r->spare_fd = -1;
-        e = endpoint_socket_connect(&f->target, &c->target.fd, &in_progress);
+        e = target_connect(r, f, &c->target.fd, &in_progress);
         pause_listener(r, f, EMFILE);
     }
     if (e == 0)
@@ -608,7 +670,7 @@ static void pause_listener(struct relay *r, struct forward *f, int err)
 static void resume_listeners(struct relay *r)
 {
     r->accept_resume_ms = 0;
-    if (r->spare_fd < 0 && (r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+    if (r->spare_fd < 0 && (r->spare_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
         r->accept_resume_ms = now_ms() + ACCEPT_PAUSE_MS; /* still no fd to spare */
         return;
     }
@@ -719,6 +781,11 @@ int relay_dispatch(struct relay *r, int timeout_ms)
         case KIND_SIGNAL:
             r->stop = true;
             break;
+        case KIND_EXTRA: {
+            struct extra *x = (struct extra *)t;
+            x->fn(x->userdata);
+            break;
+        }
         }
     }
     /* connections that used their quantum: one more round each, after the new events */
@@ -732,6 +799,8 @@ int relay_dispatch(struct relay *r, int timeout_ms)
     }
     reap(r);
     arm_timer(r);
+    if (r->o.publish)
+        publish_stats(r);
     return n;
 }
 

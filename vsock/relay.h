@@ -23,6 +23,15 @@ struct relay_options {
     /* bytes of ring buffers above the smallest (64 KiB) class, lent and pooled together;
      * 0: 64 MiB. Past it, flows copy through smaller rings. */
     size_t ring_budget;
+    /* Opens the socket to a forward's TARGET instead of endpoint_socket_connect (a sandboxed
+     * relay that asks another process to connect): *ret_fd is a non-blocking stream socket,
+     * connected or with its connect() in progress; hybrid's CONNECT exchange stays the relay's.
+     * NULL: the relay connects itself. */
+    int (*connect)(void *userdata, const struct endpoint *target, int *ret_fd);
+    void *connect_userdata;
+    /* Where the counters go after each dispatch, for another process to read (shared memory;
+     * relay_stats_page_read); NULL: nowhere. */
+    struct relay_stats_page *publish;
 };
 
 struct relay_stats {
@@ -30,6 +39,15 @@ struct relay_stats {
     uint64_t bytes_to_target, bytes_to_client;
     uint64_t ring_bytes; /* rings above 64 KiB held now, lent or pooled (see ring_budget) */
 };
+
+/* Counters shared with a reader in another process: SEQ is odd while the relay writes. */
+struct relay_stats_page {
+    uint32_t seq;
+    struct relay_stats stats;
+};
+
+/* A consistent copy of P's counters (it retries while the writer is in the middle). */
+void relay_stats_page_read(const struct relay_stats_page *p, struct relay_stats *ret);
 
 struct relay;
 
@@ -49,6 +67,9 @@ int relay_hold_listener(struct relay *r, int fd, bool hold);
  * socket; nothing else is shared (its own epoll set, no connections). For a process that keeps
  * the listeners open and runs the relay in a child it starts again when it dies. */
 int relay_new_like(const struct relay *r, struct relay **ret);
+/* Calls FN(USERDATA) from relay_dispatch whenever FD (not owned) is readable: another source in
+ * the relay's own loop (a control socket). */
+int relay_watch_fd(struct relay *r, int fd, void (*fn)(void *userdata), void *userdata);
 /* The epoll fd to watch (readable = work to do) when nesting the relay in another loop. */
 int relay_fd(const struct relay *r);
 /* Handles whatever is ready, waiting up to TIMEOUT_MS (-1: forever) for something. */

@@ -15,12 +15,16 @@ foreach(suite virtqueue vsock_dev vhost_user)
   ocvm_unit_suite(${suite} ocvm_fake_guest)
 endforeach()
 
-# The sandboxed backend and its connect broker. backend_main.c is built again here with its
+# The sandboxed backend and its connect broker. backend_sandbox.c is built again here with its
 # test-only trigger (-DOCVM_TEST_HOOKS: a call outside the seccomp filter); the ocvm binary never
 # has it.
 ocvm_unit_suite(backend_sandbox ocvm_vsock)
-target_sources(test_backend_sandbox PRIVATE vsock/backend_main.c)
+target_sources(test_backend_sandbox PRIVATE vsock/backend_sandbox.c)
 target_compile_definitions(test_backend_sandbox PRIVATE OCVM_TEST_HOOKS)
+# The host relay's child (`ocvm relay-child`), built again with the same trigger.
+ocvm_unit_suite(relay_child ocvm_vsock)
+target_sources(test_relay_child PRIVATE vsock/backend_sandbox.c)
+target_compile_definitions(test_relay_child PRIVATE OCVM_TEST_HOOKS)
 # What ocvm-guest reads from the kernel command line (only ocvm-guest links it).
 ocvm_unit_suite(guest_cmdline ocvm_vsock)
 target_sources(test_guest_cmdline PRIVATE vsock/guest_cmdline.c)

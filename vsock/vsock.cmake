@@ -15,6 +15,7 @@ add_library(ocvm_vsock STATIC
   vsock/connect_broker.c
   vsock/backend_sandbox.c
   vsock/backend_main.c
+  vsock/relay_child_main.c
 )
 target_link_libraries(ocvm_vsock PUBLIC ocvm_common PkgConfig::SYSTEMD PkgConfig::SECCOMP)
 

@@ -5,6 +5,8 @@
 #   CAP_KILL, CAP_SETUID, CAP_SETGID, CAP_SETPCAP, CAP_SYS_CHROOT for virtiofsd's chroot)
 #   in its effective, permitted and bounding sets, none inheritable or ambient;
 #   QEMU and the vsock backend: QEMU's user (not 0), NoNewPrivs 1, Seccomp 2, CapEff 0;
+#   the host relay (`ocvm relay-child`, the gateway listener's): the same, and nothing in its
+#   bounding set either; killed, it is started again and a client that came meanwhile is served;
 #   virtiofsd (the secrets share): one process, uid ocvm, no capability, NoNewPrivs 1, seccomp
 #   (its own filter and ocvm's against writes), chroot(2)ed into the share; the guest reads the
 #   share, and cannot change it even once its mount is made read-write;
@@ -86,6 +88,7 @@ result "up -d with the TAP network and the user backend: ready in $((SECONDS - s
 supervisor=$(json "['supervisor_pid']")
 qemu=$(json "['qemu_pid']")
 backend=$(json "['vsock_backend']['pid']")
+relay=$(json "['host_relay']['pid']")
 fsds=$(pgrep -P "$supervisor" -x virtiofsd || true)
 [ -n "$fsds" ]
 result "virtiofsd serves the secrets share (pid $(echo $fsds))" $?
@@ -114,6 +117,10 @@ result "QEMU: uid ocvm ($ocvm_uid), NoNewPrivs 1, Seccomp 2, CapEff 0" $? "$(sho
 echo "     backend: $(show "$backend")"
 unprivileged "$backend"
 result "the vsock backend: uid ocvm, NoNewPrivs 1, Seccomp 2, CapEff 0" $? "$(show "$backend")"
+echo "     host relay: $(show "$relay")"
+unprivileged "$relay" && [ "$(field "$relay" CapBnd)" = 0000000000000000 ] &&
+    [ "$(awk '{print $4}' "/proc/$relay/stat")" = "$supervisor" ] && [ "$(cat "/proc/$relay/comm")" = ocvm-relay ]
+result "the host relay (pid $relay, ocvm-relay, the supervisor's child): uid ocvm, NoNewPrivs 1, Seccomp 2, no capability in any set" $? "$(show "$relay")"
 
 # virtiofsd: one process as ocvm, chroot(2)ed into the staged secrets, under its own seccomp
 # filter and ocvm's against writes, with nothing left of the CAP_SYS_CHROOT and CAP_SETPCAP it
@@ -167,6 +174,21 @@ result "in the guest: ocvm-guest relay, keeper and relay, uid 65534, NoNewPrivs 
 
 out=$("$ocvm" check --config "$cfg" 2>&1)
 result "ocvm check: clean" $? "$out"
+
+# the host relay killed: the supervisor keeps its listeners open, so a client that comes before
+# the next relay runs waits in the backlog and is answered by it
+kill -9 "$relay"
+t0=$SECONDS
+healthy
+result "a client that came while no host relay ran is answered once it is back ($((SECONDS - t0)) s)" $? "$(tail -5 "$rundir/supervisor.log")"
+wait_for 10 bash -c "[ \"\$('$ocvm' status --json --config '$cfg' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"host_relay\"][\"restarts\"])')\" = 1 ]"
+result "ocvm status counts the relay's restart" $? "$("$ocvm" status --config "$cfg" 2>&1)"
+relay2=$(json "['host_relay']['pid']")
+[ "$relay2" != "$relay" ] && [ "$relay2" -gt 0 ] && unprivileged "$relay2" &&
+    [ "$(json "['host_relay']['last_exit']")" = "killed by signal KILL" ]
+result "the new host relay (pid $relay2) is sandboxed the same; status says how the last one ended" $? "$(show "$relay2"); $("$ocvm" status --config "$cfg" 2>&1)"
+grep -q "the relay (pid $relay) killed by signal KILL; starting it again" "$rundir/supervisor.log"
+result "the supervisor's log says the relay died and is started again" $? "$(grep relay "$rundir/supervisor.log" | tail -5)"
 
 # a restart with the reduced set: QEMU exec'd as root again, -runas again
 kill -9 "$qemu"

@@ -260,6 +260,25 @@ START_TEST(backend_not_sandboxed)
 }
 END_TEST
 
+/* The same process as the host relay: OCVM-L009, with the relay named. */
+START_TEST(relay_not_sandboxed)
+{
+    struct vm_config *c = vm_fixture_load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}}");
+    struct audit_input in = {.c = c, .relay_pid = getpid()};
+    struct audit_report r;
+    run(&in, &r);
+    size_t want = (geteuid() == 0) + 1;
+    ck_assert_uint_eq(r.n, want);
+    for (size_t i = 0; i < want; i++) {
+        ck_assert_str_eq(r.findings[i].id, "OCVM-L009");
+        ck_assert_ptr_nonnull(strstr(r.findings[i].line, "the host relay (pid"));
+    }
+    ck_assert_ptr_nonnull(strstr(r.findings[want - 1].line, "is not sandboxed ("));
+    audit_report_done(&r);
+    vm_config_free(c);
+}
+END_TEST
+
 /* A child of this process named NAME, waiting on a pipe; its pid (the write end in *HOLD). */
 static pid_t named_child(const char *name, int *hold)
 {
@@ -336,6 +355,7 @@ int main(void)
     tcase_add_test(tc, qemu_user_and_seccomp);
     tcase_add_test(tc, boot_files_writable_by_qemu_user);
     tcase_add_test(tc, backend_not_sandboxed);
+    tcase_add_test(tc, relay_not_sandboxed);
     tcase_add_test(tc, virtiofsd_not_sandboxed);
     suite_add_tcase(s, tc);
     return run_suite(s);

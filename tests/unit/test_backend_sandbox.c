@@ -5,7 +5,9 @@
  * another user. The broker connects UDS_PATH_PORT for it and nothing else, and survives a
  * misbehaving backend. */
 #include "common/cleanup.h"
+#include "tests/support/proc_status.h"
 #include "tests/support/run_suite.h"
+#include "tests/support/sanitized.h"
 #include "vsock/backend_main.h"
 #include "vsock/backend_sandbox.h"
 #include "vsock/connect_broker.h"
@@ -25,14 +27,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-
 static char dir[64], vu[96], uds[96];
 
 static void setup(void)
@@ -48,25 +42,6 @@ static void teardown(void)
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);
-}
-
-/* The text of /proc/PID/status line KEY ("NoNewPrivs"), after the tab. */
-static void status_line(pid_t pid, const char *key, char *buf, size_t size)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    buf[0] = '\0';
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':') {
-            const char *v = line + strlen(key) + 1;
-            v += strspn(v, " \t");
-            snprintf(buf, size, "%s", v);
-            for (size_t n = strlen(buf); n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ');)
-                buf[--n] = '\0';
-        }
-    fclose(f);
 }
 
 /* In a child: `ocvm vsock-backend` as `ocvm up` starts it (listening sockets at 3 and 4, the
@@ -147,20 +122,20 @@ START_TEST(sandboxed_backend_serves_and_stops)
     close(fd);
 
     char v[128];
-    status_line(pid, "NoNewPrivs", v, sizeof(v));
+    proc_status_line(pid, "NoNewPrivs", v, sizeof(v));
     ck_assert_str_eq(v, "1");
-    status_line(pid, "Seccomp", v, sizeof(v));
+    proc_status_line(pid, "Seccomp", v, sizeof(v));
     ck_assert_str_eq(v, "2");
-    status_line(pid, "CapEff", v, sizeof(v));
+    proc_status_line(pid, "CapEff", v, sizeof(v));
     ck_assert_str_eq(v, "0000000000000000");
-    status_line(pid, "CapPrm", v, sizeof(v));
+    proc_status_line(pid, "CapPrm", v, sizeof(v));
     ck_assert_str_eq(v, "0000000000000000");
     if (geteuid() == 0) {
-        status_line(pid, "CapBnd", v, sizeof(v));
+        proc_status_line(pid, "CapBnd", v, sizeof(v));
         ck_assert_str_eq(v, "0000000000000000");
-        status_line(pid, "Uid", v, sizeof(v));
+        proc_status_line(pid, "Uid", v, sizeof(v));
         ck_assert_str_eq(v, "65534\t65534\t65534\t65534");
-        status_line(pid, "Groups", v, sizeof(v));
+        proc_status_line(pid, "Groups", v, sizeof(v));
         ck_assert_str_eq(v, "");
     }
     /* SIGTERM: its clean stop stays inside the filter */
@@ -203,7 +178,7 @@ static int serve_until_exit(int fd, pid_t pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 200;
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 50) == 1)
-            ck_assert_int_eq(connect_broker_serve(fd, uds), 0);
+            ck_assert_int_eq(connect_broker_serve(fd, connect_broker_hybrid_port, uds), 0);
     }
 }
 
@@ -218,7 +193,7 @@ START_TEST(broker_connects_path_port)
     /* the broker answers; then the host service behind PATH_7 accepts and speaks */
     struct pollfd p = {.fd = pair[0], .events = POLLIN};
     ck_assert_int_eq(poll(&p, 1, 5000), 1);
-    ck_assert_int_eq(connect_broker_serve(pair[0], uds), 0);
+    ck_assert_int_eq(connect_broker_serve(pair[0], connect_broker_hybrid_port, uds), 0);
     p.fd = listener;
     ck_assert_int_eq(poll(&p, 1, 5000), 1);
     int a = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
@@ -261,7 +236,7 @@ START_TEST(broker_survives_a_misbehaving_backend)
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &extra, sizeof(int));
     ck_assert_int_eq(sendmsg(pair[1], &m, 0), 3);
-    ck_assert_int_eq(connect_broker_serve(pair[0], uds), 0);
+    ck_assert_int_eq(connect_broker_serve(pair[0], connect_broker_hybrid_port, uds), 0);
     int next = open("/dev/null", O_RDONLY); /* the lowest free number: the fd sent was not kept */
     ck_assert_int_eq(next, before);
     close(next);
@@ -271,7 +246,7 @@ START_TEST(broker_survives_a_misbehaving_backend)
     ck_assert_int_eq((int32_t)reply[1], -EBADMSG);
     /* the backend gone: the broker says so */
     close(pair[1]);
-    ck_assert_int_eq(connect_broker_serve(pair[0], uds), -ECONNRESET);
+    ck_assert_int_eq(connect_broker_serve(pair[0], connect_broker_hybrid_port, uds), -ECONNRESET);
     close(pair[0]);
 }
 END_TEST
@@ -295,9 +270,9 @@ START_TEST(sandbox_without_a_user_keeps_the_uid)
     close(p[0]);
     char v[128], want[64];
     usleep(200000);
-    status_line(pid, "Seccomp", v, sizeof(v));
+    proc_status_line(pid, "Seccomp", v, sizeof(v));
     ck_assert_str_eq(v, "2");
-    status_line(pid, "Uid", v, sizeof(v));
+    proc_status_line(pid, "Uid", v, sizeof(v));
     snprintf(want, sizeof(want), "%u\t%u\t%u\t%u", getuid(), getuid(), getuid(), getuid());
     ck_assert_str_eq(v, want);
     close(p[1]);
