@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -230,6 +231,19 @@ static void mark_ready(struct relay *r, struct conn *c)
     r->ready = c;
 }
 
+/* The hybrid vsock socket SRC ended by hanging up altogether, not by a half-close, while the
+ * relay still had a direction open towards it: a cut stream (see on_side). on_side sees it when
+ * EPOLLHUP comes before the pump reads the end; a pump that is already reading (woken by the
+ * last data, or from the ready list) reads the end first, and asks here. A peer's close() makes
+ * POLLHUP visible by the time read() returns 0; a half-close never does. */
+static bool hybrid_hung_up(const struct side *src)
+{
+    const struct conn *c = src->c;
+    struct pollfd p = {.fd = src->fd};
+    return src == &c->target && c->fwd->target.kind == ENDPOINT_HYBRID && !c->up.shut_done &&
+           poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
 /* Moves what it can from SRC to DST through F. Returns 1 if it stopped with work left, 0 when
  * it is waiting for an event, -errno on a connection error. */
 static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct side *dst,
@@ -262,6 +276,8 @@ static int flow_pump(struct relay *r, struct flow *f, struct side *src, struct s
                 f->queued += (size_t)n;
                 progress = true;
             } else if (n == 0) {
+                if (hybrid_hung_up(src))
+                    return -ECONNRESET; /* a cut stream: conn_pump resets the client */
                 f->src_eof = true;
                 progress = true;
             } else if (errno == EAGAIN) {
