@@ -83,7 +83,8 @@ static const char *const *private_files(void)
  * could not check. */
 static int check_live(const struct vm_config *c, const char *dir, struct findings *f)
 {
-    _cleanup_free_ char *state_path = runtime_file_path(dir, RUNTIME_STATE);
+    _cleanup_free_ char *state_path = runtime_file_path(dir, RUNTIME_STATE),
+                        *secrets_dir = runtime_file_path(dir, RUNTIME_SECRETS);
     struct vm_state st = {0};
     if (!state_path || state_read(state_path, &st) < 0) {
         log_error("check", "cannot read the running VM's %s", state_path ? state_path : "state");
@@ -100,7 +101,8 @@ static int check_live(const struct vm_config *c, const char *dir, struct finding
                              .qemu_pid = st.qemu_pid,
                              .backend_pid = st.vsock_backend.pid,
                              .relay_pid = st.host_relay.pid,
-                             .supervisor_pid = st.supervisor_pid};
+                             .supervisor_pid = st.supervisor_pid,
+                             .secrets_dir = secrets_dir};
     struct audit_report ar;
     _cleanup_free_ char *error = NULL;
     r = audit_run(&in, &ar, &error);

@@ -4,7 +4,11 @@
 
 #include "common/log.h"
 
+#include "launcher/relay_child.h"
 #include "vsock/relay.h"
+
+#include <signal.h>
+#include <systemd/sd-event.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +37,51 @@ static const char *option_name(const struct option *opts, int c)
     return "?";
 }
 
+static int on_stop(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+    return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+/* --sandbox: the listener stays here, the relay runs in a sandboxed child as `ocvm up` runs the
+ * host relay (launcher/relay_child.h), and this process connects each target for it. */
+static int run_sandboxed(const struct relay_options *o, const struct endpoint *listen,
+                         const struct endpoint *target, const char *listen_s, const char *target_s)
+{
+    sd_event *e = NULL;
+    struct relay_child *rc = NULL;
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGCHLD); /* sd-event watches the child through it */
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int fd, r = sd_event_new(&e);
+    if (r >= 0 && (r = sd_event_add_signal(e, NULL, SIGTERM, on_stop, NULL)) >= 0)
+        r = sd_event_add_signal(e, NULL, SIGINT, on_stop, NULL);
+    if (r >= 0)
+        r = relay_child_new(e, NULL, geteuid() == 0 ? "nobody" : NULL, o, &rc);
+    if (r < 0) {
+        log_error("relay", "%s", strerror(-r));
+    } else if ((r = endpoint_socket_listen(listen, &fd)) < 0 ||
+               (r = relay_child_add_forward(rc, fd, target)) < 0) {
+        log_error("relay", "listen on %s: %s", listen_s, strerror(-r));
+    } else if ((r = relay_child_start(rc)) < 0) {
+        log_error("relay", "start the sandboxed relay: %s", strerror(-r));
+    } else {
+        log_info("relay", "%s -> %s (sandboxed child, pid %d)", listen_s, target_s,
+                 (int)relay_child_pid(rc));
+        r = sd_event_loop(e);
+        if (r < 0)
+            log_error("relay", "%s", strerror(-r));
+    }
+    relay_child_free(rc);
+    sd_event_unref(e);
+    if (listen->kind == ENDPOINT_UNIX)
+        unlink(listen->path);
+    return r < 0 ? EXIT_FAILED : EXIT_OK;
+}
+
 static int verb_relay(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -41,11 +90,12 @@ static int verb_relay(int argc, char **argv)
         {"connect-timeout-ms", required_argument, NULL, 'c'},
         {"idle-timeout-s", required_argument, NULL, 'i'},
         {"splice", no_argument, NULL, 's'},
+        {"sandbox", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     struct relay_options o = {.log_stage = "relay"};
-    bool any = false;
+    bool any = false, sandbox = false;
     unsigned long v;
     int c;
     optind = 0;
@@ -58,6 +108,9 @@ static int verb_relay(int argc, char **argv)
             break;
         case 's':
             o.splice = true;
+            break;
+        case 'S':
+            sandbox = true;
             break;
         case 'm':
             if (parse_uint(optarg, 1000000, &v) < 0 || v == 0)
@@ -88,7 +141,8 @@ static int verb_relay(int argc, char **argv)
     if (argc - optind != 2) {
         fprintf(stderr,
                 "usage: ocvm relay [--unsafe-listen-any] [--max-connections N] "
-                "[--connect-timeout-ms N] [--idle-timeout-s N] [--splice] LISTEN CONNECT\n");
+                "[--connect-timeout-ms N] [--idle-timeout-s N] [--splice | --sandbox] LISTEN "
+                "CONNECT\n");
         return EXIT_USAGE;
     }
     struct endpoint listen, target;
@@ -115,7 +169,14 @@ static int verb_relay(int argc, char **argv)
                 argv[optind]);
         return EXIT_USAGE;
     }
+    if (sandbox && o.splice) {
+        fprintf(stderr, "ocvm relay: --splice and --sandbox do not go together (the sandbox "
+                        "allows no pipe or splice call)\n");
+        return EXIT_USAGE;
+    }
     relay_raise_fd_limit();
+    if (sandbox)
+        return run_sandboxed(&o, &listen, &target, argv[optind], argv[optind + 1]);
     struct relay *r;
     int e = relay_new(&o, &r);
     if (e == 0 && (e = relay_add_forward(r, &listen, &target)) < 0)
@@ -148,6 +209,11 @@ const struct cli_verb cli_verb_relay = {
             "  --connect-timeout-ms N  give up reaching CONNECT after N ms (default 5000)\n"
             "  --idle-timeout-s N      close a connection idle for N s (default: never)\n"
             "  --splice                move bytes with splice(2) through a pipe\n"
+            "  --sandbox               relay in a child process as `ocvm up` does: no\n"
+            "                          capability (as root: user nobody), no_new_privs, a\n"
+            "                          seccomp filter; this process keeps the listener,\n"
+            "                          connects each target for it, and starts it again\n"
+            "                          if it dies\n"
             "  -h, --help              print this help\n"
             "Options may come before or after the endpoints.\n",
     .run = verb_relay,

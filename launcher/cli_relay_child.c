@@ -14,6 +14,8 @@ static const char help_text[] =
     "  --held I             start with forward I held (its clients wait in the backlog)\n"
     "  --user USER          run as USER once everything is open (when started as root)\n"
     "  --vm NAME            the VM's name, for log lines\n"
+    "  --max-connections N, --connect-timeout-ms N, --idle-timeout-ms N\n"
+    "                       the relay's limits (see ocvm relay --help)\n"
     "Before it accepts anyone it drops every capability, sets no_new_privs and installs a\n"
     "seccomp filter of the calls it uses; any other call kills it (SIGSYS).\n";
 

@@ -33,6 +33,7 @@ struct forward {
 struct relay_child {
     struct child_proc proc; /* `ocvm relay-child` */
     char *vm_name, *user;
+    struct relay_options limits;
     struct forward forwards[RELAY_CHILD_MAX_FORWARDS];
     size_t n;
     uint64_t held; /* bit i: forwards[i] is held */
@@ -118,6 +119,12 @@ static int child_argv(const struct relay_child *c, struct argv *a)
     argv_addf(a, "--connect-fd=%d", CHILD_BROKER_FD);
     argv_addf(a, "--control-fd=%d", CHILD_CONTROL_FD);
     argv_addf(a, "--stats-fd=%d", CHILD_STATS_FD);
+    if (c->limits.max_connections)
+        argv_addf(a, "--max-connections=%zu", c->limits.max_connections);
+    if (c->limits.connect_timeout_ms)
+        argv_addf(a, "--connect-timeout-ms=%u", c->limits.connect_timeout_ms);
+    if (c->limits.idle_timeout_ms)
+        argv_addf(a, "--idle-timeout-ms=%u", c->limits.idle_timeout_ms);
     if (c->user) {
         argv_add(a, "--user");
         argv_add(a, c->user);
@@ -208,11 +215,16 @@ int relay_child_add_forward(struct relay_child *c, int fd, const struct endpoint
     return 0;
 }
 
-int relay_child_new(sd_event *e, const char *vm_name, const char *user, struct relay_child **ret)
+int relay_child_new(sd_event *e, const char *vm_name, const char *user,
+                    const struct relay_options *limits, struct relay_child **ret)
 {
     struct relay_child *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
+    if (limits)
+        c->limits = (struct relay_options){.max_connections = limits->max_connections,
+                                           .connect_timeout_ms = limits->connect_timeout_ms,
+                                           .idle_timeout_ms = limits->idle_timeout_ms};
     c->control = -1;
     c->stats_fd = memfd_create("ocvm-relay-stats", MFD_CLOEXEC);
     int r = c->stats_fd < 0 ? negative_errno() : 0;
@@ -276,4 +288,9 @@ void relay_child_get_stats(const struct relay_child *c, struct relay_stats *ret,
     *status = (struct relay_child_status){
         .pid = c->proc.pid, .restarts = c->proc.started > 0 ? c->proc.started - 1 : 0};
     snprintf(status->last_exit, sizeof(status->last_exit), "%s", c->proc.last_exit);
+}
+
+pid_t relay_child_pid(const struct relay_child *c)
+{
+    return c->proc.pid;
 }

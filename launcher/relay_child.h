@@ -25,8 +25,11 @@ struct relay_child_status {
 
 struct relay_child;
 
-/* Prepares (spawns nothing yet). USER: the child drops to it (we are root), or NULL. */
-int relay_child_new(sd_event *e, const char *vm_name, const char *user, struct relay_child **ret);
+/* Prepares (spawns nothing yet). USER: the child drops to it (we are root), or NULL. LIMITS:
+ * the relay's max_connections, connect_timeout_ms and idle_timeout_ms (0: its defaults), or
+ * NULL; its other options are not for a sandboxed child (no splice). */
+int relay_child_new(sd_event *e, const char *vm_name, const char *user,
+                    const struct relay_options *limits, struct relay_child **ret);
 /* Adds a forward: clients accepted on the listening socket FD (taken, even on failure) go to
  * TARGET. Before the first start only. */
 int relay_child_add_forward(struct relay_child *c, int fd, const struct endpoint *target);
@@ -35,6 +38,8 @@ int relay_child_start(struct relay_child *c);
 /* Holds (clients wait in its backlog) or releases the forward listening on FD. -EBADF if none
  * does. */
 int relay_child_hold(struct relay_child *c, int fd, bool hold);
+/* The running child's pid, or 0. */
+pid_t relay_child_pid(const struct relay_child *c);
 /* Stops the child (SIGTERM; SIGKILL after 2 s) and closes the listeners. */
 void relay_child_free(struct relay_child *c);
 /* The counters of every child so far (open: the running one's), and the child's state. */

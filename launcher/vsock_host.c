@@ -131,7 +131,7 @@ int vsock_host_new(sd_event *e, const struct vm_config *c, const struct vsock_ho
      * kernel's vsock): the relay's default */
     /* the relay opens no file: without a VM user (QEMU as root, unsafe) it is nobody */
     const char *relay_user = o->backend_user ? o->backend_user : geteuid() == 0 ? "nobody" : NULL;
-    if ((r = relay_child_new(e, c->name, relay_user, &h->relay)) < 0)
+    if ((r = relay_child_new(e, c->name, relay_user, NULL, &h->relay)) < 0)
         FAIL("relay: %s", strerror(-r));
     h->gateway.kind = ENDPOINT_TCP;
     if (endpoint_parse_hostport(c->gateway.host_listen, h->gateway.host, &h->gateway.port, &why) <

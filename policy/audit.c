@@ -410,16 +410,35 @@ static void check_relay(struct auditor *a)
     ((1ULL << CAP_CHOWN) | (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_FOWNER) |                     \
      (1ULL << CAP_FSETID) | (1ULL << CAP_SETGID) | (1ULL << CAP_SETUID))
 
+/* True when ROOT (a virtiofsd's /proc/PID/root) is a read-only share's directory: the staged
+ * secrets, or a share the config marks read_only. */
+static bool read_only_share(const struct auditor *a, const char *root)
+{
+    if (a->in->secrets_dir && strcmp(root, a->in->secrets_dir) == 0)
+        return true;
+    const struct vm_config *c = a->in->c;
+    for (size_t i = 0; i < c->n_shares; i++) {
+        char real[PATH_MAX];
+        if (c->shares[i].read_only && realpath(c->shares[i].source, real) &&
+            strcmp(real, root) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* L008: each virtiofsd the supervisor runs (it parses what the guest sends over FUSE) is
- * sandboxed as the backend is, with no capability beyond what serving files takes, and
- * chroot(2)ed away from the host's root. */
+ * sandboxed as the backend is, with no capability beyond what serving files takes (none for a
+ * read-only share), and chroot(2)ed away from the host's root. */
 static void check_one_virtiofsd(struct auditor *a, pid_t pid)
 {
-    if (!check_sandboxed(a, "OCVM-L008", "virtiofsd", pid, VIRTIOFSD_MAX_CAPS))
-        return;
     char path[64], root[PATH_MAX];
     snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
     ssize_t n = readlink(path, root, sizeof(root) - 1);
+    root[n > 0 ? n : 0] = '\0';
+    bool ro = n > 1 && read_only_share(a, root);
+    if (!check_sandboxed(a, "OCVM-L008", ro ? "virtiofsd of a read-only share" : "virtiofsd", pid,
+                         ro ? 0 : VIRTIOFSD_MAX_CAPS))
+        return;
     if (n == 1 && root[0] == '/') /* unreadable (no CAP_SYS_PTRACE): not a finding */
         add(a, "OCVM-L008",
             "virtiofsd (pid %d) sees the host's whole filesystem (its root is /, not the "

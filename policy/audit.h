@@ -21,6 +21,7 @@ struct audit_input {
     pid_t backend_pid;                /* the user vsock backend's child, 0: none */
     pid_t relay_pid;                  /* the host relay's child, 0: none */
     pid_t supervisor_pid;             /* whose virtiofsd children are audited, 0: none */
+    const char *secrets_dir;          /* the staged secrets (a read-only share), or NULL */
     unsigned probe_timeout_ms;        /* for the TAP probe; 0: 1000 */
 };
 

@@ -34,6 +34,7 @@ struct child_args {
     int connect_fd, control_fd, stats_fd; /* -1: not given */
     uint64_t held;
     const char *user, *vm;
+    struct relay_options o; /* the limits; the rest is set here */
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -79,10 +80,17 @@ static int parse_fd_option(const char *name, const char *s, int *ret)
 static int parse_args(int argc, char **argv, struct child_args *a)
 {
     static const struct option opts[] = {
-        {"forward", required_argument, NULL, 'f'},    {"connect-fd", required_argument, NULL, 'K'},
-        {"control-fd", required_argument, NULL, 'C'}, {"stats-fd", required_argument, NULL, 'S'},
-        {"held", required_argument, NULL, 'H'},       {"user", required_argument, NULL, 'W'},
-        {"vm", required_argument, NULL, 'V'},         {0},
+        {"forward", required_argument, NULL, 'f'},
+        {"connect-fd", required_argument, NULL, 'K'},
+        {"control-fd", required_argument, NULL, 'C'},
+        {"stats-fd", required_argument, NULL, 'S'},
+        {"held", required_argument, NULL, 'H'},
+        {"user", required_argument, NULL, 'W'},
+        {"vm", required_argument, NULL, 'V'},
+        {"max-connections", required_argument, NULL, 'm'},
+        {"connect-timeout-ms", required_argument, NULL, 'c'},
+        {"idle-timeout-ms", required_argument, NULL, 'i'},
+        {0},
     };
     *a = (struct child_args){.connect_fd = -1, .control_fd = -1, .stats_fd = -1};
     optind = 0;
@@ -110,6 +118,22 @@ static int parse_args(int argc, char **argv, struct child_args *a)
             break;
         case 'W':
             a->user = optarg;
+            break;
+        case 'm':
+        case 'c':
+        case 'i':
+            if (decimal_u32(optarg, strlen(optarg), INT32_MAX, &v) < 0 || v == 0)
+                return usage_error("--%s: expected a number from 1, got '%s'",
+                                   o == 'm'   ? "max-connections"
+                                   : o == 'c' ? "connect-timeout-ms"
+                                              : "idle-timeout-ms",
+                                   optarg);
+            if (o == 'm')
+                a->o.max_connections = v;
+            else if (o == 'c')
+                a->o.connect_timeout_ms = v;
+            else
+                a->o.idle_timeout_ms = v;
             break;
         case 'V':
             if (!is_vm_name(optarg))
@@ -229,8 +253,11 @@ int relay_child_main(int argc, char **argv)
         return 1;
     }
     relay_raise_fd_limit();
-    struct relay_options o = {
-        .log_stage = STAGE, .connect = broker_connect, .connect_userdata = &c, .publish = page};
+    struct relay_options o = a.o;
+    o.log_stage = STAGE;
+    o.connect = broker_connect;
+    o.connect_userdata = &c;
+    o.publish = page;
     if ((r = relay_new(&o, &c.relay)) < 0) {
         log_error(STAGE, "%s", strerror(-r));
         return 1;

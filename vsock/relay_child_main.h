@@ -18,6 +18,7 @@ enum { RELAY_CHILD_MAX_FORWARDS = 64 };
 
 /* argv[0] is the verb's name; then --forward FD=TARGET (once per listener, in order, TARGET in
  * endpoint form), --connect-fd K, and optionally --control-fd C, --stats-fd S (a memfd at least
- * a page long), --held I (hold the I-th forward from the start), --user USER, --vm NAME.
+ * a page long), --held I (hold the I-th forward from the start), --user USER, --vm NAME, and
+ * the relay's limits --max-connections N, --connect-timeout-ms N, --idle-timeout-ms N.
  * Returns the exit code: 0 after SIGTERM/SIGINT, 1 when it cannot start, 2 on a usage error. */
 int relay_child_main(int argc, char **argv);

@@ -1,8 +1,9 @@
 #!/bin/bash
 # `ocvm relay LISTEN CONNECT` as a user meets it, in a network namespace of its own: one line and
 # exit 2 for each bad argument, no listener on a non-loopback address without
-# --unsafe-listen-any, a drop-in for the socat line, connect timeout, connection limit, and one
-# log line (not one per client) while the target is down.
+# --unsafe-listen-any, a drop-in for the socat line, connect timeout, connection limit, one
+# log line (not one per client) while the target is down, and --sandbox: the relay in a
+# sandboxed child that is started again when it dies.
 set -uo pipefail
 # shellcheck source=../support/own_netns.sh
 . "$(dirname "$0")/../support/own_netns.sh"
@@ -161,6 +162,48 @@ check "a second is turned away at once" closed_within 2 "$p_listen"
 check "with a log line naming the limit" grep -q "connection limit (1) reached" "$tmp/limit.log"
 exec 5>&-
 stop_relay
+
+# --sandbox: the relay in a sandboxed child, as `ocvm up` runs the host relay; this process keeps
+# the listener and connects each target for it
+usage_error "--splice and --sandbox refused together" 'do not go together' --splice --sandbox \
+    tcp:127.0.0.1:1 tcp:127.0.0.1:2
+start_relay "$tmp/sandbox.log" --sandbox --max-connections 1 "tcp:127.0.0.1:$p_listen" \
+    "tcp:127.0.0.1:$p_echo"
+wait_listening "$p_listen"
+child_pid() { sed -n 's/.*sandboxed child, pid \([0-9]*\).*/\1/p; s/.*the relay started again (pid \([0-9]*\)).*/\1/p' "$tmp/sandbox.log" | tail -1; }
+echoed() {
+    timeout 10 python3 -c '
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=8)
+c.sendall(b"ping")
+print(c.recv(16).decode())' "$1" 2>/dev/null
+}
+check "--sandbox: a client echoed through the child" [ "$(echoed "$p_listen")" = ping ]
+child=$(child_pid)
+field() { awk -v k="$2:" '$1 == k { $1 = ""; sub(/^ +/, ""); print }' "/proc/$1/status" 2>/dev/null; }
+check "its child ($child) is ocvm-relay, a child of the relay, NoNewPrivs 1, Seccomp 2, CapEff 0" \
+    bash -c "[ '$(cat "/proc/$child/comm" 2>/dev/null)' = ocvm-relay ] &&
+        [ '$(awk '{print $4}' "/proc/$child/stat" 2>/dev/null)' = '$relay_pid' ] &&
+        [ '$(field "$child" NoNewPrivs)' = 1 ] && [ '$(field "$child" Seccomp)' = 2 ] &&
+        [ '$(field "$child" CapEff)' = 0000000000000000 ]"
+if [ "$(id -u)" = 0 ]; then
+    check "as root, the child runs as nobody" [ "$(field "$child" Uid | awk '{print $2}')" = "$(id -u nobody)" ]
+fi
+exec 5<>"/dev/tcp/127.0.0.1/$p_listen"
+echo hold >&5
+line=
+read -r -t 5 line <&5
+check "--max-connections reaches the child: a second client is turned away" closed_within 2 "$p_listen"
+exec 5>&-
+kill -9 "$child"
+check "the child killed: a client that comes meanwhile is served by the next one" \
+    [ "$(echoed "$p_listen")" = ping ]
+child2=$(child_pid)
+check "a new child ($child2), and a line saying the old one died" \
+    bash -c "[ -n '$child2' ] && [ '$child2' != '$child' ] && grep -q 'the relay (pid $child) killed by signal KILL' '$tmp/sandbox.log'"
+stop_relay
+check "SIGTERM: exit 0" [ $? = 0 ]
+check "and the child is gone" bash -c "! kill -0 '$child2' 2>/dev/null"
 
 echo "relay_cli: $passed passed, $failed failed"
 [ "$failed" = 0 ]

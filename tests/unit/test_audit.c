@@ -279,8 +279,9 @@ START_TEST(relay_not_sandboxed)
 }
 END_TEST
 
-/* A child of this process named NAME, waiting on a pipe; its pid (the write end in *HOLD). */
-static pid_t named_child(const char *name, int *hold)
+/* A child of this process named NAME, chroot(2)ed into ROOT unless NULL, waiting on a pipe; its
+ * pid (the write end in *HOLD). */
+static pid_t named_child_in(const char *name, const char *root, int *hold)
 {
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
@@ -288,6 +289,8 @@ static pid_t named_child(const char *name, int *hold)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         close(p[1]);
+        if (root && chroot(root) < 0)
+            _exit(1);
         prctl(PR_SET_NAME, name);
         char b;
         (void)!read(p[0], &b, 1);
@@ -308,6 +311,45 @@ static pid_t named_child(const char *name, int *hold)
     }
     return pid;
 }
+
+static pid_t named_child(const char *name, int *hold)
+{
+    return named_child_in(name, NULL, hold);
+}
+
+/* A virtiofsd chroot(2)ed into the staged secrets (a read-only share) may keep no capability;
+ * one in another directory (a read-write share) may keep what serving files takes. */
+START_TEST(virtiofsd_read_only_share_wants_no_capability)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr,
+                "skip: virtiofsd_read_only_share_wants_no_capability needs root (chroot)\n");
+        return;
+    }
+    struct vm_config *c = vm_fixture_load("{\"name\": \"vm\", \"boot\": {\"kernel\": \"KERNEL\"}}");
+    char dir[] = "/tmp/ocvm-test-audit-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    int hold;
+    pid_t fsd = named_child_in("virtiofsd", dir, &hold);
+    struct audit_input in = {.c = c, .supervisor_pid = getpid(), .secrets_dir = dir};
+    struct audit_report r;
+    run(&in, &r);
+    ck_assert_uint_eq(r.n, 2); /* root, and not sandboxed */
+    ck_assert_ptr_nonnull(strstr(r.findings[1].line, "virtiofsd of a read-only share (pid"));
+    ck_assert_ptr_nonnull(strstr(r.findings[1].line, "; want 0, 1, 2)"));
+    audit_report_done(&r);
+    in.secrets_dir = "/nonexistent"; /* then it is a read-write share's */
+    run(&in, &r);
+    ck_assert_uint_eq(r.n, 2);
+    ck_assert_ptr_null(strstr(r.findings[1].line, "read-only"));
+    ck_assert_ptr_nonnull(strstr(r.findings[1].line, "; want at most db, 1, 2)"));
+    audit_report_done(&r);
+    close(hold);
+    waitpid(fsd, NULL, 0);
+    rmdir(dir);
+    vm_config_free(c);
+}
+END_TEST
 
 /* A child of the "supervisor" (this process) named virtiofsd, unsandboxed, at the host's root;
  * another child under another name is not looked at. */
@@ -356,6 +398,7 @@ int main(void)
     tcase_add_test(tc, boot_files_writable_by_qemu_user);
     tcase_add_test(tc, backend_not_sandboxed);
     tcase_add_test(tc, relay_not_sandboxed);
+    tcase_add_test(tc, virtiofsd_read_only_share_wants_no_capability);
     tcase_add_test(tc, virtiofsd_not_sandboxed);
     suite_add_tcase(s, tc);
     return run_suite(s);
