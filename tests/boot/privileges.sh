@@ -177,6 +177,8 @@ result "ocvm check: clean" $? "$out"
 
 # the host relay killed: the supervisor keeps its listeners open, so a client that comes before
 # the next relay runs waits in the backlog and is answered by it
+sleep 1.2 # the figures reach state.json once a second
+accepted_before=$(json "['relay']['accepted']")
 kill -9 "$relay"
 t0=$SECONDS
 healthy
@@ -187,6 +189,10 @@ relay2=$(json "['host_relay']['pid']")
 [ "$relay2" != "$relay" ] && [ "$relay2" -gt 0 ] && unprivileged "$relay2" &&
     [ "$(json "['host_relay']['last_exit']")" = "killed by signal KILL" ]
 result "the new host relay (pid $relay2) is sandboxed the same; status says how the last one ended" $? "$(show "$relay2"); $("$ocvm" status --config "$cfg" 2>&1)"
+sleep 1.2
+accepted_after=$(json "['relay']['accepted']")
+[ "$accepted_before" -gt 0 ] && [ "$accepted_after" -gt "$accepted_before" ]
+result "the relay's counters add up across its processes (accepted $accepted_before, then $accepted_after)" $?
 grep -q "the relay (pid $relay) killed by signal KILL; starting it again" "$rundir/supervisor.log"
 result "the supervisor's log says the relay died and is started again" $? "$(grep relay "$rundir/supervisor.log" | tail -5)"
 
