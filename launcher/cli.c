@@ -198,8 +198,10 @@ int cli_plan_shares(struct vm_config *c)
         log_error(NULL, "no runtime directory (set XDG_RUNTIME_DIR or run as root)");
         return EXIT_FAILED;
     }
-    /* virtiofsd, which serves the share read-only from a mount namespace of its own, needs root:
-     * a VM that ocvm runs as another user gets no secrets share (and must name no secret) */
+    /* virtiofsd needs root: its sandbox is a chroot(2) into the share (CAP_SYS_CHROOT), and
+     * QEMU 7.2's daemon cannot run in an unprivileged user namespace instead (its setgroups()
+     * is refused there, and it exits). A VM that ocvm runs as another user gets no secrets
+     * share (and must name no secret). */
     if (geteuid() != 0) {
         if (c->secrets.n_files || c->secrets.gateway_token) {
             log_error("secrets", "secrets reach the guest through virtiofsd, which needs root: run "
