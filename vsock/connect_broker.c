@@ -22,14 +22,6 @@ struct broker_reply {
     int32_t error; /* 0: the socket comes with it */
 };
 
-static int send_request(int fd, const struct broker_request *q)
-{
-    ssize_t n = send(fd, q, sizeof(*q), MSG_NOSIGNAL);
-    if (n < 0)
-        return negative_errno();
-    return n == sizeof(*q) ? 0 : -EIO;
-}
-
 /* One reply, and the fd that came with it (-1 if none). */
 static int recv_reply(int fd, struct broker_reply *ret, int *ret_fd)
 {
@@ -63,10 +55,48 @@ static int recv_reply(int fd, struct broker_reply *ret, int *ret_fd)
     return 0;
 }
 
-int connect_broker_ask(struct connect_broker_client *c, uint32_t key, int *ret_fd)
+int connect_broker_send(struct connect_broker_client *c, uint32_t key, uint32_t *ret_seq)
 {
     struct broker_request q = {.seq = ++c->seq, .key = key};
-    int r = send_request(c->fd, &q);
+    ssize_t n = send(c->fd, &q, sizeof(q), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0)
+        return negative_errno();
+    if (n != sizeof(q))
+        return -EIO;
+    *ret_seq = q.seq;
+    return 0;
+}
+
+int connect_broker_next(struct connect_broker_client *c, uint32_t *ret_seq, int *ret_fd,
+                        int *ret_error)
+{
+    for (;;) {
+        struct broker_reply a;
+        int fd, r = recv_reply(c->fd, &a, &fd);
+        if (r == -EAGAIN)
+            return 0;
+        if (r == -EBADMSG)
+            continue;
+        if (r < 0 && r != -EMFILE)
+            return r;
+        *ret_seq = a.seq;
+        *ret_fd = -1;
+        *ret_error = r; /* -EMFILE: it came, but no fd was free to take it */
+        if (r == 0 && a.error == 0 && fd >= 0)
+            *ret_fd = fd;
+        else if (r == 0) {
+            if (fd >= 0)
+                close(fd);
+            *ret_error = a.error < 0 ? a.error : -EIO;
+        }
+        return 1;
+    }
+}
+
+int connect_broker_ask(struct connect_broker_client *c, uint32_t key, int *ret_fd)
+{
+    uint32_t want;
+    int r = connect_broker_send(c, key, &want);
     if (r < 0)
         return r;
     uint64_t deadline = clock_usec(CLOCK_MONOTONIC) + (uint64_t)c->timeout_ms * 1000u;
@@ -80,27 +110,18 @@ int connect_broker_ask(struct connect_broker_client *c, uint32_t key, int *ret_f
             return negative_errno();
         if (n <= 0)
             continue;
-        struct broker_reply a;
-        int fd;
-        r = recv_reply(c->fd, &a, &fd);
-        if (r == -EMFILE && a.seq == q.seq)
-            return r;
-        if (r == -EAGAIN || r == -EBADMSG || r == -EMFILE)
-            continue;
+        uint32_t seq;
+        int fd, error;
+        while ((r = connect_broker_next(c, &seq, &fd, &error)) > 0) {
+            if (seq == want) {
+                *ret_fd = fd;
+                return error;
+            }
+            if (fd >= 0) /* the answer to a request that timed out */
+                close(fd);
+        }
         if (r < 0)
             return r;
-        if (a.seq != q.seq) { /* the answer to a request that timed out */
-            if (fd >= 0)
-                close(fd);
-            continue;
-        }
-        if (a.error == 0 && fd >= 0) {
-            *ret_fd = fd;
-            return 0;
-        }
-        if (fd >= 0)
-            close(fd);
-        return a.error < 0 ? a.error : -EIO;
     }
 }
 

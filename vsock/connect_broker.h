@@ -20,6 +20,16 @@ struct connect_broker_client {
  * (-ETIMEDOUT: no answer in time; -EMFILE: it came, but no fd was free to receive it). */
 int connect_broker_ask(struct connect_broker_client *c, uint32_t key, int *ret_fd);
 
+/* Child side, without waiting (the host relay): sends the request for KEY, its sequence number
+ * in *ret_seq; -EAGAIN when the pair holds too many unanswered ones already. */
+int connect_broker_send(struct connect_broker_client *c, uint32_t key, uint32_t *ret_seq);
+/* Reads the next reply if one waits: returns 1 with its sequence number in *ret_seq and either
+ * the socket in *ret_fd (*ret_error 0) or *ret_error (-errno, *ret_fd -1); 0 when none waits;
+ * -errno when the pair failed (-ECONNRESET: the broker went away). A malformed reply is
+ * skipped. */
+int connect_broker_next(struct connect_broker_client *c, uint32_t *ret_seq, int *ret_fd,
+                        int *ret_error);
+
 /* Broker side: opens the socket KEY names into *ret_fd, or returns -errno. */
 typedef int (*connect_broker_fn)(void *userdata, uint32_t key, int *ret_fd);
 /* Answers the requests waiting on FD (non-blocking) with FN, at most a bounded number per call.

@@ -76,7 +76,8 @@ struct side {
     struct conn *c;
 };
 
-enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_OPEN };
+/* ASKED: relay_options.connect asked for the target socket, no answer yet */
+enum conn_state { CONN_ASKED, CONN_CONNECTING, CONN_HANDSHAKE, CONN_OPEN };
 
 struct conn {
     struct side client, target;
@@ -86,6 +87,7 @@ struct conn {
     char line[HYBRID_LINE_MAX];
     size_t line_len;
     uint64_t deadline_ms;
+    uint64_t token;           /* CONN_ASKED: relay_options.connect's */
     struct conn *prev, *next; /* in connecting or open list, ordered by deadline */
     struct conn *ready_next;  /* in the ready list: more work to do without a new event */
     bool in_ready, dead;
@@ -113,6 +115,7 @@ struct relay {
     uint64_t accept_resume_ms;     /* paused listeners are watched again then; 0: none paused */
     struct log_ratelimit accept_log;
     struct relay_stats stats;
+    uint64_t tokens; /* the last relay_options.connect token */
     bool stop;
 };
 
@@ -613,13 +616,48 @@ static void conn_connected(struct relay *r, struct conn *c)
 
 static void pause_listener(struct relay *r, struct forward *f, int err);
 
-static int target_connect(struct relay *r, const struct forward *f, int *ret_fd, bool *in_progress)
+/* The target socket's fd is open (connected, or its connect() in progress): both sides are
+ * watched, and the first EPOLLOUT settles it (at once when it is). */
+static int watch_sides(struct relay *r, struct conn *c)
 {
-    if (!r->o.connect)
-        return endpoint_socket_connect(&f->target, ret_fd, in_progress);
-    /* connected or not yet: the first EPOLLOUT (at once if it is) settles it */
-    *in_progress = true;
-    return r->o.connect(r->o.connect_userdata, &f->target, ret_fd);
+    int e = watch(r, c->target.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->target.tag);
+    if (e == 0 && c->state == CONN_ASKED) /* the client is watched already */
+        c->state = CONN_CONNECTING;
+    else if (e == 0)
+        e = watch(r, c->client.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->client.tag);
+    return e;
+}
+
+void relay_connect_done(struct relay *r, uint64_t token, int fd, int error)
+{
+    struct conn *c = r->connecting.head;
+    while (c && !(c->state == CONN_ASKED && c->token == token))
+        c = c->next;
+    if (!c) { /* its client is gone */
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (fd < 0) {
+        conn_fail(r, c, error < 0 ? error : -EIO, "connect");
+        return;
+    }
+    c->target.fd = fd;
+    int e = watch_sides(r, c);
+    if (e < 0)
+        conn_fail(r, c, e, "connect");
+}
+
+/* relay_options.connect: the client waits, watched, for the answer (relay_connect_done). */
+static void ask_target(struct relay *r, struct conn *c)
+{
+    c->state = CONN_ASKED;
+    c->token = ++r->tokens;
+    int e = watch(r, c->client.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->client.tag);
+    if (e == 0)
+        e = r->o.connect(r->o.connect_userdata, &c->fwd->target, c->token);
+    if (e < 0)
+        conn_fail(r, c, e, "connect");
 }
 
 static void accept_one(struct relay *r, struct forward *f, int cfd)
@@ -648,19 +686,22 @@ static void accept_one(struct relay *r, struct forward *f, int cfd)
     r->stats.accepted++;
     r->stats.open++;
     list_append(&r->connecting, c);
+    if (r->o.connect) {
+        ask_target(r, c);
+        return;
+    }
+    c->state = CONN_CONNECTING;
     bool in_progress;
-    int e = target_connect(r, f, &c->target.fd, &in_progress);
+    int e = endpoint_socket_connect(&f->target, &c->target.fd, &in_progress);
     if ((e == -EMFILE || e == -ENFILE) && r->spare_fd >= 0) {
         /* the client is in: give it the spare fd's place, and accept no more for now */
         close(r->spare_fd);
         r->spare_fd = -1;
-        e = target_connect(r, f, &c->target.fd, &in_progress);
+        e = endpoint_socket_connect(&f->target, &c->target.fd, &in_progress);
         pause_listener(r, f, EMFILE);
     }
     if (e == 0)
-        e = watch(r, c->target.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->target.tag);
-    if (e == 0)
-        e = watch(r, cfd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->client.tag);
+        e = watch_sides(r, c);
     if (e < 0) {
         conn_fail(r, c, e, "connect");
         return;

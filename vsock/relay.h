@@ -23,11 +23,11 @@ struct relay_options {
     /* bytes of ring buffers above the smallest (64 KiB) class, lent and pooled together;
      * 0: 64 MiB. Past it, flows copy through smaller rings. */
     size_t ring_budget;
-    /* Opens the socket to a forward's TARGET instead of endpoint_socket_connect (a sandboxed
-     * relay that asks another process to connect): *ret_fd is a non-blocking stream socket,
-     * connected or with its connect() in progress; hybrid's CONNECT exchange stays the relay's.
-     * NULL: the relay connects itself. */
-    int (*connect)(void *userdata, const struct endpoint *target, int *ret_fd);
+    /* Asks for the socket to a forward's TARGET instead of connecting it (a sandboxed relay
+     * whose parent connects for it): returns 0 once asked, or -errno; the answer is given to
+     * relay_connect_done() with TOKEN, later, while the relay goes on with its other clients
+     * (this client's connect timeout runs meanwhile). NULL: the relay connects itself. */
+    int (*connect)(void *userdata, const struct endpoint *target, uint64_t token);
     void *connect_userdata;
     /* Where the counters go after each dispatch, for another process to read (shared memory;
      * relay_stats_page_read); NULL: nowhere. */
@@ -70,6 +70,11 @@ int relay_new_like(const struct relay *r, struct relay **ret);
 /* Calls FN(USERDATA) from relay_dispatch whenever FD (not owned) is readable: another source in
  * the relay's own loop (a control socket). */
 int relay_watch_fd(struct relay *r, int fd, void (*fn)(void *userdata), void *userdata);
+/* The answer to relay_options.connect's request TOKEN: FD, a non-blocking stream socket,
+ * connected or with its connect() in progress (hybrid's CONNECT exchange stays the relay's), or
+ * ERROR (-errno, FD -1). The relay takes FD; an answer for a client that is gone (timed out,
+ * left) closes it. */
+void relay_connect_done(struct relay *r, uint64_t token, int fd, int error);
 /* The epoll fd to watch (readable = work to do) when nesting the relay in another loop. */
 int relay_fd(const struct relay *r);
 /* Handles whatever is ready, waiting up to TIMEOUT_MS (-1: forever) for something. */

@@ -25,8 +25,6 @@
 #define STAGE "relay"                /* of its log lines */
 #define COMM "ocvm-relay"            /* its process name */
 
-enum { BROKER_TIMEOUT_MS = 1000 };
-
 struct child_args {
     struct endpoint targets[RELAY_CHILD_MAX_FORWARDS];
     int fds[RELAY_CHILD_MAX_FORWARDS];
@@ -157,10 +155,29 @@ static int parse_args(int argc, char **argv, struct child_args *a)
     return 0;
 }
 
+/* At most this many target sockets asked for and not answered: their requests and replies fit
+ * the pair's buffers, so neither side ever finds it full (the broker drops a reply it cannot
+ * send at once). The rest wait here, in order. */
+enum { MAX_ASKED = 64 };
+
+struct asked {
+    uint32_t seq;
+    uint64_t token;
+};
+
+struct waiting {
+    uint32_t key;
+    uint64_t token;
+    struct waiting *next;
+};
+
 struct child {
     struct relay *relay;
     struct child_args *a;
     struct connect_broker_client broker;
+    struct asked asked[MAX_ASKED];
+    size_t n_asked;
+    struct waiting *wait_head, *wait_tail;
 };
 
 static bool same_endpoint(const struct endpoint *x, const struct endpoint *y)
@@ -169,14 +186,71 @@ static bool same_endpoint(const struct endpoint *x, const struct endpoint *y)
            strcmp(x->host, y->host) == 0 && strcmp(x->path, y->path) == 0;
 }
 
-/* The relay's connect: the broker opens forward K's target, K the first forward with TARGET. */
-static int broker_connect(void *userdata, const struct endpoint *target, int *ret_fd)
+static int send_ask(struct child *c, uint32_t key, uint64_t token)
+{
+    uint32_t seq;
+    int r = connect_broker_send(&c->broker, key, &seq);
+    if (r < 0)
+        return r;
+    c->asked[c->n_asked++] = (struct asked){.seq = seq, .token = token};
+    return 0;
+}
+
+/* The relay's connect: the broker opens forward K's target, K the first forward with TARGET;
+ * the answer comes to on_broker(). */
+static int broker_connect(void *userdata, const struct endpoint *target, uint64_t token)
 {
     struct child *c = userdata;
-    for (size_t k = 0; k < c->a->n; k++)
-        if (same_endpoint(&c->a->targets[k], target))
-            return connect_broker_ask(&c->broker, (uint32_t)k, ret_fd);
-    return -EINVAL;
+    size_t k = 0;
+    while (k < c->a->n && !same_endpoint(&c->a->targets[k], target))
+        k++;
+    if (k == c->a->n)
+        return -EINVAL;
+    if (c->n_asked < MAX_ASKED && !c->wait_head)
+        return send_ask(c, (uint32_t)k, token);
+    struct waiting *w = malloc(sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    *w = (struct waiting){.key = (uint32_t)k, .token = token};
+    if (c->wait_tail)
+        c->wait_tail->next = w;
+    else
+        c->wait_head = w;
+    c->wait_tail = w;
+    return 0;
+}
+
+/* The broker's answers, to the relay; then the waiting requests, as room is made. */
+static void on_broker(void *userdata)
+{
+    struct child *c = userdata;
+    uint32_t seq;
+    int fd, error, r;
+    while ((r = connect_broker_next(&c->broker, &seq, &fd, &error)) > 0) {
+        size_t i = 0;
+        while (i < c->n_asked && c->asked[i].seq != seq)
+            i++;
+        if (i == c->n_asked) { /* never asked: a broker gone wrong */
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        uint64_t token = c->asked[i].token;
+        c->asked[i] = c->asked[--c->n_asked];
+        relay_connect_done(c->relay, token, fd, error);
+    }
+    if (r < 0) {
+        log_info(STAGE, "the supervisor is gone (%s): stopping", strerror(-r));
+        _exit(0);
+    }
+    while (c->wait_head && c->n_asked < MAX_ASKED) {
+        struct waiting *w = c->wait_head;
+        if (!(c->wait_head = w->next))
+            c->wait_tail = NULL;
+        if ((r = send_ask(c, w->key, w->token)) < 0)
+            relay_connect_done(c->relay, w->token, -1, r);
+        free(w);
+    }
 }
 
 static void apply_held(struct child *c, uint64_t held)
@@ -245,7 +319,7 @@ int relay_child_main(int argc, char **argv)
         return r;
     if (a.vm)
         log_set_vm(a.vm);
-    struct child c = {.a = &a, .broker = {.fd = a.connect_fd, .timeout_ms = BROKER_TIMEOUT_MS}};
+    struct child c = {.a = &a, .broker = {.fd = a.connect_fd}};
     struct relay_stats_page *page;
     if ((r = map_stats(a.stats_fd, &page)) < 0) {
         log_error(STAGE, "--stats-fd %d: %s", a.stats_fd,
@@ -268,6 +342,8 @@ int relay_child_main(int argc, char **argv)
         if ((r = relay_add_forward_fd(c.relay, fd, &a.targets[i])) >= 0)
             a.fds[i] = fd;
     }
+    if (r >= 0)
+        r = relay_watch_fd(c.relay, a.connect_fd, on_broker, &c);
     if (r >= 0 && a.control_fd >= 0)
         r = relay_watch_fd(c.relay, a.control_fd, on_control, &c);
     if (r < 0) {
@@ -285,6 +361,10 @@ int relay_child_main(int argc, char **argv)
              drops_user ? " as " : "", drops_user ? a.user : "");
     r = relay_run(c.relay);
     relay_free(c.relay);
+    for (struct waiting *w = c.wait_head, *next; w; w = next) {
+        next = w->next;
+        free(w);
+    }
     if (r < 0) {
         log_error(STAGE, "%s", strerror(-r));
         return 1;

@@ -36,7 +36,7 @@ static int tcp_listener(uint16_t *ret_port)
     socklen_t len = sizeof(sa);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(listen(fd, 16), 0);
+    ck_assert_int_eq(listen(fd, 256), 0); /* many_clients_at_once: all of them at once */
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
     *ret_port = ntohs(sa.sin_port);
     return fd;
@@ -255,6 +255,91 @@ START_TEST(refused_target_resets_the_client)
 }
 END_TEST
 
+/* A late answer: the client timed out meanwhile (and got a reset); the socket that comes for it
+ * is dropped, and the relay goes on. */
+START_TEST(late_answer_for_a_client_gone)
+{
+#ifdef SANITIZED
+    fprintf(stderr, "skip: late_answer_for_a_client_gone under AddressSanitizer\n");
+    return;
+#endif
+    struct harness h;
+    start(&h, false, "--connect-timeout-ms=300");
+    int client = tcp_connect(h.listen_port);
+    struct pollfd p = {.fd = h.broker, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 5000), 1); /* asked, and not answered yet */
+    struct pollfd pc = {.fd = client, .events = POLLIN};
+    ck_assert_int_eq(poll(&pc, 1, 5000), 1);
+    char b;
+    ck_assert_int_lt(read(client, &b, 1), 1); /* timed out: reset or EOF */
+    close(client);
+    ck_assert_int_eq(connect_broker_serve(h.broker, open_target, &h), 0); /* the late answer */
+    struct pollfd pt = {.fd = h.target, .events = POLLIN};
+    if (poll(&pt, 1, 1000) == 1) { /* the dropped socket reached the target: it ends at once */
+        int server = accept4(h.target, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(server, 0);
+        struct pollfd ps = {.fd = server, .events = POLLIN};
+        ck_assert_int_eq(poll(&ps, 1, 5000), 1);
+        ck_assert_int_le(read(server, &b, 1), 0);
+        close(server);
+    }
+    one_client(&h, "the next client");
+    kill(h.pid, SIGTERM);
+    ck_assert_int_eq(wait_status(h.pid), 0);
+}
+END_TEST
+
+/* More clients at once than the child asks for at a time (64): the rest wait their turn, in
+ * order, and every one is served. */
+START_TEST(many_clients_at_once)
+{
+#ifdef SANITIZED
+    fprintf(stderr, "skip: many_clients_at_once under AddressSanitizer\n");
+    return;
+#endif
+    enum { N = 150 };
+    struct harness h;
+    start(&h, false, NULL);
+    int clients[N], servers[N], accepted = 0;
+    for (int i = 0; i < N; i++) {
+        clients[i] = tcp_connect(h.listen_port);
+        ck_assert_int_eq(write(clients[i], "x", 1), 1);
+    }
+    fcntl(h.target, F_SETFL, O_NONBLOCK); /* accept until none waits */
+    for (int rounds = 0; accepted < N && rounds < 200; rounds++) {
+        struct pollfd p[2] = {{.fd = h.broker, .events = POLLIN},
+                              {.fd = h.target, .events = POLLIN}};
+        if (poll(p, 2, 100) == 0)
+            continue;
+        if (p[0].revents)
+            ck_assert_int_eq(connect_broker_serve(h.broker, open_target, &h), 0);
+        while (p[1].revents && accepted < N) {
+            int fd = accept4(h.target, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd < 0)
+                break;
+            servers[accepted++] = fd;
+        }
+    }
+    ck_assert_msg(accepted == N, "%d of %d target connections", accepted, N);
+    for (int i = 0; i < N; i++) { /* each target connection echoes its client's byte */
+        char b;
+        struct pollfd ps = {.fd = servers[i], .events = POLLIN};
+        ck_assert_int_eq(poll(&ps, 1, 5000), 1);
+        ck_assert_int_eq(read(servers[i], &b, 1), 1);
+        ck_assert_int_eq(write(servers[i], &b, 1), 1);
+    }
+    for (int i = 0; i < N; i++) {
+        char b = 0;
+        ck_assert_int_eq(read(clients[i], &b, 1), 1);
+        ck_assert_int_eq(b, 'x');
+        close(clients[i]);
+        close(servers[i]);
+    }
+    kill(h.pid, SIGTERM);
+    ck_assert_int_eq(wait_status(h.pid), 0);
+}
+END_TEST
+
 static int run_args(char **argv)
 {
     int argc = 0;
@@ -298,6 +383,8 @@ int main(void)
     tcase_add_test(tc, sandboxed_relay_relays_holds_and_stops);
     tcase_add_test(tc, refused_target_resets_the_client);
     tcase_add_test(tc, bad_arguments_are_usage_errors);
+    tcase_add_test(tc, late_answer_for_a_client_gone);
+    tcase_add_test(tc, many_clients_at_once);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
