@@ -29,6 +29,8 @@ static void pass_line(void *userdata, char *line, size_t n)
     for (char *c = line; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             *c = '?';
+    if (line[0] == '<') /* journald reads "<N>" there as the line's priority (emerg: to walls) */
+        line[0] = '?';
     uint64_t held;
     if (log_ratelimit_pass(&p->lines, clock_usec(CLOCK_MONOTONIC) / 1000u, &held))
         fprintf(stderr, held ? "%s (%llu lines of the %s suppressed)\n" : "%s\n", line,

@@ -4,6 +4,7 @@
 #include "launcher/child_proc.h"
 
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "launcher/argv.h"
@@ -13,13 +14,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { RESPAWN_MS = 1000 };
+/* A child is started again RESPAWN_MS after it died; one that died within STEADY_MS of its start
+ * waits twice as long as the last, up to RESPAWN_MAX_MS: a relay that cannot start does not
+ * fill the log. */
+enum { RESPAWN_MS = 1000, RESPAWN_MAX_MS = 30000, STEADY_MS = 10000 };
 
 /* The child's fixed fd layout: its end of the broker, of the control socket, the counters'
  * memfd, then the listeners in order. */
@@ -41,6 +46,8 @@ struct relay_child {
     struct relay_stats_page *page; /* the running child's counters */
     struct relay_stats past;       /* the dead children's, added up */
     sd_event_source *broker_src, *respawn_src;
+    uint64_t started_us; /* the running child's start (CLOCK_MONOTONIC) */
+    unsigned respawn_ms; /* the wait before the next start */
     bool stopping;
 };
 
@@ -51,14 +58,37 @@ static int connect_target(void *userdata, uint32_t key, int *ret_fd)
     bool in_progress;
     if (key >= c->n)
         return -EINVAL;
-    return endpoint_socket_connect(&c->forwards[key].target, ret_fd, &in_progress);
+    const struct endpoint *t = &c->forwards[key].target;
+    int fd = -1, r = endpoint_socket_connect(t, &fd, &in_progress);
+    if (r < 0 || t->kind != ENDPOINT_HYBRID) {
+        *ret_fd = fd;
+        return r;
+    }
+    /* the guest port is named here, not by the relay: a relay taken over could otherwise
+     * reach any port the guest listens on. A Unix connect is done at once, or refused
+     * (EAGAIN: the backend's backlog is full). */
+    if (in_progress)
+        r = -EAGAIN;
+    else
+        r = endpoint_socket_hybrid_request(fd, t->port);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    *ret_fd = fd;
+    return 0;
 }
 
 static int on_broker(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
     struct relay_child *c = userdata;
-    if (connect_broker_serve(fd, connect_target, c) < 0) /* the child is gone, or broke it */
+    if (connect_broker_serve(fd, connect_target, c) < 0) {
+        /* the child is gone, or broke the protocol: a relay that cannot reach its targets is
+         * no use, and the next one gets a new broker */
         c->broker_src = sd_event_source_disable_unref(c->broker_src);
+        if (c->proc.pid > 0)
+            kill(c->proc.pid, SIGKILL);
+    }
     return 0;
 }
 
@@ -69,9 +99,9 @@ static int on_respawn(sd_event_source *s, uint64_t usec, void *userdata)
     int r = relay_child_start(c);
     if (r < 0) {
         log_error("relay", "start the relay again: %s; trying again in %d ms", strerror(-r),
-                  RESPAWN_MS);
+                  RESPAWN_MAX_MS);
         (void)sd_event_add_time_relative(c->proc.event, &c->respawn_src, CLOCK_MONOTONIC,
-                                         RESPAWN_MS * 1000u, 0, on_respawn, c);
+                                         RESPAWN_MAX_MS * 1000u, 0, on_respawn, c);
     } else {
         log_notice("relay", "the relay started again (pid %d)", (int)c->proc.pid);
     }
@@ -95,12 +125,16 @@ static void on_child_exit(struct child_proc *p, pid_t pid, const char *how)
     memset(c->page, 0, sizeof(*c->page));
     if (c->stopping)
         return;
+    bool steady = clock_usec(CLOCK_MONOTONIC) - c->started_us >= STEADY_MS * 1000u;
+    c->respawn_ms = steady || !c->respawn_ms             ? RESPAWN_MS
+                    : c->respawn_ms * 2 > RESPAWN_MAX_MS ? RESPAWN_MAX_MS
+                                                         : c->respawn_ms * 2;
     log_warning("relay",
-                "the relay (pid %d) %s; starting it again in %d ms (clients wait in "
+                "the relay (pid %d) %s; starting it again in %u ms (clients wait in "
                 "the backlog meanwhile)",
-                (int)pid, how, RESPAWN_MS);
+                (int)pid, how, c->respawn_ms);
     int r = sd_event_add_time_relative(p->event, &c->respawn_src, CLOCK_MONOTONIC,
-                                       RESPAWN_MS * 1000u, 0, on_respawn, c);
+                                       c->respawn_ms * 1000u, 0, on_respawn, c);
     if (r < 0)
         log_error("relay", "cannot start the relay again: %s", strerror(-r));
 }
@@ -171,6 +205,7 @@ static int spawn(struct relay_child *c, char **argv)
     }
     sd_event_source_set_io_fd_own(c->broker_src, true);
     c->control = control[0];
+    c->started_us = clock_usec(CLOCK_MONOTONIC);
     return 0;
 }
 
@@ -200,8 +235,11 @@ int relay_child_hold(struct relay_child *c, int fd, bool hold)
     if (c->control < 0) /* none runs: the next one starts so (--held) */
         return 0;
     struct relay_child_control m = {.held = c->held};
-    if (send(c->control, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(m))
-        return errno ? negative_errno() : -EIO;
+    ssize_t n = send(c->control, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+        return 0; /* it died, not yet reaped: the next one starts so (--held) */
+    if (n != sizeof(m))
+        return n < 0 ? negative_errno() : -EIO;
     return 0;
 }
 

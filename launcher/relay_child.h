@@ -5,8 +5,10 @@
  * capability, no_new_privs and the relay's seccomp filter (`ocvm relay-child`,
  * vsock/relay_child_main.h), and asks this side for every target socket (a connect broker:
  * only the forwards' own targets are ever connected, here, where the runtime directory and the
- * host's sockets are reachable). When a child dies its connections end; the next one starts
- * RESPAWN_MS later, and meanwhile clients wait in the listeners' backlogs. Its counters come
+ * host's sockets are reachable; to the hybrid socket the `CONNECT PORT` line goes from here too,
+ * so the relay cannot choose a guest port). When a child dies its connections end; the next one starts
+ * a second later (longer, up to 30 s, while children keep dying young), and meanwhile clients
+ * wait in the listeners' backlogs. Its counters come
  * through a shared page and add up across children. */
 #pragma once
 

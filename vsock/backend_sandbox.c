@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <pwd.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -31,7 +33,8 @@
  *                    only), newfstatat and fstat (of the guest memory fds), mmap (shared guest
  *                    memory; never PROT_EXEC), munmap
  *   rings:           read, write (kick and call eventfds)
- *   host sockets:    accept4, recvfrom, readv, sendmsg, sendto, shutdown, close, setsockopt
+ *   host sockets:    accept4, recvfrom, readv, sendmsg, sendto (both without MSG_FASTOPEN, sendto
+ *                    on a connected socket only), shutdown, close, setsockopt
  *                    (SOL_SOCKET SO_LINGER only: a connection the guest cut is closed with a
  *                    reset, vsock_dev.c conn_check_done)
  *   connect broker:  sendto, poll, recvmsg
@@ -47,9 +50,8 @@ static const int allowed[] = {
     SCMP_SYS(fstat),           SCMP_SYS(mremap),     SCMP_SYS(munmap),
     SCMP_SYS(newfstatat),      SCMP_SYS(poll),       SCMP_SYS(read),
     SCMP_SYS(readv),           SCMP_SYS(recvfrom),   SCMP_SYS(recvmsg),
-    SCMP_SYS(restart_syscall), SCMP_SYS(sendmsg),    SCMP_SYS(sendto),
-    SCMP_SYS(shutdown),        SCMP_SYS(signalfd4),  SCMP_SYS(timerfd_settime),
-    SCMP_SYS(write),
+    SCMP_SYS(restart_syscall), SCMP_SYS(shutdown),   SCMP_SYS(signalfd4),
+    SCMP_SYS(timerfd_settime), SCMP_SYS(write),
 };
 static const int allowed_connecting[] = {SCMP_SYS(connect), SCMP_SYS(unlink)};
 
@@ -60,15 +62,15 @@ static const int allowed_connecting[] = {SCMP_SYS(connect), SCMP_SYS(unlink)};
  * file call at all.
  *   relay loop:      epoll_wait (epoll_pwait, epoll_pwait2), epoll_ctl, timerfd_settime, read
  *                    (timerfd, signalfd), eventfd2 (the fd it keeps spare)
- *   connections:     accept4, readv, sendmsg, recvfrom (the hybrid reply), sendto (the hybrid
- *                    request), shutdown, close, getsockname and getpeername (a TCP target
- *                    connected to itself), getsockopt (SOL_SOCKET SO_ERROR only), setsockopt
- *                    (SOL_SOCKET SO_LINGER only)
- *   connect broker:  sendto, poll, recvmsg
- *   memory:          brk, mmap (no PROT_EXEC), munmap, mremap (rings)
- *   signals:         rt_sigprocmask, signalfd4, rt_sigaction (relay_run's SIGTERM and SIGPIPE)
- *   logging:         write (stderr), sendto (the journal, connected before)
- *   always:          exit_group, restart_syscall, clock_gettime */
+ *   connections:     accept4, readv, writev, recvfrom (the hybrid reply), shutdown, close,
+ * getsockname and getpeername (a TCP target connected to itself), getsockopt (SOL_SOCKET SO_ERROR
+ * only), setsockopt (SOL_SOCKET SO_LINGER only) connect broker:  sendto (connected, no
+ * MSG_FASTOPEN, as every sendto), recvmsg memory:          brk, mmap (no PROT_EXEC), munmap, mremap
+ * (rings) signals:         rt_sigprocmask, signalfd4, rt_sigaction (relay_run's SIGTERM and
+ * SIGPIPE) logging:         write (stderr), sendto (the journal, connected before) always:
+ * exit_group, restart_syscall, clock_gettime No sendmsg (it could pass an fd to a Unix target), and
+ * the hybrid CONNECT line is sent by the supervisor, which connects the hybrid socket: the relay
+ * cannot pick a guest port. */
 static const int allowed_relay[] = {
     SCMP_SYS(accept4),
     SCMP_SYS(brk),
@@ -92,12 +94,11 @@ static const int allowed_relay[] = {
     SCMP_SYS(restart_syscall),
     SCMP_SYS(rt_sigaction),
     SCMP_SYS(rt_sigprocmask),
-    SCMP_SYS(sendmsg),
-    SCMP_SYS(sendto),
     SCMP_SYS(shutdown),
     SCMP_SYS(signalfd4),
     SCMP_SYS(timerfd_settime),
     SCMP_SYS(write),
+    SCMP_SYS(writev),
 };
 
 /* A development build with -DOCVM_SECCOMP_AUDIT logs a call outside the list (to the audit log,
@@ -118,6 +119,17 @@ static int install_filter(const struct backend_sandbox *sb)
     size_t n = sb->relay ? ELEMENTSOF(allowed_relay) : ELEMENTSOF(allowed);
     for (size_t i = 0; r == 0 && i < n; i++)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, list[i], 0);
+    /* sendto on a connected socket only, and never with MSG_FASTOPEN: that would connect a
+     * TCP socket the relay holds (one whose target refused it, say) to an address of the
+     * caller's choosing */
+    if (r == 0)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sendto), 2,
+                             SCMP_A3(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, 0), SCMP_A4(SCMP_CMP_EQ, 0));
+    /* the backend's messages (vhost-user replies with fds, its host sockets); the relay sends
+     * none: its bytes go out with writev, and it passes no fd to anyone */
+    if (r == 0 && !sb->relay)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sendmsg), 1,
+                             SCMP_A2(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, 0));
     /* a connect's outcome (SO_ERROR), no other socket option read */
     if (r == 0 && sb->relay)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getsockopt), 2,
@@ -203,6 +215,15 @@ int backend_sandbox_enter(const struct backend_sandbox *sb, const char **ret_ste
 int backend_sandbox_enter_logged(const struct backend_sandbox *sb, const char *stage)
 {
     log_journal_connect();
+#ifdef OCVM_TEST_HOOKS
+    /* test builds only (tests/unit/test_backend_sandbox.c, test_relay_child.c): a call outside
+     * the filter, open(2) or, with "fastopen", a TCP Fast Open sendto to 127.0.0.1:9 (what
+     * would connect a socket the relay holds to an address of its choosing) */
+    const char *forbidden = getenv("OCVM_TEST_FORBIDDEN_SYSCALL");
+    int tcp = forbidden && strcmp(forbidden, "fastopen") == 0
+                  ? socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)
+                  : -1;
+#endif
     const char *step = NULL;
     int r = backend_sandbox_enter(sb, &step);
     if (r < 0) {
@@ -210,9 +231,13 @@ int backend_sandbox_enter_logged(const struct backend_sandbox *sb, const char *s
         return r;
     }
 #ifdef OCVM_TEST_HOOKS
-    /* test builds only (tests/unit/test_backend_sandbox.c, test_relay_child.c) */
-    if (getenv("OCVM_TEST_FORBIDDEN_SYSCALL"))
+    if (tcp >= 0) {
+        struct sockaddr_in sa = {
+            .sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        (void)!sendto(tcp, "x", 1, MSG_FASTOPEN, (struct sockaddr *)&sa, sizeof(sa));
+    } else if (forbidden) {
         (void)!open("/", O_RDONLY | O_CLOEXEC);
+    }
 #endif
     return 0;
 }

@@ -171,7 +171,7 @@ int connect_broker_serve(int fd, connect_broker_fn fn, void *userdata)
         }
         _cleanup_close_ int conn = -1;
         int r = fn(userdata, q.key, &conn);
-        send_reply(fd, q.seq, r < 0 ? r : 0, conn);
+        send_reply(fd, q.seq, r < 0 ? r : 0, r < 0 ? -1 : conn);
     }
     return 0;
 }

@@ -191,6 +191,15 @@ static void flow_free(struct relay *r, struct flow *f)
     ring_pool_put_ring(&r->pool, &f->ring, f->queued == 0);
 }
 
+/* SO_LINGER 0 on C's sockets (ON), so that closing them sends a reset; or the ordinary close. */
+static void set_linger_reset(struct conn *c, bool on)
+{
+    struct linger lg = {.l_onoff = on, .l_linger = 0};
+    setsockopt(c->client.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    if (c->target.fd >= 0)
+        setsockopt(c->target.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 /* Ends C now (at the end of this dispatch its memory goes). RESET: abortive close (RST) of both
  * sides, so that neither takes a cut stream for a finished one (a no-op on Unix and vsock
  * sockets, which have no RST). */
@@ -198,12 +207,8 @@ static void conn_kill(struct relay *r, struct conn *c, bool reset)
 {
     if (c->dead)
         return;
-    if (reset) {
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(c->client.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        if (c->target.fd >= 0)
-            setsockopt(c->target.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    }
+    if (reset || r->o.reset_if_killed) /* on, or (an orderly end) off again */
+        set_linger_reset(c, reset);
     list_remove(c->state == CONN_OPEN ? &r->open : &r->connecting, c);
     close(c->client.fd);
     if (c->target.fd >= 0)
@@ -605,7 +610,9 @@ static void conn_connected(struct relay *r, struct conn *c)
         conn_open(r, c);
         return;
     }
-    int e = endpoint_socket_hybrid_request(c->target.fd, c->fwd->target.port);
+    int e = r->o.connect && r->o.connect_sends_hybrid_request
+                ? 0
+                : endpoint_socket_hybrid_request(c->target.fd, c->fwd->target.port);
     if (e < 0) {
         conn_fail(r, c, e, "hybrid CONNECT");
         return;
@@ -620,6 +627,8 @@ static void pause_listener(struct relay *r, struct forward *f, int err);
  * watched, and the first EPOLLOUT settles it (at once when it is). */
 static int watch_sides(struct relay *r, struct conn *c)
 {
+    if (r->o.reset_if_killed) /* both sockets reset if this process dies with them open */
+        set_linger_reset(c, true);
     int e = watch(r, c->target.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->target.tag);
     if (e == 0 && c->state == CONN_ASKED) /* the client is watched already */
         c->state = CONN_CONNECTING;

@@ -29,6 +29,14 @@ struct relay_options {
      * (this client's connect timeout runs meanwhile). NULL: the relay connects itself. */
     int (*connect)(void *userdata, const struct endpoint *target, uint64_t token);
     void *connect_userdata;
+    /* relay_options.connect's sockets to a hybrid target come with their `CONNECT PORT` line
+     * already sent (the guest port is the connecting process's to name): the relay only reads
+     * the reply. */
+    bool connect_sends_hybrid_request;
+    /* A process that may be killed (the host relay's child): every connection's sockets are
+     * set to close with a reset (SO_LINGER 0) but when it ends in order, so that the relay's
+     * death is never seen as a complete reply. */
+    bool reset_if_killed;
     /* Where the counters go after each dispatch, for another process to read (shared memory;
      * relay_stats_page_read); NULL: nowhere. */
     struct relay_stats_page *publish;
@@ -49,6 +57,8 @@ struct relay_stats_page {
 /* A consistent copy of P's counters (it retries while the writer is in the middle). */
 void relay_stats_page_read(const struct relay_stats_page *p, struct relay_stats *ret);
 
+/* A process that runs a relay ignores SIGPIPE (relay_run does): a peer gone while the relay
+ * writes to it is an EPIPE, not a signal. */
 struct relay;
 
 int relay_new(const struct relay_options *o, struct relay **ret);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -149,7 +150,7 @@ static int parse_args(int argc, char **argv, struct child_args *a)
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (a->n == 0 || a->connect_fd < 0)
         return usage_error("%s", "--forward (at least one) and --connect-fd are required");
-    if (a->held >> a->n)
+    if (a->n < 64 && a->held >> a->n)
         return usage_error("--held: forward %u does not exist (%zu given)",
                            (unsigned)(63 - __builtin_clzll(a->held)), a->n);
     return 0;
@@ -326,11 +327,21 @@ int relay_child_main(int argc, char **argv)
                   r == -EINVAL ? "not a file of a page or more" : strerror(-r));
         return 1;
     }
+    /* two fds per connection, and some to spare: no more, so that a relay taken over cannot
+     * hold the parent's sockets by the million */
     relay_raise_fd_limit();
+    size_t max = a.o.max_connections ? a.o.max_connections : 4096;
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max > 2 * max + 128) {
+        nofile.rlim_cur = nofile.rlim_max = 2 * max + 128;
+        (void)setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     struct relay_options o = a.o;
     o.log_stage = STAGE;
     o.connect = broker_connect;
     o.connect_userdata = &c;
+    o.connect_sends_hybrid_request = true; /* the supervisor names the guest port */
+    o.reset_if_killed = true;
     o.publish = page;
     if ((r = relay_new(&o, &c.relay)) < 0) {
         log_error(STAGE, "%s", strerror(-r));

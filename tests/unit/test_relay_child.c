@@ -72,7 +72,7 @@ static int open_target(void *userdata, uint32_t key, int *ret_fd)
 }
 
 /* Forks `ocvm relay-child` as relay_child.c starts it: broker 3, control 4, stats 5, listener 6. */
-static void start(struct harness *h, bool forbidden, const char *extra)
+static void start_with(struct harness *h, const char *forbidden, const char *extra)
 {
     int broker[2], control[2];
     int listener = tcp_listener(&h->listen_port);
@@ -94,7 +94,7 @@ static void start(struct harness *h, bool forbidden, const char *extra)
             if (dup2(from[i], 3 + i) < 0)
                 _exit(120);
         if (forbidden)
-            setenv("OCVM_TEST_FORBIDDEN_SYSCALL", "1", 1);
+            setenv("OCVM_TEST_FORBIDDEN_SYSCALL", forbidden, 1);
         char forward[64];
         snprintf(forward, sizeof(forward), "--forward=6=tcp:127.0.0.1:%u", h->target_port);
         char *argv[] = {"relay-child",    forward,        "--connect-fd=3",
@@ -108,6 +108,11 @@ static void start(struct harness *h, bool forbidden, const char *extra)
     close(listener);
     h->broker = broker[0];
     h->control = control[0];
+}
+
+static void start(struct harness *h, bool forbidden, const char *extra)
+{
+    start_with(h, forbidden ? "1" : NULL, extra);
 }
 
 static int wait_status(pid_t pid)
@@ -137,6 +142,18 @@ START_TEST(forbidden_call_kills_the_relay)
 {
     struct harness h;
     start(&h, true, NULL);
+    int st = wait_status(h.pid);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "expected death by SIGSYS, got 0x%x",
+                  st);
+}
+END_TEST
+
+/* TCP Fast Open would connect a socket the relay holds (one its target refused) to any address:
+ * sendto with MSG_FASTOPEN is outside the filter. */
+START_TEST(fast_open_kills_the_relay)
+{
+    struct harness h;
+    start_with(&h, "fastopen", NULL);
     int st = wait_status(h.pid);
     ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "expected death by SIGSYS, got 0x%x",
                   st);
@@ -252,6 +269,34 @@ START_TEST(refused_target_resets_the_client)
     one_client(&h, "the next client"); /* still relaying */
     kill(h.pid, SIGTERM);
     wait_status(h.pid);
+}
+END_TEST
+
+/* The relay killed mid-stream: its client gets a reset, never an end that looks complete. */
+START_TEST(killed_relay_resets_its_clients)
+{
+#ifdef SANITIZED
+    fprintf(stderr, "skip: killed_relay_resets_its_clients under AddressSanitizer\n");
+    return;
+#endif
+    struct harness h;
+    start(&h, false, NULL);
+    int client = tcp_connect(h.listen_port);
+    ck_assert(serve_broker(&h, 5000));
+    struct pollfd p = {.fd = h.target, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 5000), 1);
+    int server = accept4(h.target, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(server, 0);
+    char buf[8];
+    ck_assert_int_eq(write(server, "part", 4), 4);
+    ck_assert_int_eq(read(client, buf, sizeof(buf)), 4);
+    kill(h.pid, SIGKILL);
+    wait_status(h.pid);
+    errno = 0;
+    ssize_t n = read(client, buf, sizeof(buf));
+    ck_assert_msg(n < 0 && errno == ECONNRESET, "read %zd (%s): not a reset", n, strerror(errno));
+    close(client);
+    close(server);
 }
 END_TEST
 
@@ -380,10 +425,12 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, forbidden_call_kills_the_relay);
+    tcase_add_test(tc, fast_open_kills_the_relay);
     tcase_add_test(tc, sandboxed_relay_relays_holds_and_stops);
     tcase_add_test(tc, refused_target_resets_the_client);
     tcase_add_test(tc, bad_arguments_are_usage_errors);
     tcase_add_test(tc, late_answer_for_a_client_gone);
+    tcase_add_test(tc, killed_relay_resets_its_clients);
     tcase_add_test(tc, many_clients_at_once);
     suite_add_tcase(s, tc);
     return run_suite(s);
