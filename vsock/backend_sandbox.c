@@ -55,50 +55,38 @@ static const int allowed[] = {
 };
 static const int allowed_connecting[] = {SCMP_SYS(connect), SCMP_SYS(unlink)};
 
-/* The host relay (`ocvm relay-child`, vsock/relay_child_main.c), its listeners and its broker
- * already open, found the same way (curl and a 64 MiB echo through the gateway forward, a
- * guest->host forward, a client that hangs up mid-stream, SIGTERM). It connects nothing itself:
- * every target socket comes from the broker (connect_broker.h), so it has no socket, connect or
- * file call at all.
+/* The host relay (`ocvm relay-child`, vsock/relay_child_main.c), its listeners, its broker and
+ * its signalfd already open (relay_prepare_run), found the same way (curl and a 64 MiB echo
+ * through the gateway forward, a guest->host forward, a client that hangs up mid-stream,
+ * SIGTERM). It connects nothing itself: every target socket comes from the broker
+ * (connect_broker.h), so it has no socket, connect or file call at all.
  *   relay loop:      epoll_wait (epoll_pwait, epoll_pwait2), epoll_ctl, timerfd_settime, read
- *                    (timerfd, signalfd), eventfd2 (the fd it keeps spare)
+ *                    (timerfd, signalfd), eventfd2 (the fd it keeps spare), poll (a hybrid
+ *                    target's hang-up)
  *   connections:     accept4, readv, writev, recvfrom (the hybrid reply), shutdown, close,
- * getsockname and getpeername (a TCP target connected to itself), getsockopt (SOL_SOCKET SO_ERROR
- * only), setsockopt (SOL_SOCKET SO_LINGER only) connect broker:  sendto (connected, no
- * MSG_FASTOPEN, as every sendto), recvmsg memory:          brk, mmap (no PROT_EXEC), munmap, mremap
- * (rings) signals:         rt_sigprocmask, signalfd4, rt_sigaction (relay_run's SIGTERM and
- * SIGPIPE) logging:         write (stderr), sendto (the journal, connected before) always:
- * exit_group, restart_syscall, clock_gettime No sendmsg (it could pass an fd to a Unix target), and
- * the hybrid CONNECT line is sent by the supervisor, which connects the hybrid socket: the relay
- * cannot pick a guest port. */
+ *                    getsockname and getpeername (a TCP target connected to itself),
+ *                    getsockopt (SOL_SOCKET SO_ERROR only), setsockopt (SOL_SOCKET SO_LINGER
+ *                    only)
+ *   connect broker:  sendto (connected, no MSG_FASTOPEN, as every sendto), recvmsg
+ *   memory:          brk, mmap (no PROT_EXEC), munmap, mremap (rings)
+ *   logging:         write (stderr)
+ *   always:          exit_group, restart_syscall, clock_gettime
+ * No sendmsg (it could pass an fd to a Unix target), no fcntl, no signal call; the hybrid
+ * CONNECT line is sent by the supervisor, which connects the hybrid socket: the relay cannot
+ * pick a guest port. */
 static const int allowed_relay[] = {
-    SCMP_SYS(accept4),
-    SCMP_SYS(brk),
-    SCMP_SYS(clock_gettime),
-    SCMP_SYS(close),
-    SCMP_SYS(epoll_ctl),
-    SCMP_SYS(epoll_pwait),
-    SCMP_SYS(epoll_pwait2),
-    SCMP_SYS(epoll_wait),
-    SCMP_SYS(eventfd2),
-    SCMP_SYS(exit_group),
-    SCMP_SYS(getpeername),
-    SCMP_SYS(getsockname),
-    SCMP_SYS(mremap),
-    SCMP_SYS(munmap),
-    SCMP_SYS(poll),
-    SCMP_SYS(read),
-    SCMP_SYS(readv),
-    SCMP_SYS(recvfrom),
-    SCMP_SYS(recvmsg),
-    SCMP_SYS(restart_syscall),
-    SCMP_SYS(rt_sigaction),
-    SCMP_SYS(rt_sigprocmask),
-    SCMP_SYS(shutdown),
-    SCMP_SYS(signalfd4),
-    SCMP_SYS(timerfd_settime),
-    SCMP_SYS(write),
-    SCMP_SYS(writev),
+    SCMP_SYS(accept4),       SCMP_SYS(brk),
+    SCMP_SYS(clock_gettime), SCMP_SYS(close),
+    SCMP_SYS(epoll_ctl),     SCMP_SYS(epoll_pwait),
+    SCMP_SYS(epoll_pwait2),  SCMP_SYS(epoll_wait),
+    SCMP_SYS(eventfd2),      SCMP_SYS(exit_group),
+    SCMP_SYS(getpeername),   SCMP_SYS(getsockname),
+    SCMP_SYS(mremap),        SCMP_SYS(munmap),
+    SCMP_SYS(poll),          SCMP_SYS(read),
+    SCMP_SYS(readv),         SCMP_SYS(recvfrom),
+    SCMP_SYS(recvmsg),       SCMP_SYS(restart_syscall),
+    SCMP_SYS(shutdown),      SCMP_SYS(timerfd_settime),
+    SCMP_SYS(write),         SCMP_SYS(writev),
 };
 
 /* A development build with -DOCVM_SECCOMP_AUDIT logs a call outside the list (to the audit log,
@@ -134,11 +122,11 @@ static int install_filter(const struct backend_sandbox *sb)
     if (r == 0 && sb->relay)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getsockopt), 2,
                              SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET), SCMP_A2(SCMP_CMP_EQ, SO_ERROR));
-    /* the file status flags (non-blocking), nothing else fcntl can do */
-    if (r == 0)
+    /* the file status flags (non-blocking), nothing else fcntl can do; the relay needs none */
+    if (r == 0 && !sb->relay)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
                              SCMP_A1(SCMP_CMP_EQ, F_GETFL));
-    if (r == 0)
+    if (r == 0 && !sb->relay)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
                              SCMP_A1(SCMP_CMP_EQ, F_SETFL));
     /* a reset on close (SO_LINGER 0), no other socket option */

@@ -891,21 +891,34 @@ void relay_raise_fd_limit(void)
     setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-int relay_run(struct relay *r)
+int relay_prepare_run(struct relay *r)
 {
+    if (r->sigfd >= 0)
+        return 0;
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
     if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
         return negative_errno();
-    r->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (r->sigfd < 0)
+    int fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd < 0)
         return negative_errno();
-    int e = watch(r, r->sigfd, EPOLLIN, &r->signal_tag);
+    int e = watch(r, fd, EPOLLIN, &r->signal_tag);
+    if (e < 0) {
+        close(fd);
+        return e;
+    }
+    r->sigfd = fd;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+int relay_run(struct relay *r)
+{
+    int e = relay_prepare_run(r);
     if (e < 0)
         return e;
-    signal(SIGPIPE, SIG_IGN);
     while (!r->stop) {
         e = relay_dispatch(r, -1);
         if (e < 0)

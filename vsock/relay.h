@@ -91,6 +91,9 @@ int relay_fd(const struct relay *r);
 int relay_dispatch(struct relay *r, int timeout_ms);
 /* Runs until SIGINT or SIGTERM. */
 int relay_run(struct relay *r);
+/* What relay_run does first, done now (a process about to forbid itself signal calls): SIGINT
+ * and SIGTERM blocked and read from a signalfd, SIGPIPE ignored. */
+int relay_prepare_run(struct relay *r);
 /* Raises this process's soft RLIMIT_NOFILE to the hard limit (as root, both to fs.nr_open
  * first): every relayed connection holds two sockets, and 1024 is the usual soft limit. */
 void relay_raise_fd_limit(void);

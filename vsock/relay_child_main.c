@@ -363,6 +363,11 @@ int relay_child_main(int argc, char **argv)
         return 1;
     }
     apply_held(&c, a.held);
+    if ((r = relay_prepare_run(c.relay)) < 0) { /* no signal call once sandboxed */
+        log_error(STAGE, "signals: %s", strerror(-r));
+        relay_free(c.relay);
+        return 1;
+    }
     bool drops_user = a.user && geteuid() == 0;
     if (sandbox(&a) < 0) {
         relay_free(c.relay);
