@@ -166,9 +166,7 @@ void backend_child_free(struct backend_child *b)
     free(b);
 }
 
-void backend_child_get_status(const struct backend_child *b, struct backend_child_status *ret)
+void backend_child_get_status(const struct backend_child *b, struct child_proc_status *ret)
 {
-    *ret = (struct backend_child_status){.pid = b->proc.pid,
-                                         .restarts = b->proc.started > 0 ? b->proc.started - 1 : 0};
-    snprintf(ret->last_exit, sizeof(ret->last_exit), "%s", b->proc.last_exit);
+    child_proc_get_status(&b->proc, ret);
 }

@@ -9,6 +9,8 @@
  * next one on fresh sockets, and until then the hybrid socket refuses connections at once. */
 #pragma once
 
+#include "launcher/child_proc.h"
+
 #include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
@@ -18,12 +20,6 @@ struct backend_child_config {
     uint32_t guest_cid;
     const char *vhost_user_path, *uds_path; /* the sockets, made for each child */
     const char *user; /* the child drops to this user (we are root), or NULL: our own uid */
-};
-
-struct backend_child_status {
-    pid_t pid;          /* 0 while none runs */
-    unsigned restarts;  /* children started after the first */
-    char last_exit[96]; /* how the last one ended ("killed by signal SYS"), or "" */
 };
 
 /* The child (pid PID) ended (HOW: "exited with status 1", "killed by signal KILL"). */
@@ -38,4 +34,4 @@ int backend_child_new(sd_event *e, const struct backend_child_config *cfg,
 int backend_child_start(struct backend_child *b);
 /* Stops the child (SIGTERM; SIGKILL after 2 s) and removes its socket files. */
 void backend_child_free(struct backend_child *b);
-void backend_child_get_status(const struct backend_child *b, struct backend_child_status *ret);
+void backend_child_get_status(const struct backend_child *b, struct child_proc_status *ret);

@@ -179,6 +179,13 @@ void child_proc_stop(struct child_proc *p)
     last_lines(p); /* what it said on its way out */
 }
 
+void child_proc_get_status(const struct child_proc *p, struct child_proc_status *ret)
+{
+    *ret =
+        (struct child_proc_status){.pid = p->pid, .restarts = p->started > 0 ? p->started - 1 : 0};
+    snprintf(ret->last_exit, sizeof(ret->last_exit), "%s", p->last_exit);
+}
+
 void child_proc_done(struct child_proc *p)
 {
     child_proc_stop(p);

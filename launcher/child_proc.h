@@ -36,6 +36,16 @@ struct child_proc {
  * on the terminal reaches the supervisor alone, which stops its children in order). */
 void child_proc_reset_signals(void);
 
+/* What `ocvm status` says of a child: its pid (0 while none runs), the children started after the
+ * first, and how the last one ended ("killed by signal SYS"), or "". */
+struct child_proc_status {
+    pid_t pid;
+    unsigned restarts;
+    char last_exit[96];
+};
+
+void child_proc_get_status(const struct child_proc *p, struct child_proc_status *ret);
+
 /* Prepares P (spawns nothing). WHAT is kept, not copied. */
 int child_proc_init(struct child_proc *p, sd_event *e, const char *what, child_proc_exit_fn on_exit,
                     void *owner);

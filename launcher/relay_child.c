@@ -108,6 +108,17 @@ static int on_respawn(sd_event_source *s, uint64_t usec, void *userdata)
     return 0;
 }
 
+/* Adds FROM's counts to TO's; what is open now and the rings held are not counts. */
+static void add_counters(struct relay_stats *to, const struct relay_stats *from)
+{
+    to->accepted += from->accepted;
+    to->refused_limit += from->refused_limit;
+    to->connect_failed += from->connect_failed;
+    to->timeouts += from->timeouts;
+    to->bytes_to_target += from->bytes_to_target;
+    to->bytes_to_client += from->bytes_to_client;
+}
+
 /* Its connections are gone with it; its counters join the past ones (but what was open). */
 static void on_child_exit(struct child_proc *p, pid_t pid, const char *how)
 {
@@ -116,12 +127,7 @@ static void on_child_exit(struct child_proc *p, pid_t pid, const char *how)
     closep(&c->control);
     struct relay_stats last;
     relay_stats_page_read(c->page, &last);
-    c->past.accepted += last.accepted;
-    c->past.refused_limit += last.refused_limit;
-    c->past.connect_failed += last.connect_failed;
-    c->past.timeouts += last.timeouts;
-    c->past.bytes_to_target += last.bytes_to_target;
-    c->past.bytes_to_client += last.bytes_to_client;
+    add_counters(&c->past, &last);
     memset(c->page, 0, sizeof(*c->page));
     if (c->stopping)
         return;
@@ -310,22 +316,15 @@ void relay_child_free(struct relay_child *c)
 }
 
 void relay_child_get_stats(const struct relay_child *c, struct relay_stats *ret,
-                           struct relay_child_status *status)
+                           struct child_proc_status *status)
 {
     struct relay_stats now;
     relay_stats_page_read(c->page, &now);
     *ret = c->past;
-    ret->accepted += now.accepted;
+    add_counters(ret, &now);
     ret->open = now.open;
-    ret->refused_limit += now.refused_limit;
-    ret->connect_failed += now.connect_failed;
-    ret->timeouts += now.timeouts;
-    ret->bytes_to_target += now.bytes_to_target;
-    ret->bytes_to_client += now.bytes_to_client;
     ret->ring_bytes = now.ring_bytes;
-    *status = (struct relay_child_status){
-        .pid = c->proc.pid, .restarts = c->proc.started > 0 ? c->proc.started - 1 : 0};
-    snprintf(status->last_exit, sizeof(status->last_exit), "%s", c->proc.last_exit);
+    child_proc_get_status(&c->proc, status);
 }
 
 pid_t relay_child_pid(const struct relay_child *c)

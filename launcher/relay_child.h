@@ -6,24 +6,19 @@
  * vsock/relay_child_main.h), and asks this side for every target socket (a connect broker:
  * only the forwards' own targets are ever connected, here, where the runtime directory and the
  * host's sockets are reachable; to the hybrid socket the `CONNECT PORT` line goes from here too,
- * so the relay cannot choose a guest port). When a child dies its connections end; the next one starts
- * a second later (longer, up to 30 s, while children keep dying young), and meanwhile clients
- * wait in the listeners' backlogs. Its counters come
- * through a shared page and add up across children. */
+ * so the relay cannot choose a guest port). When a child dies its connections end; the next one
+ * starts a second later (longer, up to 30 s, while children keep dying young), and meanwhile
+ * clients wait in the listeners' backlogs. Its counters come through a shared page and add up
+ * across children. */
 #pragma once
 
+#include "launcher/child_proc.h"
 #include "vsock/endpoint.h"
 #include "vsock/relay.h"
 
 #include <stdbool.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
-
-struct relay_child_status {
-    pid_t pid;          /* 0 while none runs */
-    unsigned restarts;  /* children started after the first */
-    char last_exit[96]; /* how the last one ended, or "" */
-};
 
 struct relay_child;
 
@@ -46,4 +41,4 @@ pid_t relay_child_pid(const struct relay_child *c);
 void relay_child_free(struct relay_child *c);
 /* The counters of every child so far (open: the running one's), and the child's state. */
 void relay_child_get_stats(const struct relay_child *c, struct relay_stats *ret,
-                           struct relay_child_status *status);
+                           struct child_proc_status *status);

@@ -204,11 +204,11 @@ void vsock_host_get_stats(const struct vsock_host *h, struct vsock_host_stats *r
         backend_child_get_status(h->backend, &ret->backend);
 }
 
-static void fill_child(struct vm_child_state *dst, pid_t pid, unsigned restarts, const char *last)
+static void fill_child(struct vm_child_state *dst, const struct child_proc_status *src)
 {
-    dst->pid = pid;
-    dst->restarts = restarts;
-    snprintf(dst->last_exit, sizeof(dst->last_exit), "%s", last);
+    dst->pid = src->pid;
+    dst->restarts = src->restarts;
+    snprintf(dst->last_exit, sizeof(dst->last_exit), "%s", src->last_exit);
 }
 
 bool vsock_host_fill_state(const struct vsock_host *h, struct vm_state *st)
@@ -224,8 +224,8 @@ bool vsock_host_fill_state(const struct vsock_host *h, struct vm_state *st)
         .bytes_to_host = x.relay.bytes_to_client,
         .errors = x.relay.connect_failed + x.relay.timeouts + x.relay.refused_limit,
     };
-    fill_child(&st->vsock_backend, x.backend.pid, x.backend.restarts, x.backend.last_exit);
-    fill_child(&st->host_relay, x.relay_child.pid, x.relay_child.restarts, x.relay_child.last_exit);
+    fill_child(&st->vsock_backend, &x.backend);
+    fill_child(&st->host_relay, &x.relay_child);
     return memcmp(&relay, &st->relay, sizeof(relay)) != 0 ||
            memcmp(&backend, &st->vsock_backend, sizeof(backend)) != 0 ||
            memcmp(&host_relay, &st->host_relay, sizeof(host_relay)) != 0;

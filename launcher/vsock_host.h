@@ -19,8 +19,8 @@
 
 struct vsock_host_stats {
     struct relay_stats relay;
-    struct relay_child_status relay_child;
-    struct backend_child_status backend; /* user backend only; all zero otherwise */
+    struct child_proc_status relay_child;
+    struct child_proc_status backend; /* user backend only; all zero otherwise */
 };
 
 struct vsock_host_options {
